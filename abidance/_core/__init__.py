@@ -1,0 +1,1 @@
+"""Compiled hot path (built from ext/abidance/_core by setup.py)."""

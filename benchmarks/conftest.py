@@ -1,0 +1,102 @@
+"""Benchmark reporting: every figure is printed beside its target and a baseline.
+
+Use the `report` fixture after measuring:
+
+    report("book.apply_diff", measured=31.0, unit="ns/level", target=40.0,
+           baseline=("pure-Python twin", 1450.0), min_ratio=30.0, benchmark=benchmark)
+
+The figures also go into the benchmark's extra_info, so `--benchmark-json` keeps them.
+The summary table is printed at the end of the session. Targets are reported, not
+asserted: benchmarks measure, tests check correctness.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class Figure:
+    name: str
+    measured: float
+    unit: str
+    target: float | None
+    target_kind: str
+    baseline_name: str | None
+    baseline: float | None
+    min_ratio: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.measured <= 0:
+            return None
+        return self.baseline / self.measured
+
+    def verdict(self) -> str:
+        ok = True
+        if self.target is not None:
+            ok &= self.measured <= self.target if self.target_kind == "max" else self.measured >= self.target
+        if self.min_ratio is not None and self.ratio is not None:
+            ok &= self.ratio >= self.min_ratio
+        return "MET" if ok else "MISSED"
+
+    def line(self) -> str:
+        sign = "<=" if self.target_kind == "max" else ">="
+        parts = [f"{self.name}: {self.measured:,.2f} {self.unit}"]
+        if self.target is not None:
+            parts.append(f"target {sign} {self.target:,.2f}")
+        if self.baseline is not None:
+            parts.append(f"baseline {self.baseline_name} {self.baseline:,.2f} {self.unit}")
+            parts.append(f"ratio {self.ratio:,.2f}x" + (f" (target >= {self.min_ratio:g}x)" if self.min_ratio else ""))
+        parts.append(self.verdict())
+        return " | ".join(parts)
+
+
+_FIGURES: list[Figure] = []
+
+
+@pytest.fixture
+def report():
+    def _report(name, measured, unit, target=None, target_kind="max", baseline=None,
+                min_ratio=None, benchmark=None):
+        baseline_name, baseline_value = baseline if baseline else (None, None)
+        fig = Figure(name, float(measured), unit, target, target_kind, baseline_name,
+                     None if baseline_value is None else float(baseline_value), min_ratio)
+        _FIGURES.append(fig)
+        print("\n" + fig.line())
+        if benchmark is not None:
+            benchmark.extra_info.update({
+                "figure": fig.name, "measured": fig.measured, "unit": fig.unit,
+                "target": fig.target, "target_kind": fig.target_kind,
+                "baseline_name": fig.baseline_name, "baseline": fig.baseline,
+                "ratio": fig.ratio, "min_ratio": fig.min_ratio, "verdict": fig.verdict(),
+            })
+        return fig
+    return _report
+
+
+def best_ns(fn, repeat: int = 7, number: int = 1) -> float:
+    """Best wall time of fn() in ns over `repeat` rounds of `number` calls (per call)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter_ns() - t0) / number)
+    return best
+
+
+@pytest.fixture
+def timer():
+    return best_ns
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FIGURES:
+        return
+    terminalreporter.section("abidance figures (measured | target | baseline | ratio)")
+    for fig in _FIGURES:
+        terminalreporter.write_line(fig.line())
