@@ -28,6 +28,7 @@ class Figure:
     baseline_name: str | None
     baseline: float | None
     min_ratio: float | None
+    smoke: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -36,6 +37,8 @@ class Figure:
         return self.baseline / self.measured
 
     def verdict(self) -> str:
+        if self.smoke:
+            return "SMOKE RUN (--benchmark-disable: one pass, not a measurement)"
         ok = True
         if self.target is not None:
             ok &= self.measured <= self.target if self.target_kind == "max" else self.measured >= self.target
@@ -59,12 +62,14 @@ _FIGURES: list[Figure] = []
 
 
 @pytest.fixture
-def report():
+def report(request):
+    smoke = bool(request.config.getoption("benchmark_disable", False))
+
     def _report(name, measured, unit, target=None, target_kind="max", baseline=None,
                 min_ratio=None, benchmark=None):
         baseline_name, baseline_value = baseline if baseline else (None, None)
         fig = Figure(name, float(measured), unit, target, target_kind, baseline_name,
-                     None if baseline_value is None else float(baseline_value), min_ratio)
+                     None if baseline_value is None else float(baseline_value), min_ratio, smoke)
         _FIGURES.append(fig)
         print("\n" + fig.line())
         if benchmark is not None:

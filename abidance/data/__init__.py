@@ -1,0 +1,1 @@
+"""Market data: synthetic and recorded sources, bars, book sync."""
