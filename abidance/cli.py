@@ -1,14 +1,26 @@
-"""The `abidance` command."""
+"""abidance: an automated trading bot for Binance Spot."""
+
+from __future__ import annotations
 
 import argparse
 import sys
 
+from abidance import __version__
 
-def main(argv=None) -> int:
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abidance", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    args = parser.parse_args(argv)
-    return 0
+    parser.add_argument("--version", action="version", version=f"abidance {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from abidance import replay
+
+    replay.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

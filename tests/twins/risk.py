@@ -35,6 +35,8 @@ def _i64(x: int) -> int:
 
 
 def _frac(value) -> Fraction:
+    if isinstance(value, Fraction):
+        return value
     return Fraction(Decimal(str(value)))
 
 
@@ -69,8 +71,8 @@ class SymbolFiltersTwin:
             ask_down_e8=ask_down_e8, max_num_orders=max_num_orders,
             quote_mul=ratio.numerator, quote_div=ratio.denominator)
         for k, v in self.units.items():
-            if v < 0:
-                raise ValueError(f"{k} must be >= 0")
+            if not 0 <= v <= I64_MAX:
+                raise ValueError(f"{k} must be >= 0 and fit int64")
 
     @classmethod
     def from_exchange_info(cls, entry: dict, price_unit=None, qty_unit=None):
@@ -84,8 +86,7 @@ class SymbolFiltersTwin:
             qty_unit = lot.get("stepSize", "0")
             if _frac(qty_unit) == 0:
                 qty_unit = Fraction(1, 10 ** int(entry.get("baseAssetPrecision", 8)))
-        pu = price_unit if isinstance(price_unit, Fraction) else _frac(price_unit)
-        qu = qty_unit if isinstance(qty_unit, Fraction) else _frac(qty_unit)
+        pu, qu = _frac(price_unit), _frac(qty_unit)
 
         def grid(v, unit, what):
             v = _frac(v)
@@ -142,8 +143,7 @@ class SymbolFiltersTwin:
         if "MAX_NUM_ORDERS" in flt:
             kw["max_num_orders"] = int(flt["MAX_NUM_ORDERS"].get("maxNumOrders", 0))
         return cls(symbol=entry.get("symbol", ""), quote_asset=entry.get("quoteAsset", ""),
-                   price_unit=pu if isinstance(price_unit, Fraction) else price_unit,
-                   qty_unit=qu if isinstance(qty_unit, Fraction) else qty_unit, **kw)
+                   price_unit=pu, qty_unit=qu, **kw)
 
 
 def check_filters(f: dict, is_market: bool, side: int, price: int, qty: int, avg_ref: int) -> int:
@@ -303,7 +303,7 @@ class PreTradeRiskTwin:
         is_market = order_type == OrderType.MARKET
         if qty <= 0 or mid < 0 or avg < 0 or (not is_market and price <= 0):
             return R.INVALID_INPUT
-        s = self.slots[slot]
+        s = self._slot(slot)
         if side == OrderSide.BUY:
             base = _i64(s.position + s.open_buy_qty)
             after = _i64(base + qty)
@@ -380,8 +380,13 @@ class PreTradeRiskTwin:
         if side not in (OrderSide.BUY, OrderSide.SELL) or qty < 0 or (qty == 0 and not allow_zero):
             raise ValueError("bad side or quantity")
 
+    def _slot(self, slot) -> SlotTwin:
+        if not 0 <= slot < len(self.slots):
+            raise IndexError(f"unknown symbol slot {slot}")
+        return self.slots[slot]
+
     def on_order_open(self, slot, side, qty_steps):
-        s = self.slots[slot]
+        s = self._slot(slot)
         self._side_qty(side, qty_steps)
         self.open_orders += 1
         s.open_orders += 1
@@ -391,7 +396,7 @@ class PreTradeRiskTwin:
             s.open_sell_qty = _sat(s.open_sell_qty + qty_steps)
 
     def on_order_done(self, slot, side, remaining_qty_steps=0):
-        s = self.slots[slot]
+        s = self._slot(slot)
         self._side_qty(side, remaining_qty_steps, allow_zero=True)
         self.open_orders = max(0, self.open_orders - 1)
         s.open_orders = max(0, s.open_orders - 1)
@@ -401,7 +406,7 @@ class PreTradeRiskTwin:
             s.open_sell_qty = max(0, s.open_sell_qty - remaining_qty_steps)
 
     def on_fill(self, slot, side, qty_steps):
-        s = self.slots[slot]
+        s = self._slot(slot)
         self._side_qty(side, qty_steps)
         if side == OrderSide.BUY:
             s.position = _sat(s.position + qty_steps)
@@ -414,14 +419,14 @@ class PreTradeRiskTwin:
     def update_position(self, slot, position_steps):
         if not -I64_MAX <= position_steps <= I64_MAX:
             raise ValueError("position out of range")
-        s = self.slots[slot]
+        s = self._slot(slot)
         s.position = position_steps
         self._set_exposure(s)
 
     def update_mark(self, slot, mark_ticks):
         if mark_ticks < 0:
             raise ValueError("mark must be >= 0")
-        s = self.slots[slot]
+        s = self._slot(slot)
         s.mark = mark_ticks
         self._set_exposure(s)
 
@@ -473,10 +478,10 @@ class PreTradeRiskTwin:
     tokens_day = property(lambda self: self.rate_day.tokens)
 
     def position(self, slot):
-        return self.slots[slot].position
+        return self._slot(slot).position
 
     def slot_state(self, slot):
-        s = self.slots[slot]
+        s = self._slot(slot)
         return {k: getattr(s, k) for k in ("position", "open_buy_qty", "open_sell_qty",
                                             "open_orders", "mark", "exposure")}
 

@@ -186,7 +186,7 @@ cdef inline void refill(Bucket* b, int64_t now) noexcept nogil:
 cdef void init_bucket(Bucket* b, int64_t capacity, int64_t window_ns) noexcept nogil:
     b.capacity = capacity
     # ceil: when the window is not a whole number of intervals, refill slightly slower.
-    b.interval_ns = (window_ns + capacity - 1) // capacity if capacity > 0 else 0
+    b.interval_ns = (window_ns - 1) // capacity + 1 if capacity > 0 else 0
     b.tokens = capacity
     b.last_ns = 0
 
