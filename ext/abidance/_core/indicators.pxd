@@ -1,15 +1,20 @@
-# Streaming technical indicators: O(1) per update, typed, one kernel for streaming
-# and batch. `update_c` commits one input and returns the primary value (NaN until
-# ready); `peek_c` returns what update_c would return, without committing. The `_c`
-# methods do not validate: the caller has checked its inputs (finite, volume >= 0,
-# high >= low, prices > 0 where a price is required).
+# Streaming technical indicators: O(1) per update, typed, one kernel for streaming and batch.
 #
-# Classes are final: inside this module the calls are direct and inlinable; from other
-# modules they go through the vtable declared here.
+# Each indicator's state is a plain struct advanced by one inline step function in
+# indicators.pyx. The class owns the struct: `update_c` commits one input and returns the
+# primary value (NaN until ready); `peek_c` returns what update_c would return, without
+# committing. The batch functions run the same step function on a local copy of a new
+# instance's state and store it back, so streaming and batch cannot diverge; the local copy
+# lets the C compiler keep the state in registers (state written through `self` round-trips
+# memory every bar: SMA batch 8.9 -> 3.0 ns/bar).
+#
+# The `_c` methods do not validate: the caller has checked its inputs (finite, volume >= 0,
+# high >= low, prices > 0 where a price is required). Classes are final, so calls inside
+# this module are direct; other modules call through the vtable declared here.
 cimport cython
 from libc.stdint cimport int64_t
 
-from abidance._core.ringbuf cimport RingBuffer
+from abidance._core.ringbuf cimport Ring
 
 
 # A compensated running sum: the exact sum is hi + lo up to the rounding of lo itself.
@@ -18,37 +23,180 @@ ctypedef struct CompSum:
     double lo
 
 
-# Rolling variance of the last `period` values (sliding Welford). Also the engine of
-# BollingerBands and ZScore.
-@cython.final
-cdef class RollingStd:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef readonly int64_t ddof
-    cdef RingBuffer _window
-    cdef CompSum _sum               # mean = sum / n, never drifts
-    cdef CompSum _m2                # sum of squared deviations from the mean
-    cdef int64_t _run               # consecutive inputs equal to the newest one
-    cdef double _mean
-    cdef double _value
+ctypedef struct SMAState:
+    int64_t period
+    int64_t count
+    Ring window
+    CompSum sum
+    double value
 
-    cdef double update_c(self, double x) noexcept nogil
-    cdef double peek_c(self, double x) noexcept nogil
-    cdef void reset_c(self) noexcept nogil
-    cdef double mean_c(self) noexcept nogil
-    cdef double pvar_c(self) noexcept nogil   # population variance of the window
-    cdef void peek_stats_c(self, double x, double* mean, double* pvar) noexcept nogil
-    cdef double _m2_value(self) noexcept nogil
+
+ctypedef struct EMAState:
+    int64_t period
+    int64_t count
+    double k                # 2 / (period + 1)
+    double keep             # 1 - k
+    CompSum seed            # sum of the first `period` inputs
+    double value
+
+
+ctypedef struct WMAState:
+    int64_t period
+    int64_t count
+    Ring window
+    CompSum sum             # plain sum of the window
+    CompSum wsum            # sum of weight * value, newest weight = period
+    double divisor          # period * (period + 1) / 2
+    double value
+
+
+# Wilder smoothing: avg' = avg * keep + x * new_w, keep = (n-1)/n, new_w = 1/n.
+ctypedef struct RSIState:
+    int64_t period
+    int64_t count
+    double keep
+    double new_w
+    double prev
+    double gain
+    double loss
+    double value
+
+
+ctypedef struct ATRState:
+    int64_t period
+    int64_t count
+    double keep
+    double new_w
+    double prev_close
+    double tr_sum
+    double value
+
+
+# Rolling variance: sliding Welford on values shifted by `shift` (exact subtraction), with
+# an exact two-pass re-sum whenever the running rounding-error bound `err` grows past
+# 1e-12 of M2 (see _std_slide).
+ctypedef struct StdState:
+    int64_t period
+    int64_t count
+    int64_t ddof
+    double inv_n            # 1 / period: multiplies, keeping the divider free for sqrt
+    double inv_nd           # 1 / (period - ddof)
+    Ring window             # raw inputs
+    double shift            # K: the window mean at the last re-sum, or 0
+    CompSum sum             # sum of (x - K) over the window
+    double mean             # mean of (x - K)
+    double m2               # sum of squared deviations from the mean
+    double err              # bound on |error of m2| / (5 * DBL_EPSILON)
+    int64_t run             # consecutive inputs equal to the newest one
+    int64_t resyncs         # exact re-sums so far (diagnostic)
+    double value
+
+
+ctypedef struct BBState:
+    StdState std
+    double k_up
+    double k_down
+    double middle
+    double upper
+    double lower
+
+
+ctypedef struct MACDState:
+    int64_t fast
+    int64_t slow
+    int64_t count
+    double k_fast
+    double keep_fast
+    double k_slow
+    double keep_slow
+    Ring fast_window        # warm-up only: the last `fast` inputs for the fast seed
+    CompSum fast_sum
+    CompSum slow_sum
+    double fast_ema
+    double slow_ema
+    EMAState signal_ema
+    double macd
+    double signal
+    double hist
+
+
+# Rolling maximum by a monotonic deque of (value, input position) in power-of-two rings.
+# A rolling minimum is the same deque over negated inputs (negation is exact).
+ctypedef struct ExtremeState:
+    int64_t period
+    int64_t count
+    bint is_min
+    double* vals
+    int64_t* pos
+    int64_t mask
+    int64_t front
+    int64_t back            # one past the last element
+    double value
+
+
+ctypedef struct VWAPState:
+    int64_t period
+    int64_t count
+    Ring pv
+    Ring vol
+    CompSum pv_sum
+    CompSum vol_sum
+    int64_t traded          # bars in the window with volume > 0
+    double value
+
+
+ctypedef struct SessionVWAPState:
+    int64_t session_ns
+    int64_t offset_ns
+    int64_t count
+    int64_t session_count   # bars in the current session
+    int64_t session_start   # ns
+    int64_t last_ts
+    CompSum pv_sum
+    CompSum vol_sum
+    double value
+
+
+ctypedef struct OBVState:
+    int64_t count
+    double prev_close
+    CompSum obv
+    double value
+
+
+ctypedef struct StochFState:
+    int64_t fastk_period
+    int64_t count
+    ExtremeState highest
+    ExtremeState lowest
+    SMAState d
+    double raw_k
+    double k
+    double d_value
+
+
+ctypedef struct StochState:
+    StochFState fast        # its %D is this indicator's slow %K
+    SMAState d
+    double k
+    double d_value
+
+
+ctypedef struct ROCState:
+    int64_t period
+    int64_t count
+    Ring window
+    double value
+
+
+ctypedef struct ZState:
+    StdState std
+    double value
 
 
 @cython.final
 cdef class SMA:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef RingBuffer _window
-    cdef CompSum _sum
-    cdef double _value
-
+    cdef SMAState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -56,12 +204,7 @@ cdef class SMA:
 
 @cython.final
 cdef class EMA:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef readonly double k
-    cdef CompSum _seed
-    cdef double _value
-
+    cdef EMAState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -69,14 +212,7 @@ cdef class EMA:
 
 @cython.final
 cdef class WMA:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef RingBuffer _window
-    cdef CompSum _sum               # plain sum of the window
-    cdef CompSum _wsum              # sum of weight * value, newest weight = period
-    cdef double _divisor
-    cdef double _value
-
+    cdef WMAState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -84,13 +220,7 @@ cdef class WMA:
 
 @cython.final
 cdef class RSI:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef double _prev
-    cdef double _gain
-    cdef double _loss
-    cdef double _value
-
+    cdef RSIState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -98,64 +228,37 @@ cdef class RSI:
 
 @cython.final
 cdef class ATR:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef double _prev_close
-    cdef double _tr_sum
-    cdef double _value
-
+    cdef ATRState _st
     cdef double update_c(self, double high, double low, double close) noexcept nogil
     cdef double peek_c(self, double high, double low, double close) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
-cdef class BollingerBands:
-    cdef readonly double k_up
-    cdef readonly double k_down
-    cdef RollingStd _std
-    cdef double _middle
-    cdef double _upper
-    cdef double _lower
+cdef class RollingStd:
+    cdef StdState _st
+    cdef double update_c(self, double x) noexcept nogil
+    cdef double peek_c(self, double x) noexcept nogil
+    cdef void reset_c(self) noexcept nogil
 
+
+@cython.final
+cdef class BollingerBands:
+    cdef BBState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
 cdef class MACD:
-    cdef readonly int64_t fast
-    cdef readonly int64_t slow
-    cdef readonly int64_t count
-    cdef double _k_fast
-    cdef double _k_slow
-    cdef RingBuffer _fast_seed_window
-    cdef CompSum _fast_sum
-    cdef CompSum _slow_sum
-    cdef double _fast_ema
-    cdef double _slow_ema
-    cdef EMA _signal_ema
-    cdef double _macd
-    cdef double _signal
-    cdef double _hist
-
+    cdef MACDState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
-# Monotonic deque: rolling extreme in O(1) amortised. Values and their input
-# positions are kept in power-of-two rings of at least `period` slots.
 @cython.final
 cdef class RollingMin:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef double* _vals
-    cdef int64_t* _pos
-    cdef int64_t _mask
-    cdef int64_t _front
-    cdef int64_t _back              # one past the last element
-    cdef double _value
-
+    cdef ExtremeState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -163,15 +266,7 @@ cdef class RollingMin:
 
 @cython.final
 cdef class RollingMax:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef double* _vals
-    cdef int64_t* _pos
-    cdef int64_t _mask
-    cdef int64_t _front
-    cdef int64_t _back
-    cdef double _value
-
+    cdef ExtremeState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -179,82 +274,42 @@ cdef class RollingMax:
 
 @cython.final
 cdef class VWAP:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef RingBuffer _pv
-    cdef RingBuffer _vol
-    cdef CompSum _pv_sum
-    cdef CompSum _vol_sum
-    cdef int64_t _traded            # bars in the window with volume > 0
-    cdef double _value
-
+    cdef VWAPState _st
     cdef double update_c(self, double price, double volume) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
 cdef class SessionVWAP:
-    cdef readonly int64_t session_ns
-    cdef readonly int64_t offset_ns
-    cdef readonly int64_t count
-    cdef readonly int64_t session_count   # bars in the current session
-    cdef readonly int64_t session_start   # ns; meaningful once count > 0
-    cdef CompSum _pv_sum
-    cdef CompSum _vol_sum
-    cdef int64_t _last_ts
-    cdef double _value
-
+    cdef SessionVWAPState _st
     cdef double update_c(self, int64_t ts, double price, double volume) noexcept nogil
-    cdef int64_t session_of_c(self, int64_t ts) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
 cdef class OBV:
-    cdef readonly int64_t count
-    cdef double _prev_close
-    cdef CompSum _obv
-    cdef double _value
-
+    cdef OBVState _st
     cdef double update_c(self, double close, double volume) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
 cdef class StochasticFast:
-    cdef readonly int64_t fastk_period
-    cdef readonly int64_t fastd_period
-    cdef readonly int64_t count
-    cdef RollingMax _highest
-    cdef RollingMin _lowest
-    cdef SMA _d
-    cdef double _raw_k              # unsmoothed %K of the last bar
-    cdef double _k
-    cdef double _dv
-
+    cdef StochFState _st
     cdef double update_c(self, double high, double low, double close) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
 cdef class Stochastic:
-    cdef readonly int64_t slowd_period
-    cdef StochasticFast _fast       # its %D is this indicator's slow %K
-    cdef SMA _d
-    cdef double _k
-    cdef double _dv
-
+    cdef StochState _st
     cdef double update_c(self, double high, double low, double close) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
 cdef class ROC:
-    cdef readonly int64_t period
-    cdef readonly int64_t count
-    cdef RingBuffer _window
-    cdef double _value
-
+    cdef ROCState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
@@ -262,9 +317,7 @@ cdef class ROC:
 
 @cython.final
 cdef class ZScore:
-    cdef RollingStd _std
-    cdef double _value
-
+    cdef ZState _st
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
