@@ -1,0 +1,1 @@
+"""A local Binance-Spot-compatible exchange: `abidance sim` (see docs/simulator.md)."""

@@ -1,0 +1,115 @@
+"""Seeded, logged fault injection: what a live exchange does to a bot on a bad day.
+
+Every fault decision comes from one `random.Random(seed)` and is logged with a sequence
+number, so a failing test can be replayed with the same seed. Settings come from the
+config file, the CLI, or the admin endpoint (POST /admin/faults) while running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import asdict, dataclass, fields
+
+from abidance.exchange.sim import errors
+
+log = logging.getLogger("abidance.sim.faults")
+
+
+@dataclass
+class FaultSettings:
+    seed: int = 0
+    rest_latency_ms: int = 0          # added to every REST response
+    rest_5xx_rate: float = 0.0        # share of REST calls answered 503 (order status unknown)
+    rest_429_rate: float = 0.0        # share answered 429 with Retry-After
+    rest_418_rate: float = 0.0        # share answered 418 (IP ban)
+    depth_drop_rate: float = 0.0      # share of depthUpdate events dropped (a gap for the client)
+    depth_duplicate_rate: float = 0.0  # share sent twice
+    depth_reorder_rate: float = 0.0   # share held back and sent after the next one
+    stream_stall_s: float = 0.0       # while > 0 at start: streams send nothing for this long
+    clock_skew_ms: int = 0            # added to the server clock used for signatures and /time
+    max_connection_s: float = 86_400  # Binance's 24-hour cut, compressible for tests
+
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
+                raise ValueError(f"faults.{f.name} must be within [0, 1], got {value!r}")
+            if f.name in ("rest_latency_ms", "stream_stall_s") and value < 0:
+                raise ValueError(f"faults.{f.name} must not be negative, got {value!r}")
+        if self.max_connection_s <= 0:
+            raise ValueError(f"faults.max_connection_s must be positive, got {self.max_connection_s!r}")
+
+
+class Faults:
+    def __init__(self, settings: FaultSettings | None = None):
+        self.settings = settings or FaultSettings()
+        self.settings.validate()
+        self.rng = random.Random(self.settings.seed)
+        self.injected = 0
+        self._held: dict[str, dict] = {}
+        self.stall_until_ms = 0
+
+    def update(self, changes: dict) -> FaultSettings:
+        """Apply settings from the admin endpoint; unknown keys are an error naming the key."""
+        known = {f.name: f.type for f in fields(FaultSettings)}
+        merged = asdict(self.settings)
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown fault setting {key!r}; known: {', '.join(sorted(known))}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"fault setting {key!r} must be a number, got {value!r}")
+            merged[key] = value
+        settings = FaultSettings(**merged)
+        settings.validate()
+        if settings.seed != self.settings.seed:
+            self.rng = random.Random(settings.seed)
+        self.settings = settings
+        log.warning("fault settings now %s", settings)
+        return settings
+
+    def _fire(self, rate: float, what: str, **context) -> bool:
+        if rate <= 0.0 or self.rng.random() >= rate:
+            return False
+        self.injected += 1
+        log.warning("fault #%d (seed %d): %s %s", self.injected, self.settings.seed, what, context or "")
+        return True
+
+    async def before_rest(self, path: str) -> None:
+        s = self.settings
+        if path.startswith("/admin"):
+            return
+        if s.rest_latency_ms > 0:
+            await asyncio.sleep(s.rest_latency_ms / 1000)
+        if self._fire(s.rest_418_rate, "REST 418", path=path):
+            raise errors.ip_banned("Way too many requests; IP banned (injected fault).", 120)
+        if self._fire(s.rest_429_rate, "REST 429", path=path):
+            raise errors.too_many_requests("Too many requests (injected fault).", 1)
+        if self._fire(s.rest_5xx_rate, "REST 503", path=path):
+            raise errors.BinanceError(-1007, "Timeout waiting for response from backend server. "
+                                      "Send status unknown; execution status unknown.", 503)
+
+    def depth_events(self, name: str, payload: dict) -> list[dict]:
+        """What actually goes out for one depthUpdate: [], [it], [it, it], or a held one."""
+        s = self.settings
+        if self._fire(s.depth_drop_rate, "depth event dropped", stream=name, U=payload["U"], u=payload["u"]):
+            return []
+        out = [payload]
+        if self._fire(s.depth_duplicate_rate, "depth event duplicated", stream=name, U=payload["U"]):
+            out.append(payload)
+        held = self._held.pop(name, None)
+        if held is not None:
+            out.append(held)   # the held-back event now arrives after a newer one
+        elif self._fire(s.depth_reorder_rate, "depth event held back", stream=name, U=payload["U"]):
+            self._held[name] = payload
+            out.remove(payload)
+        return out
+
+    def streams_stalled(self, now_ms: int) -> bool:
+        return now_ms < self.stall_until_ms
+
+    def stall(self, seconds: float, now_ms: int) -> None:
+        self.stall_until_ms = now_ms + int(seconds * 1000)
+        self.injected += 1
+        log.warning("fault #%d: streams stalled for %.1fs", self.injected, seconds)

@@ -1,0 +1,272 @@
+"""Binance's WebSocket market and user data streams, served with picows.
+
+Paths: `/ws/<stream>[/<stream>...]` (raw payloads), `/stream?streams=a/b` (each payload
+wrapped as {"stream": name, "data": ...}), and `/ws/<listenKey>` for user data. At run
+time clients send SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS as on Binance; more than
+5 incoming messages a second closes the connection, as does not answering the server's
+pings. Payloads are encoded once per publish, not once per subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from typing import Iterable
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
+
+log = logging.getLogger("abidance.sim.streams")
+
+MAX_STREAMS_PER_CONNECTION = 1024
+MAX_INCOMING_PER_SECOND = 5
+KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+_STREAM_RE = re.compile(
+    r"^(?P<sym>[a-z0-9]+)@(?P<kind>trade|aggTrade|bookTicker|ticker|miniTicker|"
+    r"depth(?P<levels>5|10|20)?(?:@(?P<speed>100ms|1000ms))?|kline_(?P<interval>[0-9]+[smhdwM]))$")
+
+
+def parse_stream(name: str, known_symbols: set[str]) -> str | None:
+    """Canonical stream name, or None when Binance would not know it."""
+    m = _STREAM_RE.match(name)
+    if not m or m.group("sym").upper() not in known_symbols:
+        return None
+    if m.group("interval") and m.group("interval") not in KLINE_INTERVALS:
+        return None
+    if m.group("speed") == "1000ms":
+        # `<s>@depth@1000ms` is the same stream as `<s>@depth`.
+        return name[: -len("@1000ms")]
+    return name
+
+
+class StreamConnection(WSListener):
+    """One client connection: its subscriptions and how it wants payloads framed."""
+
+    def __init__(self, hub: "StreamHub", streams: Iterable[str], combined: bool, account_id: int | None = None,
+                 listen_key: str | None = None):
+        super().__init__()
+        self.hub = hub
+        self.combined = combined
+        self.initial_streams = list(streams)
+        self.account_id = account_id
+        self.listen_key = listen_key
+        self.transport: WSTransport | None = None
+        self.streams: set[str] = set()
+        self._incoming: deque[float] = deque()
+        self.sent = 0
+
+    # ---- picows callbacks ----------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.hub.attach(self)
+        for name in self.initial_streams:
+            self.hub.subscribe(self, name)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.hub.detach(self)
+
+    def on_ws_frame(self, transport: WSTransport, frame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type in (WSMsgType.PING, WSMsgType.PONG):
+            return   # picows answers pings and tracks pongs itself
+        if not self._within_message_rate():
+            log.info("closing a stream connection: more than %d messages a second", MAX_INCOMING_PER_SECOND)
+            transport.send_close(WSCloseCode.POLICY_VIOLATION, b"Too many requests")
+            transport.disconnect()
+            return
+        if frame.msg_type != WSMsgType.TEXT:
+            self._reply_error(None, 3, "Invalid JSON: expected a text frame")
+            return
+        self._handle_request(frame.get_payload_as_bytes())
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def _within_message_rate(self) -> bool:
+        now = time.monotonic()
+        q = self._incoming
+        q.append(now)
+        while q and now - q[0] > 1.0:
+            q.popleft()
+        return len(q) <= MAX_INCOMING_PER_SECOND
+
+    def _handle_request(self, raw: bytes) -> None:
+        try:
+            req = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self._reply_error(None, 3, f"Invalid JSON: {exc}")
+            return
+        if not isinstance(req, dict):
+            self._reply_error(None, 3, "Invalid JSON: expected an object")
+            return
+        req_id = req.get("id")
+        if req_id is not None and not isinstance(req_id, (int, str)) or isinstance(req_id, bool):
+            self._reply_error(None, 3, "Invalid request: 'id' must be an integer or a string")
+            return
+        method = req.get("method")
+        params = req.get("params", [])
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                self._reply_error(req_id, 2, "Invalid request: 'params' must be a list of stream names")
+                return
+            names = []
+            for p in params:
+                name = parse_stream(p, self.hub.symbols)
+                if name is None:
+                    self._reply_error(req_id, 2, f"Invalid request: unknown stream name '{p}'")
+                    return
+                names.append(name)
+            if method == "SUBSCRIBE":
+                if len(self.streams | set(names)) > MAX_STREAMS_PER_CONNECTION:
+                    self._reply_error(req_id, 2, f"Invalid request: more than {MAX_STREAMS_PER_CONNECTION} streams")
+                    return
+                for name in names:
+                    self.hub.subscribe(self, name)
+            else:
+                for name in names:
+                    self.hub.unsubscribe(self, name)
+            self._reply({"result": None, "id": req_id})
+        elif method == "LIST_SUBSCRIPTIONS":
+            self._reply({"result": sorted(self.streams), "id": req_id})
+        elif method in ("SET_PROPERTY", "GET_PROPERTY"):
+            if method == "GET_PROPERTY":
+                self._reply({"result": self.combined, "id": req_id})
+            else:
+                if (not isinstance(params, list) or len(params) != 2 or params[0] != "combined"
+                        or not isinstance(params[1], bool)):
+                    self._reply_error(req_id, 2, "Invalid request: SET_PROPERTY takes ['combined', true|false]")
+                    return
+                self.combined = params[1]
+                self._reply({"result": None, "id": req_id})
+        else:
+            self._reply_error(req_id, 2, f"Invalid request: unknown method {method!r}")
+
+    def _reply(self, body: dict) -> None:
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(body))
+
+    def _reply_error(self, req_id, code: int, msg: str) -> None:
+        self._reply({"error": {"code": code, "msg": msg}, "id": req_id})
+
+    # ---- output ------------------------------------------------------------------------
+
+    def send_payload(self, raw: bytes, combined: bytes) -> None:
+        self.transport.send(WSMsgType.TEXT, combined if self.combined else raw)
+        self.sent += 1
+
+    def close(self, code=WSCloseCode.GOING_AWAY, reason: bytes = b"") -> None:
+        if self.transport is not None and not self.transport.is_disconnected():
+            self.transport.send_close(code, reason)
+            self.transport.disconnect()
+
+
+class StreamHub:
+    """Stream name -> subscribed connections; user connections by account."""
+
+    def __init__(self, symbols: Iterable[str]):
+        self.symbols = {s.upper() for s in symbols}
+        self.subscribers: dict[str, set[StreamConnection]] = {}
+        self.connections: set[StreamConnection] = set()
+        self.user_connections: dict[int, set[StreamConnection]] = {}
+        self.published = 0
+
+    def attach(self, conn: StreamConnection) -> None:
+        self.connections.add(conn)
+        if conn.account_id is not None:
+            self.user_connections.setdefault(conn.account_id, set()).add(conn)
+
+    def detach(self, conn: StreamConnection) -> None:
+        self.connections.discard(conn)
+        for name in list(conn.streams):
+            self.unsubscribe(conn, name)
+        if conn.account_id is not None:
+            self.user_connections.get(conn.account_id, set()).discard(conn)
+
+    def subscribe(self, conn: StreamConnection, name: str) -> None:
+        conn.streams.add(name)
+        self.subscribers.setdefault(name, set()).add(conn)
+
+    def unsubscribe(self, conn: StreamConnection, name: str) -> None:
+        conn.streams.discard(name)
+        subs = self.subscribers.get(name)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self.subscribers[name]
+
+    def has_subscribers(self, name: str) -> bool:
+        return name in self.subscribers
+
+    def publish(self, name: str, payload: dict) -> None:
+        subs = self.subscribers.get(name)
+        if not subs:
+            return
+        raw = orjson.dumps(payload)
+        combined = b'{"stream":"' + name.encode() + b'","data":' + raw + b"}"
+        for conn in tuple(subs):
+            conn.send_payload(raw, combined)
+        self.published += 1
+
+    def publish_user(self, account_id: int, payload: dict) -> None:
+        conns = self.user_connections.get(account_id)
+        if not conns:
+            return
+        raw = orjson.dumps(payload)
+        for conn in tuple(conns):
+            name = conn.listen_key or ""
+            conn.send_payload(raw, b'{"stream":"' + name.encode() + b'","data":' + raw + b"}")
+
+    def close_all(self, reason: bytes = b"") -> int:
+        conns = list(self.connections)
+        for conn in conns:
+            conn.close(WSCloseCode.GOING_AWAY, reason)
+        return len(conns)
+
+    def close_listen_key(self, key: str) -> None:
+        for conn in list(self.connections):
+            if conn.listen_key == key:
+                conn.close(WSCloseCode.GOING_AWAY, b"listenKey closed")
+
+
+def listener_factory(hub: StreamHub, listen_keys, clock_ms):
+    """picows router: the path decides the streams, the framing and the account."""
+
+    def factory(request: WSUpgradeRequest):
+        try:
+            target = request.path.decode() if isinstance(request.path, bytes) else request.path
+            parts = urlsplit(target)
+            path = parts.path.rstrip("/")
+            if path == "/stream":
+                query = parse_qs(parts.query)
+                names = query.get("streams", [""])[0].split("/") if query.get("streams") else []
+                return _open(hub, listen_keys, clock_ms, names, combined=True)
+            if path.startswith("/ws"):
+                rest = path[len("/ws"):].lstrip("/")
+                names = [n for n in rest.split("/") if n] if rest else []
+                return _open(hub, listen_keys, clock_ms, names, combined=False)
+        except Exception:   # a malformed upgrade must get a 404, never take the server down
+            log.exception("bad stream upgrade request")
+        return None
+
+    return factory
+
+
+def _open(hub, listen_keys, clock_ms, names, combined: bool):
+    streams, account_id, key = [], None, None
+    if len(names) > MAX_STREAMS_PER_CONNECTION:
+        return None
+    for name in names:
+        canonical = parse_stream(name, hub.symbols)
+        if canonical is not None:
+            streams.append(canonical)
+            continue
+        acc = listen_keys.account_for(name, clock_ms())
+        if acc is None or account_id is not None:
+            return None
+        account_id, key = acc, name
+    return StreamConnection(hub, streams, combined, account_id, key)
