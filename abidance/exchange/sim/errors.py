@@ -63,12 +63,28 @@ def bad_param(msg):
 
 
 def invalid_enum(param, value):
-    return BinanceError(-1116 if param == "type" else -1117 if param == "side" else -1115,
-                        f"Invalid {param}." if param in ("type", "side") else "Invalid timeInForce.", 400)
+    # Binance's messages: -1116 "Invalid orderType.", -1117 "Invalid side.", -1115 "Invalid timeInForce.".
+    if param == "type":
+        return BinanceError(-1116, "Invalid orderType.", 400)
+    if param == "side":
+        return BinanceError(-1117, "Invalid side.", 400)
+    return BinanceError(-1115, "Invalid timeInForce.", 400)
 
 
-def bad_precision():
-    return BinanceError(-1111, "Parameter 'quantity' has too much precision.", 400)
+def bad_precision(param="quantity"):
+    return BinanceError(-1111, f"Parameter '{param}' has too much precision.", 400)
+
+
+def unsupported_order_combination():
+    return BinanceError(-1014, "Unsupported order combination.", 400)
+
+
+def param_not_required(param):
+    return BinanceError(-1106, f"Parameter '{param}' sent when not required.", 400)
+
+
+def mandatory_one_of(first, second):
+    return BinanceError(-1102, f"Param '{first}' or '{second}' must be sent, but both were empty/null!", 400)
 
 
 def invalid_symbol():
@@ -105,3 +121,24 @@ def bad_api_key_format():
 
 def rejected_api_key():
     return BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+
+
+# The -2010 (new order rejected) messages Binance documents.
+def insufficient_balance():
+    return new_order_rejected("Account has insufficient balance for requested action.")
+
+
+def duplicate_order():
+    return new_order_rejected("Duplicate order sent.")
+
+
+def would_take():
+    return new_order_rejected("Order would immediately match and take.")
+
+
+def stop_would_trigger():
+    return new_order_rejected("Stop price would trigger immediately.")
+
+
+def trading_disabled():
+    return new_order_rejected("This action is disabled on this account.")

@@ -91,8 +91,8 @@ class StreamPublisher:
             for out in self.faults.depth_events(name, payload):
                 self.hub.publish(name, out)
 
-    def publish_partial_depth(self, exchange, fast: bool) -> None:
-        for symbol in exchange.symbols():
+    def publish_partial_depth(self, exchange, symbols, fast: bool) -> None:
+        for symbol in symbols:
             low = symbol.lower()
             for levels in (5, 10, 20):
                 name = f"{low}@depth{levels}" + ("@100ms" if fast else "")

@@ -61,7 +61,7 @@ class Call:
 
     def symbol(self) -> str:
         symbol = self.require("symbol").upper()
-        if not self.venue.exchange.has_symbol(symbol):
+        if symbol not in self.venue.symbols:
             raise errors.invalid_symbol()
         return symbol
 
@@ -104,7 +104,7 @@ def exchange_info(call: Call):
         except (orjson.JSONDecodeError, TypeError, AttributeError):
             raise errors.illegal_chars("symbols") from None
         for name in names:
-            if not call.venue.exchange.has_symbol(name):
+            if name not in call.venue.symbols:
                 raise errors.invalid_symbol()
     return call.venue.exchange.exchange_info(names)
 
@@ -140,14 +140,14 @@ def book_ticker(call: Call):
     symbol = call.optional_symbol()
     if symbol:
         return call.venue.exchange.book_ticker(symbol)
-    return [call.venue.exchange.book_ticker(s) for s in call.venue.exchange.symbols()]
+    return [call.venue.exchange.book_ticker(s) for s in call.venue.symbols]
 
 
 def ticker_24hr(call: Call):
     symbol = call.optional_symbol()
     if symbol:
         return call.venue.tickers[symbol].snapshot(call.venue.clock.now_ms())
-    return [call.venue.tickers[s].snapshot(call.venue.clock.now_ms()) for s in call.venue.exchange.symbols()]
+    return [call.venue.tickers[s].snapshot(call.venue.clock.now_ms()) for s in call.venue.symbols]
 
 
 def ticker_price(call: Call):
@@ -155,7 +155,7 @@ def ticker_price(call: Call):
     ex = call.venue.exchange
     if symbol:
         return {"symbol": symbol, "price": ex.last_price(symbol)}
-    return [{"symbol": s, "price": ex.last_price(s)} for s in ex.symbols()]
+    return [{"symbol": s, "price": ex.last_price(s)} for s in call.venue.symbols]
 
 
 def avg_price(call: Call):
@@ -338,7 +338,7 @@ async def not_found(request: web.Request) -> web.Response:
     return _json(404, {"code": -1000, "msg": f"Unknown endpoint {request.method} {request.path}."}, {})
 
 
-def build_app(venue) -> web.Application:
+def build_app(venue, extra_routes=()) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     by_path: dict[str, dict[str, object]] = {}
     for method, path, weight, security, is_order, handler in ROUTES:
@@ -346,5 +346,7 @@ def build_app(venue) -> web.Application:
     for path, methods in by_path.items():
         for method, endpoint in methods.items():
             app.router.add_route(method, path, endpoint)
+    for method, path, endpoint in extra_routes:
+        app.router.add_route(method, path, endpoint)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -9,6 +9,7 @@ pings. Payloads are encoded once per publish, not once per subscriber.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -56,6 +57,7 @@ class StreamConnection(WSListener):
         self.transport: WSTransport | None = None
         self.streams: set[str] = set()
         self._incoming: deque[float] = deque()
+        self._lifetime: asyncio.TimerHandle | None = None
         self.sent = 0
 
     # ---- picows callbacks ----------------------------------------------------------
@@ -63,10 +65,15 @@ class StreamConnection(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         self.hub.attach(self)
+        # Binance cuts every connection after 24 hours (compressible for tests).
+        self._lifetime = asyncio.get_running_loop().call_later(
+            self.hub.max_connection_s, self.close, WSCloseCode.GOING_AWAY, b"connection lifetime reached")
         for name in self.initial_streams:
             self.hub.subscribe(self, name)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._lifetime is not None:
+            self._lifetime.cancel()
         self.hub.detach(self)
 
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
@@ -81,9 +88,8 @@ class StreamConnection(WSListener):
             transport.send_close(WSCloseCode.POLICY_VIOLATION, b"Too many requests")
             transport.disconnect()
             return
-        if frame.msg_type != WSMsgType.TEXT:
-            self._reply_error(None, 3, "Invalid JSON: expected a text frame")
-            return
+        if frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return   # continuation frames of fragmented requests are not supported, as on Binance
         self._handle_request(frame.get_payload_as_bytes())
 
     # ---- requests ----------------------------------------------------------------------
@@ -174,6 +180,7 @@ class StreamHub:
         self.connections: set[StreamConnection] = set()
         self.user_connections: dict[int, set[StreamConnection]] = {}
         self.published = 0
+        self.max_connection_s = 86_400.0
 
     def attach(self, conn: StreamConnection) -> None:
         self.connections.add(conn)

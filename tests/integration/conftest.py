@@ -1,0 +1,54 @@
+"""A real simulator on loopback ports, run on its own uvloop thread for the test session."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
+from abidance.exchange.sim.server import SimServer
+
+
+class RunningSim:
+    def __init__(self, cfg: SimConfig):
+        import uvloop
+
+        self.loop = uvloop.new_event_loop()
+        self.server = SimServer(cfg)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sim", daemon=True)
+        self._thread.start()
+        self.call(self.server.start())
+
+    def call(self, coro, timeout: float = 10.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def run(self, fn, timeout: float = 10.0):
+        """Run fn() on the sim's loop (the exchange is single-threaded) and return its result."""
+        async def wrapper():
+            return fn()
+        return self.call(wrapper(), timeout)
+
+    def close(self) -> None:
+        self.call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    @property
+    def rest_url(self) -> str:
+        return self.server.rest_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.server.ws_url
+
+
+@pytest.fixture(scope="module")
+def sim():
+    running = RunningSim(SimConfig(seed=11))
+    yield running
+    running.close()
+
+
+API_KEY, API_SECRET = DEMO_API_KEY, DEMO_API_SECRET
