@@ -284,6 +284,13 @@ def make_handler(venue, method: str, weight, security: int, is_order: bool, hand
         ip = request.remote or "?"
         headers: dict[str, str] = {}
         account = None
+
+        def order_counts() -> None:
+            if is_order and account is not None:
+                c10, cday = venue.limiter.order_counts(account.account_id, venue.wall_ms())
+                headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
+                headers["X-MBX-ORDER-COUNT-1D"] = str(cday)
+
         try:
             await venue.faults.before_rest(request.path)
             try:
@@ -304,17 +311,14 @@ def make_handler(venue, method: str, weight, security: int, is_order: bool, hand
             result = handler(Call(venue, params, account, ip))
             if hasattr(result, "__await__"):
                 result = await result
+            order_counts()
             return _json(200, result, headers)
         except BinanceError as exc:
+            order_counts()
             return _error(exc, headers)
         except Exception:   # a bug must answer like Binance's -1000, never hang or crash
             log.exception("unhandled error in %s %s", method, request.path)
             return _error(errors.unknown_error(), headers)
-        finally:
-            if is_order and account is not None:
-                c10, cday = venue.limiter.order_counts(account.account_id, venue.wall_ms())
-                headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
-                headers["X-MBX-ORDER-COUNT-1D"] = str(cday)
 
     return endpoint
 
