@@ -32,9 +32,10 @@ class Figure:
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline is None or self.measured <= 0:
+        """How many times better than the baseline (times: lower wins; rates: higher wins)."""
+        if self.baseline is None or self.measured <= 0 or self.baseline <= 0:
             return None
-        return self.baseline / self.measured
+        return self.measured / self.baseline if self.target_kind == "min" else self.baseline / self.measured
 
     def verdict(self) -> str:
         if self.smoke:

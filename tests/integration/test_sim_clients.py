@@ -182,3 +182,25 @@ def test_unknown_path_and_bad_streams_are_refused(sim):
                 pass
 
     asyncio.run(run())
+
+
+def test_blast_frames_are_valid_websocket_messages(sim):
+    """The stress path writes pre-framed messages: a strict client must parse every one."""
+    from urllib.request import Request
+
+    async def run():
+        async with websockets.connect(sim.ws_url + "/ws/ethusdt@depth20") as ws:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(0.1)
+            loop.run_in_executor(None, lambda: urlopen(Request(
+                sim.rest_url + "/admin/blast?stream=ethusdt@depth20&count=1000", method="POST"), timeout=10))
+            n = 0
+            while True:
+                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+                if msg.get("blast") == "done":
+                    break
+                if msg.get("e") == "depthUpdate":
+                    n += 1
+            assert n == 1000
+
+    asyncio.run(run())

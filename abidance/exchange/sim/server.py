@@ -289,7 +289,23 @@ def admin_routes(server: SimServer):
         venue.faults.stall(seconds * venue.clock.speed, venue.clock.now_ms())
         return web.json_response({"stalled_s": seconds})
 
-    return [("GET", "/admin/faults", get_faults), ("POST", "/admin/faults", set_faults),
+    async def blast(request: web.Request) -> web.Response:
+        await guard(request)
+        try:
+            stream = request.query["stream"]
+            count = int(request.query.get("count", "100000"))
+            if not 0 < count <= 10_000_000:
+                raise ValueError
+        except (KeyError, ValueError):
+            return web.json_response({"error": "needs stream=<name> and count within 1..10000000"}, status=400)
+        # A real-sized depthUpdate, encoded once: the cost measured is the transport's.
+        message = orjson.dumps({"e": "depthUpdate", "E": venue.clock.now_ms(), "s": "BTCUSDT", "U": 1, "u": 2,
+                                "b": [["64999.99000000", "0.12000000"]] * 5, "a": [["65000.01000000", "0.3"]] * 5})
+        started = time.perf_counter()
+        sent = await venue.hub.blast(stream, message, count)
+        return web.json_response({"sent": sent, "seconds": time.perf_counter() - started})
+
+    return [("POST", "/admin/blast", blast), ("GET", "/admin/faults", get_faults), ("POST", "/admin/faults", set_faults),
             ("POST", "/admin/close-connections", close_connections), ("POST", "/admin/stall", stall)]
 
 
