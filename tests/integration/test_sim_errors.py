@@ -128,3 +128,9 @@ def test_sim_command_bad_config_names_the_key(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "abidance.cli", "sim", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "sim.speed" in proc.stderr
+
+
+def test_sim_command_bad_fault_flag_names_the_key():
+    proc = subprocess.run([sys.executable, "-m", "abidance.cli", "sim", "--fault", "depth_drop=0.1"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "depth_drop" in proc.stderr

@@ -17,6 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--speed", type=float, help="market clock speed (1 = real time)")
     p.add_argument("--seed", type=int, help="seed of the synthetic market and of injected faults")
     p.add_argument("--candles", help="replay this candle file (feather/parquet/csv) as BTCUSDT's market")
+    p.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE",
+                   help="inject a fault, e.g. --fault depth_drop_rate=0.05 --fault seed=3 (see docs/simulator.md)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=main)
 
@@ -35,6 +37,20 @@ def main(args) -> int:
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
+    if args.fault:
+        from abidance.exchange.sim.faults import Faults
+
+        try:
+            changes = {}
+            for item in args.fault:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ValueError(f"--fault {item!r}: expected KEY=VALUE")
+                changes[key.strip()] = float(value) if "." in value or "e" in value.lower() else int(value)
+            cfg.faults = Faults(cfg.faults).update(changes)
+        except ValueError as exc:
+            print(f"abidance sim: {exc}", file=sys.stderr)
+            return 2
     if args.candles:
         cfg.markets = [MarketConfig("BTCUSDT", "candles", args.candles)]
     try:

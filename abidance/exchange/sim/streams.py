@@ -187,7 +187,7 @@ class StreamConnection(WSListener):
         self.sent += 1
 
     def close(self, code=WSCloseCode.GOING_AWAY, reason: bytes = b"") -> None:
-        if self.transport is not None and not self.transport.is_disconnected():
+        if self.transport is not None and not self.transport.is_disconnected:
             self.transport.send_close(code, reason)
             self.transport.disconnect()
 

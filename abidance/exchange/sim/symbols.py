@@ -282,7 +282,8 @@ class SymbolSpec:
 
 
 def default_symbols() -> list[SymbolSpec]:
-    """BTCUSDT, ETHUSDT, BNBUSDT with Binance-like grids and a 0.1 % maker/taker fee."""
+    """BTCUSDT, ETHUSDT, BNBUSDT (synthetic defaults) and the pairs of the recorded data
+    (ETHBTC, LTCBTC, XRPETH), with Binance-like grids and a 0.1 % maker/taker fee."""
     d = Decimal
     return [
         SymbolSpec("BTCUSDT", "BTC", "USDT", tick_size=d("0.01"), step_size=d("0.00001"), min_price=d("0.01"),
@@ -291,4 +292,13 @@ def default_symbols() -> list[SymbolSpec]:
                    max_price=d("1000000"), min_qty=d("0.0001"), max_qty=d("9000"), market_max_qty=d("1000")),
         SymbolSpec("BNBUSDT", "BNB", "USDT", tick_size=d("0.01"), step_size=d("0.001"), min_price=d("0.01"),
                    max_price=d("100000"), min_qty=d("0.001"), max_qty=d("9000"), market_max_qty=d("5000")),
+        SymbolSpec("ETHBTC", "ETH", "BTC", tick_size=d("0.00001"), step_size=d("0.001"), min_price=d("0.00001"),
+                   max_price=d("922327"), min_qty=d("0.001"), max_qty=d("100000"), market_max_qty=d("1000"),
+                   min_notional=d("0.0001")),
+        SymbolSpec("LTCBTC", "LTC", "BTC", tick_size=d("0.000001"), step_size=d("0.01"), min_price=d("0.000001"),
+                   max_price=d("100000"), min_qty=d("0.01"), max_qty=d("100000"), market_max_qty=d("10000"),
+                   min_notional=d("0.0001")),
+        SymbolSpec("XRPETH", "XRP", "ETH", tick_size=d("0.0000001"), step_size=d("1"), min_price=d("0.0000001"),
+                   max_price=d("1000"), min_qty=d("1"), max_qty=d("90000000"), market_max_qty=d("1000000"),
+                   min_notional=d("0.001")),
     ]

@@ -25,7 +25,7 @@ def error_of(call) -> BinanceError:
 
 def test_default_symbols_when_listed_then_btc_eth_bnb_with_binance_grids_and_fees():
     specs = {s.symbol: s for s in default_symbols()}
-    assert list(specs) == ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+    assert list(specs) == ["BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC", "LTCBTC", "XRPETH"]
     assert (specs["BTCUSDT"].tick_size, specs["BTCUSDT"].step_size) == (Decimal("0.01"), Decimal("0.00001"))
     assert (specs["ETHUSDT"].tick_size, specs["ETHUSDT"].step_size) == (Decimal("0.01"), Decimal("0.0001"))
     assert specs["BTCUSDT"].min_notional == Decimal("5")
