@@ -55,6 +55,8 @@ class StreamPublisher:
             agg.on_trade(trade)
         low = symbol.lower()
         now = self.clock_ms()
+        if self.faults.streams_stalled(now):
+            return
         if self.hub.has_subscribers(f"{low}@trade"):
             self.hub.publish(f"{low}@trade", {
                 "e": "trade", "E": now, "s": symbol, "t": trade["id"], "p": trade["price"], "q": trade["qty"],
@@ -71,7 +73,7 @@ class StreamPublisher:
     def on_book_ticker(self, symbol: str, update_id: int, bid_price: str, bid_qty: str,
                        ask_price: str, ask_qty: str) -> None:
         name = f"{symbol.lower()}@bookTicker"
-        if self.hub.has_subscribers(name):
+        if self.hub.has_subscribers(name) and not self.faults.streams_stalled(self.clock_ms()):
             self.hub.publish(name, {"u": update_id, "s": symbol, "b": bid_price, "B": bid_qty,
                                     "a": ask_price, "A": ask_qty})
 

@@ -163,6 +163,8 @@ class SimServer:
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY, websocket_handshake_timeout=5)
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         venue.hub.max_connection_s = venue.faults.settings.max_connection_s
+        if venue.faults.settings.stream_stall_s > 0:
+            venue.faults.stall(venue.faults.settings.stream_stall_s * venue.clock.speed, venue.clock.now_ms())
         venue.step_market()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("market", self._every(self.cfg.step_ms / 1000 / self.cfg.speed, venue.step_market)),
@@ -269,6 +271,8 @@ def admin_routes(server: SimServer):
         except (ValueError, orjson.JSONDecodeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         venue.hub.max_connection_s = settings.max_connection_s
+        if "stream_stall_s" in changes and settings.stream_stall_s > 0:
+            venue.faults.stall(settings.stream_stall_s * venue.clock.speed, venue.clock.now_ms())
         from dataclasses import asdict
         return web.json_response(asdict(settings))
 
