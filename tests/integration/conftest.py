@@ -32,8 +32,20 @@ class RunningSim:
 
     def close(self) -> None:
         self.call(self.server.stop())
+
+        async def cancel_the_rest():
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.call(cancel_the_rest())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        # Close the loop here, once: a stopped-but-open uvloop loop whose handles are later
+        # garbage-collected from another thread crashes the interpreter.
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
 
     @property
     def rest_url(self) -> str:

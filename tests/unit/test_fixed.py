@@ -66,3 +66,15 @@ def test_parse_levels_fills_arrays_and_reports_first_bad_level():
     assert px.parse_levels(qty, [["1.00", "1"], [5, "1"]], p_out, q_out) == -2
     assert px.parse_levels(qty, [["1.00"]], p_out, q_out) == -1
     assert px.parse_levels(qty, [["1", "1"]] * 5, p_out, q_out) == -5   # more levels than room
+
+
+def test_parse_levels_malformed_input_many_times_leaves_the_interpreter_sound():
+    """Regression: a short level once corrupted memory on the error path (crash at GC)."""
+    import gc
+
+    px, qty = FixedPoint("0.01"), FixedPoint("0.001")
+    p_out, q_out = np.zeros(4, np.int64), np.zeros(4, np.int64)
+    for bad in ([["1.00"]], [[b"1", b"2"]], [None], [["1", 2]], [["é", "1"]], "xx"):
+        for _ in range(2000):
+            assert px.parse_levels(qty, bad, p_out, q_out) < 0
+    gc.collect()

@@ -157,11 +157,16 @@ cdef class FixedPoint:
         if n > px_out.shape[0] or n > qty_out.shape[0]:
             return -(min(px_out.shape[0], qty_out.shape[0]) + 1)
         for level in levels:
-            try:
-                p = (<str?>level[0]).encode("ascii")
-                q = (<str?>level[1]).encode("ascii")
-            except (TypeError, IndexError, UnicodeEncodeError):
+            # Checked explicitly, not by catching exceptions: this runs per message.
+            if not isinstance(level, (list, tuple)) or len(level) != 2:
                 return -(i + 1)
+            price_text, qty_text = level[0], level[1]
+            if not isinstance(price_text, str) or not isinstance(qty_text, str):
+                return -(i + 1)
+            if not (<str>price_text).isascii() or not (<str>qty_text).isascii():
+                return -(i + 1)
+            p = (<str>price_text).encode("ascii")
+            q = (<str>qty_text).encode("ascii")
             if self.units_c(p, len(p), &px_out[i]) != PARSE_OK:
                 return -(i + 1)
             if qty.units_c(q, len(q), &qty_out[i]) != PARSE_OK:
