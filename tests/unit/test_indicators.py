@@ -345,3 +345,92 @@ def test_bench_helper_reports_a_positive_cost_and_rejects_unknown_names():
     assert cy._bench_update_loop("sma", x, period=14) > 0.0
     with pytest.raises(ValueError, match="unknown indicator 'nope'"):
         cy._bench_update_loop("nope", x)
+
+
+# ---------------------------------------------------------------- numerics of the fast paths
+
+U = 2.0 ** -53
+
+
+@pytest.mark.parametrize("period", [1, 14, 1500])
+def test_sma_drift_stays_within_the_documented_bound_across_resums(period):
+    # A plain running sum, re-summed exactly every max(period, 1024) updates: the error of
+    # every value is at most (3K + 2) u max|x| (docs/indicators.md); here K is crossed
+    # several times, on a walk and on signed values that cancel.
+    k = max(period, 1024)
+    rng = np.random.default_rng(11)
+    for xs in (np.array(_prices(4 * k + 7, seed=3)), rng.normal(0.0, 1e3, 4 * k + 7)):
+        got = cy.sma(xs, period)
+        ref = np.array([math.fsum(xs[i - period + 1:i + 1]) / period if i >= period - 1 else NAN
+                        for i in range(len(xs))])
+        ok = ~np.isnan(ref)
+        bound = (3 * k + 2) * U * np.max(np.abs(xs))
+        assert np.max(np.abs(got[ok] - ref[ok])) <= bound
+
+
+def test_sma_peek_is_bit_identical_to_update_across_a_resum():
+    sma = cy.SMA(3)
+    for x in _prices(2100, seed=5):
+        peeked = sma.peek(x)
+        assert sma.update(x) == peeked or math.isnan(peeked)
+
+
+def test_rolling_std_peek_is_bit_identical_to_update():
+    std = cy.RollingStd(7)
+    xs = _prices(600, seed=9)
+    for x in xs + [xs[-1]] * 9 + xs[:50]:
+        peeked = std.peek(x)
+        assert std.update(x) == peeked or math.isnan(peeked)
+
+
+def test_rolling_std_is_exact_to_1e12_on_a_trending_series_with_quiet_stretches():
+    # The running sums are shifted by the mean at the last re-sum: a trend drags the mean
+    # away from it and quiet stretches shrink M2, which both eat the error bound and force
+    # re-sums. Checked against exact Fraction moments (the twin).
+    rng = np.random.default_rng(21)
+    steps = np.concatenate([rng.normal(2e-3, 1e-3, 400), np.zeros(30),
+                            rng.normal(0.0, 1e-9, 200), rng.normal(-5e-3, 2e-2, 300)])
+    xs = (50.0 * np.exp(np.cumsum(steps))).tolist()
+    ours, ref = cy.RollingStd(20), twin.RollingStd(20)
+    for x in xs:
+        a, b = ours.update(x), ref.update(x)
+        assert a == pytest.approx(b, rel=1e-12, abs=0.0, nan_ok=True)
+    assert ours.resyncs > 1
+
+
+BAD_BARS = [(math.nan, 1.0, 1.5), (2.0, math.nan, 1.5), (2.0, 1.0, math.nan), (math.inf, 1.0, 1.5),
+            (2.0, 1.0, math.inf), (2.0, 0.0, 1.5), (2.0, 1.0, -1.5), (1.0, 2.0, 1.5)]
+
+
+@pytest.mark.parametrize("bar", BAD_BARS, ids=[str(b) for b in BAD_BARS])
+@pytest.mark.parametrize("at", [0, 3, 5, 13, 16, 18])
+def test_batch_atr_names_the_first_invalid_bar_wherever_it_falls(bar, at):
+    # Bars are checked in vector groups of 4, then the group with a bad bar bar by bar.
+    bars = _bars(19)
+    h, l, c = (np.array(col) for col in zip(*bars))
+    h[at], l[at], c[at] = bar
+    with pytest.raises(ValueError, match=rf"atr: invalid bar at index {at}:"):
+        cy.atr(h, l, c, 3)
+
+
+@pytest.fixture(params=[True, False], ids=["fma-build", "baseline-build"])
+def dispatch(request):
+    previous = cy._set_fma_dispatch(request.param)
+    yield request.param
+    cy._set_fma_dispatch(previous)
+
+
+def test_batch_paths_are_bit_identical_to_streaming(dispatch):
+    # The FMA build of the ATR and Bollinger loops (picked at import where the CPU has FMA)
+    # and the baseline build round identically, and both equal update() bar by bar.
+    x = _prices(3000, seed=13)
+    bars = _bars(3000, seed=13)
+    h, l, c = (np.array(col) for col in zip(*bars))
+    atr, bb = cy.ATR(14), cy.BollingerBands(20, 2.0, 1.5)
+    streamed_atr = [atr.update(*bar) for bar in bars]
+    streamed_bb = []
+    for v in x:
+        bb.update(v)
+        streamed_bb.append((bb.upper, bb.middle, bb.lower))
+    np.testing.assert_array_equal(cy.atr(h, l, c, 14), streamed_atr)
+    np.testing.assert_array_equal(np.column_stack(cy.bbands(np.array(x), 20, 2.0, 1.5)), streamed_bb)

@@ -23,11 +23,14 @@ ctypedef struct CompSum:
     double lo
 
 
+# A plain running sum (one add per update), re-summed exactly every `resum_every` updates.
 ctypedef struct SMAState:
     int64_t period
     int64_t count
     Ring window
-    CompSum sum
+    double sum
+    int64_t resum_every     # max(period, 1024)
+    int64_t until_resum     # updates left until the next exact re-sum
     double value
 
 
@@ -72,21 +75,24 @@ ctypedef struct ATRState:
     double value
 
 
-# Rolling variance: sliding Welford on values shifted by `shift` (exact subtraction), with
-# an exact two-pass re-sum whenever the running rounding-error bound `err` grows past
-# 1e-12 of M2 (see _std_slide).
+# Rolling variance: plain running sums of y = fl(x - K) and y*y, K the window mean at the
+# last re-sum, with running bounds on their rounding errors; the window is re-summed exactly
+# (compensated) whenever the bound on M2's error could pass 1e-12 of M2 (see _std_slide).
 ctypedef struct StdState:
     int64_t period
     int64_t count
     int64_t ddof
     double inv_n            # 1 / period: multiplies, keeping the divider free for sqrt
+    double two_inv_n        # 2 / period
     double inv_nd           # 1 / (period - ddof)
     Ring window             # raw inputs
-    double shift            # K: the window mean at the last re-sum, or 0
-    CompSum sum             # sum of (x - K) over the window
-    double mean             # mean of (x - K)
-    double m2               # sum of squared deviations from the mean
-    double err              # bound on |error of m2| / (5 * DBL_EPSILON)
+    double last             # the newest input (NaN when empty)
+    double shift            # K
+    double s1               # sum of y over the window
+    double s2               # sum of y*y over the window
+    double e1               # bound on |error of s1| / u, u = DBL_EPSILON / 2
+    double e2               # bound on |error of s2| / u
+    double m2               # s2 - s1*s1/n: sum of squared deviations from the mean
     int64_t run             # consecutive inputs equal to the newest one
     int64_t resyncs         # exact re-sums so far (diagnostic)
     double value

@@ -1,6 +1,9 @@
-# distutils: extra_compile_args = -fno-tree-slp-vectorize
+# distutils: extra_compile_args = -fno-tree-slp-vectorize -ffp-contract=off
 # GCC's SLP vectorizer packs paired state (gain/loss, hi/lo) into one SIMD register and
 # unpacks it every bar, which puts shuffles on the loop-carried chain: 2x slower batches.
+# -ffp-contract=off: the compiler never fuses a*b + c on its own (GCC does by default where
+# FMA is available: on aarch64, and in the FMA-dispatched loops below), so that a step
+# rounds the same in update_c and in every batch build; fma() is used where it is meant.
 """Streaming technical indicators, O(1) per update, and batch functions on the same kernels.
 
 Each class commits one input with `update(...)` (Python, validated) or `update_c(...)`
@@ -11,7 +14,7 @@ follow TA-Lib; docs/indicators.md lists each indicator's first ready index.
 """
 
 from libc.float cimport DBL_EPSILON
-from libc.math cimport INFINITY, NAN, fabs, isfinite, sqrt
+from libc.math cimport INFINITY, NAN, fabs, fma, isfinite, sqrt
 from libc.stdint cimport int64_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -22,6 +25,89 @@ from abidance._core.ringbuf cimport (
 
 import numpy as np
 
+
+# Runtime dispatch for batch loops (ATR, Bollinger): on x86-64 the loop is compiled a second
+# time for CPUs with FMA (and so AVX), with the GCC/Clang `target` attribute given on the
+# prototype below and inherited by Cython's definition, and picked once at import, as
+# TA-Lib 0.6+ does with target_clones. No CPU-specific build flags: the module runs on any
+# x86-64 (and builds once, plainly, elsewhere; aarch64 has FMA anyway). Results do not
+# depend on the path: with contraction off the FMA build rounds exactly like the baseline,
+# and the one fused multiply-add (ATR's Wilder step) is an explicit fma(), correctly rounded
+# wherever it runs (the instruction, or libm in update_c and the baseline build).
+cdef extern from *:
+    """
+    #include <float.h>
+    #include <string.h>
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define ABIDANCE_TARGET_FMA __attribute__((target("fma")))
+    static int abidance_cpu_has_fma(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("fma");
+    }
+    #else
+    #define ABIDANCE_TARGET_FMA
+    static int abidance_cpu_has_fma(void) { return 0; }
+    #endif
+
+    /* `flatten` inlines every call in a batch loop whatever the inliner's budget for this
+       (large) module, so that the step's state stays in registers. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ABIDANCE_FLATTEN __attribute__((flatten))
+    #else
+    #define ABIDANCE_FLATTEN
+    #endif
+
+    static Py_ssize_t abidance_run_atr_fma(void *, const double *, const double *,
+                                           const double *, double *, Py_ssize_t) ABIDANCE_TARGET_FMA;
+    static Py_ssize_t abidance_run_bb(void *, const double *, double *, double *, double *,
+                                      Py_ssize_t) ABIDANCE_FLATTEN;
+    static Py_ssize_t abidance_run_bb_fma(void *, const double *, double *, double *, double *,
+                                          Py_ssize_t) ABIDANCE_FLATTEN ABIDANCE_TARGET_FMA;
+
+    /* Whether any of 4 bars fails 0 < low <= high <= DBL_MAX, 0 < close <= DBL_MAX (NaN
+       fails every comparison). Generic vectors, so that it inlines into any caller and is
+       compiled for the caller's ISA: one AVX test in the FMA build, SSE2 or NEON pairs
+       otherwise. */
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef double abidance_v4d __attribute__((vector_size(32)));
+    typedef long long abidance_v4l __attribute__((vector_size(32)));
+    typedef long long abidance_v2l __attribute__((vector_size(16)));
+    static inline int abidance_bad_bars4(const double *h, const double *l, const double *c) {
+        abidance_v4d vh, vl, vc;
+        abidance_v4l ok;
+        abidance_v2l lo, hi;
+        memcpy(&vh, h, sizeof vh);
+        memcpy(&vl, l, sizeof vl);
+        memcpy(&vc, c, sizeof vc);
+        ok = (vl > 0.0) & (vh >= vl) & (vh <= DBL_MAX) & (vc > 0.0) & (vc <= DBL_MAX);
+        memcpy(&lo, &ok, sizeof lo);
+        memcpy(&hi, (const char *)&ok + sizeof lo, sizeof hi);
+        lo &= hi;
+        return (lo[0] & lo[1]) == 0;
+    }
+    #else
+    static int abidance_bad_bars4(const double *h, const double *l, const double *c) {
+        int ok = 1, k;
+        for (k = 0; k < 4; k++)
+            ok &= (l[k] > 0.0) & (h[k] >= l[k]) & (h[k] <= DBL_MAX) & (c[k] > 0.0) & (c[k] <= DBL_MAX);
+        return !ok;
+    }
+    #endif
+    """
+    int abidance_cpu_has_fma() noexcept nogil
+    bint abidance_bad_bars4(const double* high, const double* low, const double* close) noexcept nogil
+
+cdef bint _HAS_FMA = abidance_cpu_has_fma()
+
+
+def _set_fma_dispatch(bint on):
+    """Use the FMA build of the batch loops when on (and the CPU has FMA); returns the
+    previous setting. For tests: every path must give the same bits."""
+    global _HAS_FMA
+    cdef bint was = _HAS_FMA
+    _HAS_FMA = on and abidance_cpu_has_fma()
+    return was
+
 # TA-Lib's RSI reports 0 when average gain + average loss is inside this band
 # (TA_EPSILON in its ta_utility.h); kept so that RSI matches it exactly.
 cdef double TA_EPSILON = 1e-14
@@ -29,7 +115,13 @@ cdef double TA_EPSILON = 1e-14
 # RollingStd re-sums its window exactly once the rounding-error bound of M2 could exceed
 # this fraction of M2 (std is then good to ~5e-13 relative; see _std_slide).
 cdef double STD_TOLERANCE = 1e-12
-cdef double STD_ERR_RATIO = STD_TOLERANCE / (5.0 * DBL_EPSILON)
+# The bound is kept in units of u = DBL_EPSILON / 2, with 1% headroom for the second-order
+# terms that a first-order rounding analysis drops.
+cdef double STD_BOUND_SCALE = 1.01 * (0.5 * DBL_EPSILON) / STD_TOLERANCE
+
+# SMA re-sums its window exactly every max(period, SMA_RESUM_EVERY) updates: between re-sums
+# its running sum drifts by at most one rounding per update (see docs/indicators.md).
+cdef int64_t SMA_RESUM_EVERY = 1024
 
 UTC_DAY_NS = 86_400_000_000_000
 
@@ -85,15 +177,6 @@ cdef inline double _rsi_of(double gain, double loss) noexcept nogil:
     return 100.0 * (gain / total)
 
 
-cdef inline bint _exact_shift(double x, double k) noexcept nogil:
-    # Sterbenz: x - k is exact when k/2 <= x <= 2k (k = 0 is trivially exact).
-    if k > 0.0:
-        return 0.5 * k <= x <= 2.0 * k
-    if k < 0.0:
-        return 2.0 * k <= x <= 0.5 * k
-    return True
-
-
 # ---------------------------------------------------------------- validation
 
 cdef int _check_finite(str who, double x) except -1:
@@ -146,9 +229,24 @@ cdef inline bint _bad_bar(double high, double low, double close) noexcept nogil:
 
 # ---------------------------------------------------------------- SMA
 
+cdef double _window_fsum(Ring w, int64_t skip_oldest, bint with_x, double x) noexcept nogil:
+    """Compensated sum of the ring's values oldest first, less its oldest `skip_oldest`, then
+    x when with_x: within about one rounding of the exact sum. The ring comes by value so
+    that a batch loop's state never has its address taken (it stays in registers)."""
+    cdef CompSum s
+    cdef int64_t i
+    csum_clear(&s)
+    for i in range(w.count - 1 - skip_oldest, -1, -1):
+        csum_add(&s, ring_get(&w, i))
+    if with_x:
+        csum_add(&s, x)
+    return csum(&s)
+
+
 cdef inline void sma_reset(SMAState* st) noexcept nogil:
     ring_clear(&st.window)
-    csum_clear(&st.sum)
+    st.sum = 0.0
+    st.until_resum = 1              # the update that fills the window sums it exactly
     st.count = 0
     st.value = NAN
 
@@ -156,33 +254,38 @@ cdef inline void sma_reset(SMAState* st) noexcept nogil:
 cdef int sma_init(SMAState* st, str who, int64_t period) except -1:
     _check_period(who, "period", period, 1)
     st.period = period
+    st.resum_every = period if period > SMA_RESUM_EVERY else SMA_RESUM_EVERY
     ring_init(&st.window, period)
     sma_reset(st)
     return 0
 
 
 cdef inline double sma_step(SMAState* st, double x) noexcept nogil:
+    # TA-Lib's plain running sum, one add on the loop-carried chain (x - old is formed off
+    # it, and is exact for prices within a factor 2 of each other), with an exact re-sum of
+    # the window every `resum_every` updates so that its rounding cannot drift (bound in
+    # docs/indicators.md). The window fill is such a re-sum.
     cdef double old = ring_push(&st.window, x)
     st.count += 1
-    if st.count > st.period:
-        csum_add2(&st.sum, x, -old)
+    if st.count < st.period:
+        return NAN
+    st.until_resum -= 1
+    if st.until_resum > 0:
+        st.sum += x - old
     else:
-        csum_add(&st.sum, x)
-        if st.count < st.period:
-            return NAN
-    st.value = csum(&st.sum) / st.period
+        st.sum = _window_fsum(st.window, 0, False, 0.0)
+        st.until_resum = st.resum_every
+    st.value = st.sum / st.period
     return st.value
 
 
 cdef inline double sma_peek(const SMAState* st, double x) noexcept nogil:
-    cdef CompSum s = st.sum
+    # The same arithmetic as sma_step, in the same order (bit-identical), nothing committed.
     if st.count + 1 < st.period:
         return NAN
-    if st.count >= st.period:
-        csum_add2(&s, x, -ring_oldest(&st.window))
-    else:
-        csum_add(&s, x)
-    return csum(&s) / st.period
+    if st.until_resum > 1:
+        return (st.sum + (x - ring_oldest(&st.window))) / st.period
+    return _window_fsum(st.window, 1 if st.count >= st.period else 0, True, x) / st.period
 
 
 cdef class SMA:
@@ -509,22 +612,27 @@ cdef inline void atr_reset(ATRState* st) noexcept nogil:
     st.value = NAN
 
 
-cdef inline double atr_step(ATRState* st, double high, double low, double close) noexcept nogil:
-    st.count += 1
+cdef inline double _atr_warmup(ATRState* st, double tr) noexcept nogil:
     if st.count == 1:
-        # TA-Lib has no true range for the first bar (no previous close).
-        st.prev_close = close
-        return NAN
-    cdef double tr = _true_range(high, low, st.prev_close)
-    st.prev_close = close
-    if st.count > st.period + 1:
-        st.value = st.value * st.keep + tr * st.new_w
-        return st.value
+        return NAN                  # TA-Lib has no true range for the first bar
     st.tr_sum += tr
     if st.count <= st.period:
         return NAN
     st.value = st.tr_sum / st.period
     return st.value
+
+
+cdef inline double atr_step(ATRState* st, double high, double low, double close) noexcept nogil:
+    # On the first bar prev_close is NaN and the true range, unused, is high - low.
+    cdef double tr = _true_range(high, low, st.prev_close)
+    st.prev_close = close
+    st.count += 1
+    if st.count > st.period + 1:
+        # Wilder, avg*(n-1)/n + tr/n, with one fused multiply-add on the loop-carried
+        # chain as in TA-Lib's FMA build (see the dispatch note at the top).
+        st.value = fma(st.value, st.keep, tr * st.new_w)
+        return st.value
+    return _atr_warmup(st, tr)
 
 
 cdef class ATR:
@@ -583,11 +691,13 @@ cdef class ATR:
 
 cdef inline void std_reset(StdState* st) noexcept nogil:
     ring_clear(&st.window)
+    st.last = NAN
     st.shift = 0.0
-    csum_clear(&st.sum)
-    st.mean = 0.0
+    st.s1 = 0.0
+    st.s2 = 0.0
+    st.e1 = 0.0
+    st.e2 = 0.0
     st.m2 = 0.0
-    st.err = 0.0
     st.run = 0
     st.count = 0
     st.value = NAN
@@ -602,6 +712,7 @@ cdef int std_init(StdState* st, str who, int64_t period, int64_t ddof) except -1
     st.period = period
     st.ddof = ddof
     st.inv_n = 1.0 / period
+    st.two_inv_n = 2.0 / period
     st.inv_nd = 1.0 / (period - ddof)
     st.resyncs = 0
     ring_init(&st.window, period)
@@ -609,137 +720,136 @@ cdef int std_init(StdState* st, str who, int64_t period, int64_t ddof) except -1
     return 0
 
 
-cdef void _exact_moments(const Ring* w, int64_t skip_oldest, bint with_x, double x,
-                         double* mean, double* m2, double* lo, double* hi) noexcept nogil:
-    """Two-pass mean and M2 (compensated) of the window, less its oldest `skip_oldest`
-    values, plus x when with_x. Also the min and max, which pick the shift."""
+ctypedef struct _StdSums:
+    double shift
+    double s1
+    double s2
+
+
+cdef _StdSums _std_resum(Ring w, int64_t skip_oldest, bint with_x, double x) noexcept nogil:
+    """Shifted sums of the window (less its oldest `skip_oldest` values, plus x when with_x),
+    re-centred on its mean: compensated, each within about one rounding of the exact sum of
+    the shifted values. The ring comes by value and the result goes back by value, so that
+    a batch loop's state never has its address taken (it stays in registers)."""
+    cdef _StdSums r
     cdef int64_t i, kept = w.count - skip_oldest
-    cdef int64_t n = kept + with_x
-    cdef CompSum s, q
-    cdef double v, d
-    csum_clear(&s)
-    csum_clear(&q)
-    lo[0] = x if with_x else ring_newest(w)
-    hi[0] = lo[0]
+    cdef CompSum total, s1, s2
+    cdef double y
+    csum_clear(&total)
+    csum_clear(&s1)
+    csum_clear(&s2)
     if with_x:
-        csum_add(&s, x)
+        csum_add(&total, x)
     for i in range(kept):
-        v = ring_get(w, i)
-        csum_add(&s, v)
-        if v < lo[0]:
-            lo[0] = v
-        if v > hi[0]:
-            hi[0] = v
-    if lo[0] == hi[0]:
-        mean[0] = lo[0]                 # exact, where sum / n may be an ulp off
-        m2[0] = 0.0
-        return
-    mean[0] = csum(&s) / n
+        csum_add(&total, ring_get(&w, i))
+    r.shift = csum(&total) / (kept + with_x)
+    for i in range(kept - 1, -1, -1):
+        y = ring_get(&w, i) - r.shift
+        csum_add(&s1, y)
+        csum_add(&s2, y * y)
     if with_x:
-        d = x - mean[0]
-        csum_add(&q, d * d)
-    for i in range(kept):
-        d = ring_get(w, i) - mean[0]
-        csum_add(&q, d * d)
-    d = csum(&q)
-    m2[0] = d if d > 0.0 else 0.0
+        y = x - r.shift
+        csum_add(&s1, y)
+        csum_add(&s2, y * y)
+    r.s1 = csum(&s1)
+    r.s2 = csum(&s2)
+    return r
 
 
-cdef void _std_resync(StdState* st) noexcept nogil:
-    """Exact moments of the full window; re-centres the shift on its mean."""
-    cdef double mean_x, m2, lo, hi, k
-    cdef int64_t i
-    _exact_moments(&st.window, 0, False, 0.0, &mean_x, &m2, &lo, &hi)
-    # Shift by the mean only when every value minus it is exact; values that span more
-    # than a factor of two have a spread large enough not to need it.
-    k = mean_x if (_exact_shift(lo, mean_x) and _exact_shift(hi, mean_x)) else 0.0
-    csum_clear(&st.sum)
-    for i in range(st.window.count):
-        csum_add(&st.sum, ring_get(&st.window, i) - k)
-    st.shift = k
-    st.mean = csum(&st.sum) / st.window.count
-    st.m2 = m2
-    st.err = 2.0 * m2
+cdef inline void _std_set(StdState* st, _StdSums r) noexcept nogil:
+    cdef double m2
+    st.shift = r.shift
+    st.s1 = r.s1
+    st.s2 = r.s2
+    # Rounding left by the re-sum: u|S1| in S1; u per square plus u for the sum in S2.
+    st.e1 = fabs(r.s1)
+    st.e2 = 2.0 * r.s2
+    m2 = r.s2 - r.s1 * r.s1 * st.inv_n
+    st.m2 = m2 if m2 > 0.0 else 0.0
     st.resyncs += 1
 
 
-cdef inline void _std_slide(StdState* st, double x, double old) noexcept nogil:
-    """Replace old by x in a full window (sliding Welford, shifted by K).
+cdef inline void _std_flat(StdState* st, double x) noexcept nogil:
+    # A window of identical values: exactly zero, centred on x, all carried rounding dropped.
+    st.shift = x
+    st.s1 = 0.0
+    st.s2 = 0.0
+    st.e1 = 0.0
+    st.e2 = 0.0
+    st.m2 = 0.0
 
-    M2 changes by (x-old)((x-mean') + (old-mean)). Each update's rounding error is at most
-    5 eps (|d|(|y|+|yo|+|mean'|+|mean|) + |M2|) (the shifted values are exact, the mean
-    comes from a compensated sum); `err` accumulates that bound so that the caller can
-    re-sum exactly when it grows past STD_TOLERANCE of M2: a quiet window after a spike,
-    where M2 collapses and sliding updates alone would keep the spike's rounding.
+
+cdef inline bint _std_slide(StdState* st, double x, double old) noexcept nogil:
+    """Replace old by x in a full window's shifted sums S1 = sum(y), S2 = sum(y*y), where
+    y = fl(v - K) for every value v in the window (the same y when v leaves as when it came
+    in); M2 = S2 - S1*S1/n. Returns whether M2 is still within STD_TOLERANCE (relative).
+
+    With u = DBL_EPSILON/2, to first order: each update adds at most u(|y-yo| + |S1'|) to
+    the error of S1 (accumulated in e1) and u(2(y^2 + yo^2) + S2') to that of S2 (e2). The
+    error of M2 is then at most u(e2 + 2|S1|e1/n + 3 S1^2/n + M2) (the last two: forming
+    S1^2/n and the subtraction), plus u(S2 + M2) for y being fl(v - K) rather than v - K
+    (2 sum |v - mean| |y| u <= 2u sqrt(M2 S2)); in all u(e2 + 2|S1|e1/n + 3 S2 + S1^2/n).
+    K is the window mean at the last re-sum, so S2 stays close to M2 until the mean drifts
+    or the window goes quiet after a spike; then the bound runs out and the caller re-sums.
     """
     cdef double k = st.shift
     cdef double y = x - k
     cdef double yo = old - k
-    cdef double mo = st.mean
-    cdef double m2 = st.m2
-    cdef CompSum s = st.sum
-    cdef double mn, d
-    csum_add2(&s, y, -yo)
-    mn = csum(&s) * st.inv_n
-    d = y - yo
-    m2 += d * ((y - mn) + (yo - mo))
-    st.err += fabs(d) * (fabs(y) + fabs(yo) + fabs(mn) + fabs(mo)) + fabs(m2)
-    st.sum = s
-    st.mean = mn
+    cdef double q = y * y
+    cdef double qo = yo * yo
+    cdef double d = y - yo
+    cdef double s1 = st.s1 + d
+    cdef double s2 = st.s2 + (q - qo)
+    cdef double s1n = s1 * s1 * st.inv_n
+    cdef double m2 = s2 - s1n
+    cdef double e1 = st.e1 + (fabs(d) + fabs(s1))
+    cdef double e2 = st.e2 + (2.0 * (q + qo) + s2)
+    st.s1 = s1
+    st.s2 = s2
+    st.e1 = e1
+    st.e2 = e2
     st.m2 = m2
+    # False for a negative or NaN m2 too.
+    return (e2 + 3.0 * s2 + s1n + st.two_inv_n * fabs(s1) * e1) * STD_BOUND_SCALE <= m2
 
 
 cdef inline double std_step(StdState* st, double x) noexcept nogil:
     cdef int64_t n = st.period
-    if st.window.count > 0 and x == ring_newest(&st.window):
-        st.run += 1
-    else:
-        st.run = 1
+    # run + 1 after an equal input, else 1; branch-free (repeated prices are common).
+    st.run = (st.run & -<int64_t>(x == st.last)) + 1
+    st.last = x
     cdef double old = ring_push(&st.window, x)
     st.count += 1
     if st.count < n:
         return NAN
     if st.run >= n:
-        # A flat window: exactly zero, centred on x, and all carried rounding dropped.
-        st.shift = x
-        csum_clear(&st.sum)
-        st.mean = 0.0
-        st.m2 = 0.0
-        st.err = 0.0
-    elif st.count == n or not _exact_shift(x, st.shift):
-        _std_resync(st)                 # the window just filled, or x needs a new shift
-    else:
-        _std_slide(st, x, old)
-        if not (st.err <= STD_ERR_RATIO * st.m2):
-            _std_resync(st)
+        _std_flat(st, x)
+    elif st.count == n or not _std_slide(st, x, old):
+        # The window just filled, or the error bound ran out: one out-of-line re-sum.
+        _std_set(st, _std_resum(st.window, 0, False, 0.0))
     st.value = sqrt(st.m2 * st.inv_nd)
     return st.value
 
 
 cdef inline double std_mean(const StdState* st) noexcept nogil:
-    return st.shift + st.mean
+    return st.shift + st.s1 * st.inv_n
 
 
 cdef bint std_peek(const StdState* st, double x, double* mean, double* m2) noexcept nogil:
-    """Window mean and M2 if x were committed; False while that would still be warm-up."""
+    """Window mean and M2 if x were committed (the arithmetic of std_step, nothing
+    committed); False while that would still be warm-up."""
     cdef int64_t n = st.period
-    cdef bint full = st.count >= n
-    cdef StdState tmp
-    cdef double lo, hi
+    cdef StdState tmp = st[0]           # scalars only: nothing here touches the ring
     if st.count + 1 < n:
         return False
-    if full and x == ring_newest(&st.window) and st.run + 1 >= n:
-        mean[0] = x
-        m2[0] = 0.0
-        return True
-    if full and _exact_shift(x, st.shift):
-        tmp = st[0]                     # scalars only: the slide does not touch the ring
-        _std_slide(&tmp, x, ring_oldest(&st.window))
-        if tmp.err <= STD_ERR_RATIO * tmp.m2:
-            mean[0] = std_mean(&tmp)
-            m2[0] = tmp.m2
-            return True
-    _exact_moments(&st.window, 1 if full else 0, True, x, mean, m2, &lo, &hi)
+    if (st.run + 1 if x == st.last else 1) >= n:
+        _std_flat(&tmp, x)
+    elif st.count + 1 == n:
+        _std_set(&tmp, _std_resum(st.window, 0, True, x))
+    elif not _std_slide(&tmp, x, ring_oldest(&st.window)):
+        _std_set(&tmp, _std_resum(st.window, 1, True, x))
+    mean[0] = std_mean(&tmp)
+    m2[0] = tmp.m2
     return True
 
 
@@ -747,9 +857,10 @@ cdef class RollingStd:
     """Standard deviation of the last `period` values (population, or sample with ddof=1);
     matches TA-Lib STDDEV (nbdev=1) with ddof=0. First value at index period-1.
 
-    Sliding Welford over exactly shifted values, with an exact re-sum of the window when
-    the running error bound exceeds 1e-12 of M2: O(1) per update, and accurate even for a
-    quiet window right after a spike. A window of identical values reports exactly 0.
+    Running sums of the values shifted by a recent mean, with a running bound on their
+    rounding error and an exact re-sum of the window when that bound could exceed 1e-12
+    of M2: O(1) amortised per update, and accurate even for a quiet window right after a
+    spike. A window of identical values reports exactly 0.
     """
 
     def __cinit__(self, int64_t period, int64_t ddof=0):
@@ -765,7 +876,7 @@ cdef class RollingStd:
         cdef double mean, m2
         if not std_peek(&self._st, x, &mean, &m2):
             return NAN
-        return sqrt(m2 / (self._st.period - self._st.ddof))
+        return sqrt(m2 * self._st.inv_nd)
 
     cdef void reset_c(self) noexcept nogil:
         std_reset(&self._st)
@@ -869,7 +980,7 @@ cdef class BollingerBands:
         cdef double mean, m2, sd
         if not std_peek(&self._st.std, x, &mean, &m2):
             return (NAN, NAN, NAN)
-        sd = sqrt(m2 / self._st.std.period)
+        sd = sqrt(m2 * self._st.std.inv_nd)
         return (mean + self._st.k_up * sd, mean, mean - self._st.k_down * sd)
 
     def reset(self):
@@ -1725,8 +1836,7 @@ cdef inline double z_step(ZState* st, double x) noexcept nogil:
     cdef double sd = std_step(&st.std, x)
     if st.std.count < st.std.period:
         return NAN
-    # x - shift is exact (the shift is re-chosen whenever it would not be).
-    st.value = ((x - st.std.shift) - st.std.mean) / sd if sd > 0.0 else 0.0
+    st.value = ((x - st.std.shift) - st.std.s1 * st.std.inv_n) / sd if sd > 0.0 else 0.0
     return st.value
 
 
@@ -1748,7 +1858,7 @@ cdef class ZScore:
         cdef double mean, m2
         if not std_peek(&self._st.std, x, &mean, &m2):
             return NAN
-        return (x - mean) / sqrt(m2 / self._st.std.period) if m2 > 0.0 else 0.0
+        return (x - mean) / sqrt(m2 * self._st.std.inv_nd) if m2 > 0.0 else 0.0
 
     cdef void reset_c(self) noexcept nogil:
         z_reset(&self._st)
@@ -1947,17 +2057,38 @@ def roc(x, int64_t period=10):
     return _single("roc", &ind._st, x, True)
 
 
-cdef Py_ssize_t _run_atr(ATRState* state, const double[::1] high, const double[::1] low,
-                         const double[::1] close, double[::1] out) noexcept nogil:
+cdef inline Py_ssize_t _atr_loop(ATRState* state, const double* high, const double* low,
+                                const double* close, double* out, Py_ssize_t n) noexcept nogil:
+    # Bars are checked 4 at a time (one vector test), then stepped; the first group with
+    # an invalid bar, and the tail, go bar by bar to stop at the exact index.
     cdef ATRState st = state[0]
-    cdef Py_ssize_t i, bad = -1
-    for i in range(close.shape[0]):
+    cdef Py_ssize_t i = 0, k
+    while i + 4 <= n:
+        if abidance_bad_bars4(high + i, low + i, close + i):
+            break
+        for k in range(i, i + 4):
+            out[k] = atr_step(&st, high[k], low[k], close[k])
+        i += 4
+    while i < n:
         if _bad_bar(high[i], low[i], close[i]):
-            bad = i
             break
         out[i] = atr_step(&st, high[i], low[i], close[i])
+        i += 1
     state[0] = st
-    return bad
+    return i if i < n else -1
+
+
+cdef Py_ssize_t _run_atr_fma "abidance_run_atr_fma"(
+        void* state, const double* high, const double* low, const double* close, double* out,
+        Py_ssize_t n) noexcept nogil:
+    return _atr_loop(<ATRState*>state, high, low, close, out, n)
+
+
+cdef Py_ssize_t _run_atr(ATRState* state, const double* high, const double* low,
+                         const double* close, double* out, Py_ssize_t n) noexcept nogil:
+    if _HAS_FMA:
+        return _run_atr_fma(state, high, low, close, out, n)
+    return _atr_loop(state, high, low, close, out, n)
 
 
 def atr(high, low, close, int64_t period=14):
@@ -1968,21 +2099,23 @@ def atr(high, low, close, int64_t period=14):
     cdef const double[::1] h = _f64(high)
     cdef const double[::1] l = _f64(low)
     cdef const double[::1] c = _f64(close)
-    out = np.empty(c.shape[0], dtype=np.float64)
+    cdef Py_ssize_t bad, n = c.shape[0]
+    out = np.empty(n, dtype=np.float64)
     cdef double[::1] o = out
-    cdef Py_ssize_t bad
+    if n == 0:
+        return out
     with nogil:
-        bad = _run_atr(&ind._st, h, l, c, o)
+        bad = _run_atr(&ind._st, &h[0], &l[0], &c[0], &o[0], n)
     if bad >= 0:
         _raise_bad_bar("atr", bad, h[bad], l[bad], c[bad])
     return out
 
 
-cdef Py_ssize_t _run_bb(BBState* state, const double[::1] x, double[::1] upper,
-                        double[::1] middle, double[::1] lower) noexcept nogil:
+cdef inline Py_ssize_t _bb_loop(BBState* state, const double* x, double* upper, double* middle,
+                               double* lower, Py_ssize_t n) noexcept nogil:
     cdef BBState st = state[0]
     cdef Py_ssize_t i, bad = -1
-    for i in range(x.shape[0]):
+    for i in range(n):
         if not isfinite(x[i]):
             bad = i
             break
@@ -1991,6 +2124,25 @@ cdef Py_ssize_t _run_bb(BBState* state, const double[::1] x, double[::1] upper,
         lower[i] = st.lower
     state[0] = st
     return bad
+
+
+cdef Py_ssize_t _run_bb_fma "abidance_run_bb_fma"(void* state, const double* x, double* upper,
+                                                  double* middle, double* lower,
+                                                  Py_ssize_t n) noexcept nogil:
+    return _bb_loop(<BBState*>state, x, upper, middle, lower, n)
+
+
+cdef Py_ssize_t _run_bb_base "abidance_run_bb"(void* state, const double* x, double* upper,
+                                               double* middle, double* lower,
+                                               Py_ssize_t n) noexcept nogil:
+    return _bb_loop(<BBState*>state, x, upper, middle, lower, n)
+
+
+cdef Py_ssize_t _run_bb(BBState* state, const double* x, double* upper, double* middle,
+                        double* lower, Py_ssize_t n) noexcept nogil:
+    if _HAS_FMA:
+        return _run_bb_fma(state, x, upper, middle, lower, n)
+    return _run_bb_base(state, x, upper, middle, lower, n)
 
 
 def bbands(x, int64_t period=20, double nbdev_up=2.0, double nbdev_dn=2.0):
@@ -2002,8 +2154,10 @@ def bbands(x, int64_t period=20, double nbdev_up=2.0, double nbdev_dn=2.0):
     middle = np.empty(n, dtype=np.float64)
     lower = np.empty(n, dtype=np.float64)
     cdef double[::1] u = upper, m = middle, lo = lower
+    if n == 0:
+        return upper, middle, lower
     with nogil:
-        bad = _run_bb(&ind._st, xv, u, m, lo)
+        bad = _run_bb(&ind._st, &xv[0], &u[0], &m[0], &lo[0], n)
     if bad >= 0:
         _raise_bad_value("bbands", bad, xv[bad], False)
     return upper, middle, lower
