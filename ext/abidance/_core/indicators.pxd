@@ -262,20 +262,22 @@ cdef class MACD:
     cdef void reset_c(self) noexcept nogil
 
 
-@cython.final
-cdef class RollingMin:
+cdef class _RollingExtreme:
     cdef ExtremeState _st
+    cdef str _name
     cdef double update_c(self, double x) noexcept nogil
     cdef double peek_c(self, double x) noexcept nogil
     cdef void reset_c(self) noexcept nogil
 
 
 @cython.final
-cdef class RollingMax:
-    cdef ExtremeState _st
-    cdef double update_c(self, double x) noexcept nogil
-    cdef double peek_c(self, double x) noexcept nogil
-    cdef void reset_c(self) noexcept nogil
+cdef class RollingMin(_RollingExtreme):
+    pass
+
+
+@cython.final
+cdef class RollingMax(_RollingExtreme):
+    pass
 
 
 @cython.final

@@ -1223,104 +1223,70 @@ cdef inline double extreme_peek(const ExtremeState* st, double x) noexcept nogil
     return -v if st.is_min else v
 
 
-cdef class RollingMin:
+cdef class _RollingExtreme:
+    """Shared body of RollingMin and RollingMax: one monotonic-deque kernel, two orders."""
+
+    def __dealloc__(self):
+        extreme_free(&self._st)
+
+    cdef double update_c(self, double x) noexcept nogil:
+        return extreme_step(&self._st, x)
+
+    cdef double peek_c(self, double x) noexcept nogil:
+        return extreme_peek(&self._st, x)
+
+    cdef void reset_c(self) noexcept nogil:
+        extreme_reset(&self._st)
+
+    def update(self, double x):
+        if not isfinite(x):   # the name is built only on the error path
+            _check_finite(self._name + ".update", x)
+        return extreme_step(&self._st, x)
+
+    def peek(self, double x):
+        if not isfinite(x):
+            _check_finite(self._name + ".peek", x)
+        return extreme_peek(&self._st, x)
+
+    def reset(self):
+        extreme_reset(&self._st)
+
+    @property
+    def period(self):
+        return self._st.period
+
+    @property
+    def count(self):
+        return self._st.count
+
+    @property
+    def value(self):
+        return self._st.value
+
+    @property
+    def ready(self):
+        return self._st.count >= self._st.period
+
+    def __repr__(self):
+        return f"{self._name}(period={self.period}, count={self.count}, value={self.value!r})"
+
+
+cdef class RollingMin(_RollingExtreme):
     """Lowest of the last `period` values (TA-Lib MIN), O(1) amortised by a monotonic deque.
     First value at index period-1."""
 
     def __cinit__(self, int64_t period):
+        self._name = "RollingMin"
         extreme_init(&self._st, "RollingMin", period, True)
 
-    def __dealloc__(self):
-        extreme_free(&self._st)
 
-    cdef double update_c(self, double x) noexcept nogil:
-        return extreme_step(&self._st, x)
-
-    cdef double peek_c(self, double x) noexcept nogil:
-        return extreme_peek(&self._st, x)
-
-    cdef void reset_c(self) noexcept nogil:
-        extreme_reset(&self._st)
-
-    def update(self, double x):
-        _check_finite("RollingMin.update", x)
-        return extreme_step(&self._st, x)
-
-    def peek(self, double x):
-        _check_finite("RollingMin.peek", x)
-        return extreme_peek(&self._st, x)
-
-    def reset(self):
-        extreme_reset(&self._st)
-
-    @property
-    def period(self):
-        return self._st.period
-
-    @property
-    def count(self):
-        return self._st.count
-
-    @property
-    def value(self):
-        return self._st.value
-
-    @property
-    def ready(self):
-        return self._st.count >= self._st.period
-
-    def __repr__(self):
-        return f"RollingMin(period={self.period}, count={self.count}, value={self.value!r})"
-
-
-cdef class RollingMax:
+cdef class RollingMax(_RollingExtreme):
     """Highest of the last `period` values (TA-Lib MAX), O(1) amortised by a monotonic deque.
     First value at index period-1."""
 
     def __cinit__(self, int64_t period):
+        self._name = "RollingMax"
         extreme_init(&self._st, "RollingMax", period, False)
-
-    def __dealloc__(self):
-        extreme_free(&self._st)
-
-    cdef double update_c(self, double x) noexcept nogil:
-        return extreme_step(&self._st, x)
-
-    cdef double peek_c(self, double x) noexcept nogil:
-        return extreme_peek(&self._st, x)
-
-    cdef void reset_c(self) noexcept nogil:
-        extreme_reset(&self._st)
-
-    def update(self, double x):
-        _check_finite("RollingMax.update", x)
-        return extreme_step(&self._st, x)
-
-    def peek(self, double x):
-        _check_finite("RollingMax.peek", x)
-        return extreme_peek(&self._st, x)
-
-    def reset(self):
-        extreme_reset(&self._st)
-
-    @property
-    def period(self):
-        return self._st.period
-
-    @property
-    def count(self):
-        return self._st.count
-
-    @property
-    def value(self):
-        return self._st.value
-
-    @property
-    def ready(self):
-        return self._st.count >= self._st.period
-
-    def __repr__(self):
-        return f"RollingMax(period={self.period}, count={self.count}, value={self.value!r})"
 
 
 # ---------------------------------------------------------------- VWAP
