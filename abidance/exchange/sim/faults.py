@@ -24,6 +24,7 @@ class FaultSettings:
     rest_5xx_rate: float = 0.0        # share of REST calls answered 503 (order status unknown)
     rest_429_rate: float = 0.0        # share answered 429 with Retry-After
     rest_418_rate: float = 0.0        # share answered 418 (IP ban)
+    order_reply_lost_rate: float = 0.0  # share of executed orders answered 503 -1007 (status unknown)
     depth_drop_rate: float = 0.0      # share of depthUpdate events dropped (a gap for the client)
     depth_duplicate_rate: float = 0.0  # share sent twice
     depth_reorder_rate: float = 0.0   # share held back and sent after the next one
@@ -89,6 +90,10 @@ class Faults:
         if self._fire(s.rest_5xx_rate, "REST 503", path=path):
             raise errors.BinanceError(-1007, "Timeout waiting for response from backend server. "
                                       "Send status unknown; execution status unknown.", 503)
+
+    def lose_order_reply(self, path: str) -> bool:
+        """After an order was executed: answer 'status unknown' instead of the result?"""
+        return self._fire(self.settings.order_reply_lost_rate, "order executed, reply lost (503)", path=path)
 
     def depth_events(self, name: str, payload: dict) -> list[dict]:
         """What actually goes out for one depthUpdate: [], [it], [it, it], or a held one."""

@@ -83,6 +83,11 @@ class RateLimiter:
                 _seconds_until(st.limited_until_ms, now_ms))
         return st.used
 
+    def ban(self, ip: str, seconds: int, now_ms: int) -> None:
+        """Ban an IP (an injected 418 is a real ban: requests in it are refused too)."""
+        st = self._ips.setdefault(ip, _IpState())
+        st.banned_until_ms = max(st.banned_until_ms, now_ms + seconds * 1000)
+
     def used_weight(self, ip: str, now_ms: int) -> int:
         st = self._ips.get(ip)
         if st is None or st.window != now_ms // MINUTE_MS:

@@ -292,7 +292,12 @@ def make_handler(venue, method: str, weight, security: int, is_order: bool, hand
                 headers["X-MBX-ORDER-COUNT-1D"] = str(cday)
 
         try:
-            await venue.faults.before_rest(request.path)
+            try:
+                await venue.faults.before_rest(request.path)
+            except BinanceError as exc:
+                if exc.http_status == 418:
+                    venue.limiter.ban(ip, exc.retry_after or 120, venue.wall_ms())
+                raise
             try:
                 body = await request.text() if request.can_read_body else ""
             except web.HTTPRequestEntityTooLarge:
@@ -312,9 +317,14 @@ def make_handler(venue, method: str, weight, security: int, is_order: bool, hand
             if hasattr(result, "__await__"):
                 result = await result
             order_counts()
+            if is_order and method == "POST" and venue.faults.lose_order_reply(request.path):
+                raise BinanceError(-1007, "Timeout waiting for response from backend server. "
+                                   "Send status unknown; execution status unknown.", 503)
             return _json(200, result, headers)
         except BinanceError as exc:
             order_counts()
+            # Binance reports the minute's weight on every answer, errors included.
+            headers.setdefault("X-MBX-USED-WEIGHT-1M", str(venue.limiter.used_weight(ip, venue.wall_ms())))
             return _error(exc, headers)
         except Exception:   # a bug must answer like Binance's -1000, never hang or crash
             log.exception("unhandled error in %s %s", method, request.path)

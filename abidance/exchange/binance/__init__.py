@@ -1,0 +1,1 @@
+"""Binance Spot connector: market streams, REST, user data, local order books."""

@@ -1,0 +1,191 @@
+"""BinanceConnector: Binance's wire protocol in, internal events out on the bus.
+
+    market streams (picows) -> MarketParser (Cython) -> bus topics + local books
+    REST (BinanceRest)      -> instruments, depth snapshots, orders
+    user data stream        -> order / balance events + reconciliation
+
+Events: TradeEvent on TRADES, AggTradeEvent on AGG_TRADES, DepthDiffEvent on
+DEPTH_DIFFS, BookTickerEvent on BOOK_TICKERS, KlineEvent on KLINES; the OrderBook of a
+symbol on BOOKS after each diff, only while it is consistent; BookStatusChanged on
+BOOK_STATUS; ConnectorHealth on CONNECTOR_HEALTH every health_interval_s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from abidance._core.wire import (AggTradeEvent, BookTickerEvent, DepthDiffEvent, InstrumentCodec, KlineEvent,
+                                 MarketParser, TradeEvent)
+from abidance.core import topics
+from abidance.core.bus import MessageBus
+from abidance.core.events import Alert, ConnectorHealth
+from abidance.exchange.binance.book_sync import BookSync
+from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.health import HealthBook
+from abidance.exchange.binance.streams import MarketStreams, StreamConnection
+from abidance.exchange.binance.user_stream import UserDataStream
+
+log = logging.getLogger("abidance.binance")
+
+CHANNELS = ("trade", "aggTrade", "depth", "bookTicker")
+KLINE_INTERVALS = {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"}
+DROP_LOG_EVERY = 1000       # after the first few, log one malformed message in this many
+
+
+@dataclass(frozen=True, slots=True)
+class BookStatusChanged:
+    symbol: str
+    ready: bool
+    reason: str
+    ts_event: int
+
+
+class BinanceConnector:
+    def __init__(self, config: BinanceConfig, bus: MessageBus, rest, clock_ns=time.time_ns):
+        self.config = config
+        self.bus = bus
+        self.rest = rest
+        self.clock_ns = clock_ns
+        self.instruments: dict = {}
+        self.parser = MarketParser()
+        self.books: dict[str, BookSync] = {}
+        self.health = HealthBook()
+        self.streams = MarketStreams(config, self._on_frame, self._on_stream_state, clock_ns)
+        self.user: UserDataStream | None = None
+        self._health_task: asyncio.Task | None = None
+        self._depth_streams: dict[str, str] = {}       # stream name -> symbol
+        self._drops_logged = 0
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth"),
+                    kline_intervals: Iterable[str] = (), user_data: bool = False) -> None:
+        self.instruments = await self.rest.load_instruments()
+        for inst in self.instruments.values():
+            self.parser.add(InstrumentCodec(inst.symbol, inst.price, inst.qty))
+        await self.subscribe(symbols, channels, kline_intervals)
+        self.streams.start()
+        if user_data:
+            self.user = UserDataStream(self.config, self.rest, self.bus, self.clock_ns)
+            await self.user.start()
+        self._health_task = asyncio.get_running_loop().create_task(self._publish_health(), name="connector-health")
+
+    async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+        for sync in self.books.values():
+            sync.stop()
+        await self.streams.stop()
+        if self.user is not None:
+            await self.user.stop()
+
+    # ---- subscriptions ---------------------------------------------------------------
+
+    def stream_names(self, symbol: str, channels: Iterable[str], kline_intervals: Iterable[str] = ()) -> list[str]:
+        s = symbol.lower()
+        names = []
+        for ch in channels:
+            if ch not in CHANNELS:
+                raise ValueError(f"unknown channel {ch!r}; known: {', '.join(CHANNELS)}")
+            names.append(f"{s}@depth@{self.config.depth_stream_speed}" if ch == "depth" else f"{s}@{ch}")
+        for interval in kline_intervals:
+            if interval not in KLINE_INTERVALS:
+                raise ValueError(f"unknown kline interval {interval!r}")
+            names.append(f"{s}@kline_{interval}")
+        return names
+
+    async def subscribe(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth"),
+                        kline_intervals: Iterable[str] = ()) -> None:
+        names = []
+        for symbol in symbols:
+            inst = self.instruments.get(symbol)
+            if inst is None:
+                raise ValueError(f"unknown symbol {symbol!r}: not in exchangeInfo")
+            sym_names = self.stream_names(symbol, channels, kline_intervals)
+            names += sym_names
+            if "depth" in channels and symbol not in self.books:
+                codec = self.parser.codec(symbol)
+                self.books[symbol] = BookSync(codec, self.rest.depth, self.config.depth_snapshot_limit,
+                                              self._on_book_ready_change)
+                self._depth_streams[sym_names[list(channels).index("depth")]] = symbol
+        await self.streams.subscribe(names)
+
+    async def unsubscribe(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth")) -> None:
+        names = []
+        for symbol in symbols:
+            names += self.stream_names(symbol, channels)
+            if "depth" in channels and symbol in self.books:
+                self.books.pop(symbol).stop()
+        await self.streams.unsubscribe(names)
+
+    # ---- the hot path ----------------------------------------------------------------
+
+    def _on_frame(self, conn: StreamConnection, payload: bytes, ts_init: int) -> None:
+        ev = self.parser.parse(payload, ts_init)
+        t = type(ev)
+        if t is DepthDiffEvent:
+            sync = self.books.get(ev.symbol)
+            self.bus.publish(topics.DEPTH_DIFFS, ev)
+            if sync is not None and sync.on_diff(ev):
+                self.bus.publish(topics.BOOKS, sync.book)
+            self.health.stats(ev.symbol + "@depth").record(ts_init, ts_init - ev.ts_event)
+        elif t is TradeEvent:
+            self.bus.publish(topics.TRADES, ev)
+            self.health.stats(ev.symbol + "@trade").record(ts_init, ts_init - ev.ts_event)
+        elif t is BookTickerEvent:
+            self.bus.publish(topics.BOOK_TICKERS, ev)
+            self.health.stats(ev.symbol + "@bookTicker").record(ts_init, ts_init - ev.ts_event)
+        elif t is AggTradeEvent:
+            self.bus.publish(topics.AGG_TRADES, ev)
+            self.health.stats(ev.symbol + "@aggTrade").record(ts_init, ts_init - ev.ts_event)
+        elif t is KlineEvent:
+            self.bus.publish(topics.KLINES, ev)
+            self.health.stats(ev.symbol + "@kline").record(ts_init, ts_init - ev.ts_event)
+        elif ev is None:
+            self._log_drop()
+
+    def _log_drop(self) -> None:
+        self._drops_logged += 1
+        if self._drops_logged <= 10 or self._drops_logged % DROP_LOG_EVERY == 0:
+            log.warning("market message dropped (%d so far): %s", self.parser.dropped, self.parser.last_error)
+
+    # ---- state changes ---------------------------------------------------------------
+
+    def _on_stream_state(self, conn: StreamConnection, state: str, reason: str) -> None:
+        if state == "disconnected":
+            self.bus.publish(topics.ALERTS, Alert("warning", "binance.streams", "stream_disconnected",
+                                                  f"stream connection {conn.conn_id} lost: {reason or 'closed'}",
+                                                  self.clock_ns()))
+        if state in ("connected", "disconnected"):
+            # Diffs may have been missed while the connection was down: resync its books.
+            for name in conn.streams:
+                symbol = self._depth_streams.get(name)
+                if symbol is not None and symbol in self.books and conn.connects > 1:
+                    self.books[symbol].resync(f"stream connection {state}")
+
+    def _on_book_ready_change(self, sync: BookSync, ready: bool, reason: str) -> None:
+        self.bus.publish(topics.BOOK_STATUS, BookStatusChanged(sync.symbol, ready, reason, self.clock_ns()))
+        if ready:
+            self.bus.publish(topics.BOOKS, sync.book)
+
+    # ---- health ----------------------------------------------------------------------
+
+    def health_snapshot(self) -> ConnectorHealth:
+        conns = self.streams.connections
+        limiter = getattr(self.rest, "limiter", None)
+        return ConnectorHealth(
+            venue=self.config.venue, connections=len(conns), connected=sum(1 for c in conns if c.transport is not None),
+            reconnects=self.streams.reconnects, resyncs=sum(b.resyncs for b in self.books.values()),
+            dropped=dict(self.parser.drop_counts), books_ready=sum(1 for b in self.books.values() if b.ready),
+            books_total=len(self.books), used_weight=limiter.used_weight if limiter is not None else 0,
+            streams=self.health.take(self.clock_ns()), ts_event=self.clock_ns(),
+        )
+
+    async def _publish_health(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health_interval_s)
+            self.bus.publish(topics.CONNECTOR_HEALTH, self.health_snapshot())
