@@ -104,6 +104,7 @@ cdef class MarketParser:
     cdef Span _f[128]                    # single-letter keys of the event object
     cdef Span _k[128]                    # single-letter keys of a kline's "k" object
     cdef Span _stream
+    cdef bytes _stream_name              # a copy: the frame buffer is not ours after parse()
     cdef unsigned int _gen
     cdef int64_t* _scratch
     cdef Py_ssize_t _scratch_cap

@@ -401,6 +401,8 @@ cdef class DepthDiffEvent:
         """Apply to a book (U/u rules in the book); returns its BookStatus code."""
         cdef Py_ssize_t nb = self.n_bids, na = self.n_asks
         cdef int64_t* d = self._data
+        if book is None:                 # a typed argument admits None: it would crash below
+            raise TypeError("apply_to() needs an OrderBook, not None")
         return book.apply_diff_c(self.first_id, self.final_id, d, d + nb, nb, d + 2 * nb, d + 2 * nb + na, na)
 
     cdef object _side(self, Py_ssize_t offset, Py_ssize_t n):
@@ -482,7 +484,7 @@ cdef class MarketParser:
     @property
     def last_stream(self) -> str:
         """The "stream" name of the last frame that had one (combined streams)."""
-        return span_text(&self._stream) if self._stream.gen == self._gen else ""
+        return self._stream_name.decode("ascii") if self._stream_name is not None else ""
 
     cdef object _drop(self, str reason, str detail):
         self.dropped += 1
@@ -542,8 +544,18 @@ cdef class MarketParser:
             self._stream.gen = 0
         p = scan_object(skip_ws(p, end), end, self._f, self._gen, True, &self._stream, self._k)
         if p == NULL or skip_ws(p, end) != end:
+            self._stream_name = None
             fallback[0] = True
             return None
+        # Keep the stream name as our own bytes: the frame buffer is the caller's and may be
+        # reused or freed after parse() returns. Copied only when the name changes.
+        cdef Span* st = &self._stream
+        if st.gen == self._gen and st.kind == K_STR:
+            if self._stream_name is None or PyBytes_GET_SIZE(self._stream_name) != st.n \
+                    or memcmp(PyBytes_AS_STRING(self._stream_name), st.p, st.n) != 0:
+                self._stream_name = PyBytes_FromStringAndSize(st.p, st.n)
+        else:
+            self._stream_name = None
         cdef Span* e = &self._f[101]     # 'e'
         cdef InstrumentCodec c
         cdef object event
@@ -760,7 +772,8 @@ cdef class MarketParser:
         cdef DepthDiffEvent ev = DepthDiffEvent.__new__(DepthDiffEvent)
         nb = self._levels(&f[98], c.price, c.qty)
         if nb < 0:
-            self.last_error = "depthUpdate.b " + self.last_error
+            reason, _, detail = self.last_error.partition(": ")
+            self.last_error = f"{reason}: depthUpdate.b {detail}"
             return None
         ev._data = <int64_t*>malloc((2 * nb + 1) * sizeof(int64_t))
         if ev._data == NULL:
@@ -771,7 +784,8 @@ cdef class MarketParser:
             d[nb + i] = self._scratch[2 * i + 1]
         na = self._levels(&f[97], c.price, c.qty)
         if na < 0:
-            self.last_error = "depthUpdate.a " + self.last_error
+            reason, _, detail = self.last_error.partition(": ")
+            self.last_error = f"{reason}: depthUpdate.a {detail}"
             return None
         d = <int64_t*>realloc(ev._data, (2 * (nb + na) + 1) * sizeof(int64_t))
         if d == NULL:
