@@ -13,12 +13,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"abidance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from abidance import replay
+    from abidance.config import cli as config_cli
     from abidance.exchange.binance import cli as stream_cli
+    from abidance.runtime import cli as run_cli
     from abidance.exchange.sim import cli as sim_cli
 
     replay.add_parser(sub)
     sim_cli.add_parser(sub)
     stream_cli.add_parser(sub)
+    run_cli.add_parser(sub)
+    config_cli.add_parser(sub)
     return parser
 
 

@@ -31,7 +31,8 @@ class MessageBus:
         self._subscribers[topic] = self._subscribers[topic] + (handler,)
 
     def unsubscribe(self, topic: str, handler: Handler) -> None:
-        self._subscribers[topic] = tuple(h for h in self._subscribers[topic] if h is not handler)
+        # == not "is": a bound method is a new object each time it is read.
+        self._subscribers[topic] = tuple(h for h in self._subscribers[topic] if h != handler)
 
     def has_subscribers(self, topic: str) -> bool:
         return bool(self._subscribers.get(topic))
@@ -49,6 +50,9 @@ class MessageBus:
         if endpoint in self._endpoints:
             raise ValueError(f"endpoint {endpoint!r} already has a handler")
         self._endpoints[endpoint] = handler
+
+    def unregister(self, endpoint: str) -> None:
+        self._endpoints.pop(endpoint, None)
 
     def send(self, endpoint: str, command: Any) -> Any:
         try:

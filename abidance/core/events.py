@@ -113,3 +113,152 @@ class ConnectorHealth:
     used_weight: int
     streams: tuple[StreamHealth, ...] = field(default_factory=tuple)
     ts_event: int = 0
+
+
+# ---- the node's own events (strategies, risk, execution, portfolio) ------------------
+# Prices are int64 ticks and quantities int64 steps of the symbol (see instruments), so
+# the hot path never touches Decimal; money totals in the portfolio are Decimal.
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A closed bar built from trades (or a closed exchange kline)."""
+
+    symbol: str
+    interval: str           # "1s", "1m", ... "1d"
+    open_time: int          # ns, inclusive
+    close_time: int         # ns, exclusive: open_time + interval
+    open: int               # ticks; a bar without trades repeats the previous close
+    high: int
+    low: int
+    close: int
+    volume: int             # steps
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a strategy wants: the risk engine decides whether and how much."""
+
+    strategy_id: str
+    symbol: str
+    side: str               # "BUY" | "SELL"
+    confidence: float       # [0, 1]
+    ts_event: int
+    price: int = 0          # limit price in ticks; 0 = market
+    reason: str = ""        # why, in words (logged, stored, shown)
+    stop_loss: int = 0      # optional exits in ticks for the position this opens; 0 = none
+    take_profit: int = 0
+    trailing_bps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order the risk engine accepted and sized: the execution engine's command."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    side: str               # "BUY" | "SELL"
+    order_type: str         # "MARKET" | "LIMIT" | "LIMIT_MAKER" | ...
+    quantity: int           # steps
+    price: int              # ticks (0 for MARKET)
+    time_in_force: str      # "GTC" | "IOC" | "FOK" | "" (MARKET)
+    ts_init: int
+    stop_loss: int = 0
+    take_profit: int = 0
+    trailing_bps: int = 0
+    timeout_s: float = 0.0  # cancel a resting limit order after this long; 0 = never
+    reduce_only: bool = False
+    parent_id: str = ""     # for exits: the entry order they protect
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """Every decision of the risk engine, accepted or not, with the reason."""
+
+    strategy_id: str
+    symbol: str
+    side: str
+    accepted: bool
+    reason: str             # RiskReason name or a node-level reason (e.g. "SIZE_ZERO")
+    message: str
+    quantity: int           # steps (0 when not sized)
+    price: int
+    client_order_id: str    # "" when denied
+    confidence: float
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """An order changed state in the execution engine's state machine."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    side: str
+    order_type: str
+    status: str             # PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, CANCELED, REJECTED, EXPIRED
+    previous: str
+    quantity: int
+    filled: int
+    price: int
+    order_id: int           # the exchange's id, 0 before it is known
+    reason: str
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    side: str
+    quantity: Decimal       # base asset
+    price: Decimal          # quote per base
+    commission: Decimal
+    commission_asset: str
+    trade_id: int
+    is_maker: bool
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class PositionUpdate:
+    symbol: str
+    quantity: Decimal       # base asset held (spot: >= 0)
+    avg_price: Decimal
+    realized_pnl: Decimal   # quote asset, fees included
+    unrealized_pnl: Decimal
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    equity: Decimal         # in the quote (account) currency
+    cash: Decimal
+    positions_value: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    drawdown: Decimal       # from the peak, >= 0
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    state: str              # "ACTIVE" | "REDUCING" | "HALTED"
+    previous: str
+    reason: str
+    source: str             # "risk", "kill_switch", "breaker:<name>", "operator"
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStateChanged:
+    component: str
+    state: str
+    previous: str
+    reason: str
+    ts_event: int

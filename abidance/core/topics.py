@@ -18,6 +18,25 @@ ORDER_UPDATES = "exec.order_updates"
 BALANCES = "account.balances"
 RECONCILIATION = "account.reconciliation"
 
+# The node.
+BARS = "data.bars"                    # Bar (closed)
+SIGNALS = "strategy.signals"          # Signal
+RISK_DECISIONS = "risk.decisions"     # RiskDecision
+TRADING_STATE = "risk.trading_state"  # TradingStateChanged
+ORDER_EVENTS = "exec.order_events"    # OrderEvent (the node's state machine)
+FILLS = "exec.fills"                  # Fill
+POSITIONS = "portfolio.positions"     # PositionUpdate
+EQUITY = "portfolio.equity"           # EquityPoint
+COMPONENTS = "node.components"        # ComponentStateChanged
+
+# Endpoints (commands, one handler each).
+EXECUTE = "ExecutionEngine.execute"   # OrderRequest
+CANCEL = "ExecutionEngine.cancel"     # client_order_id
+KILL = "RiskEngine.kill"              # reason text: cancel everything and halt
+
+# Re-pricing after a limit timeout: the cancelled Order, re-checked by the risk engine.
+REPLACE = "exec.replace"
+
 # Health and alerts.
 CONNECTOR_HEALTH = "health.connector"
 ALERTS = "health.alerts"

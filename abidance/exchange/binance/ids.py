@@ -45,6 +45,7 @@ class ClientOrderIds:
             self.session = time_part + "".join(secrets.choice(_DIGITS) for _ in range(4))
         self.prefix = prefix
         self._head = f"{prefix}-{self.session}-"
+        self._ours = re.compile(rf"^{re.escape(prefix)}-[0-9a-z]{{8}}-[0-9a-z]+$")
         self._counter = 0
 
     def next(self) -> str:
@@ -57,7 +58,12 @@ class ClientOrderIds:
     __call__ = next
 
     def is_ours(self, client_order_id: str) -> bool:
-        """Placed by this session (orders from earlier sessions share only the prefix)."""
+        """Placed by this node, in this or an earlier session (same prefix, our format).
+
+        Give every node on one account its own prefix (binance.client_order_prefix)."""
+        return self._ours.match(client_order_id) is not None
+
+    def is_this_session(self, client_order_id: str) -> bool:
         return client_order_id.startswith(self._head)
 
     def __repr__(self) -> str:

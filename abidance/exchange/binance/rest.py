@@ -135,9 +135,17 @@ class BinanceRest:
             raise CredentialsError("this Binance request needs an API key: pass Credentials (see credentials.py)")
         return self.credentials
 
+    def signed_query(self, params: dict[str, Any]) -> str:
+        """The exact query string a signed request would send now: params, timestamp, recvWindow, signature."""
+        query = encode(params)
+        stamp = urlencode({"timestamp": self.clock.time_ms() + self.time_offset_ms,
+                           "recvWindow": self.config.recv_window_ms})
+        query = f"{query}&{stamp}" if query else stamp
+        return query + "&signature=" + quote(self._creds().sign(query), safe="")   # Ed25519's base64 needs escaping
+
     async def _send(self, method: str, path: str, params: dict[str, Any], security: int, weight: int,
-                    is_order: bool = False, reserve: bool = True) -> Any:
-        query = encode(params)      # before reserving: a float is refused without spending budget
+                    is_order: bool = False, reserve: bool = True, presigned: str | None = None) -> Any:
+        query = encode(params) if presigned is None else ""   # a float is refused before spending budget
         if reserve:
             await self.limiter.reserve(weight, is_order)
         if self._session is None:
@@ -147,12 +155,10 @@ class BinanceRest:
         if security != NONE:
             headers["X-MBX-APIKEY"] = self._creds().api_key
         if security == SIGNED:
-            # Stamped after any wait for budget, so the wait never eats into recvWindow.
-            stamp = urlencode({"timestamp": self.clock.time_ms() + self.time_offset_ms,
-                               "recvWindow": self.config.recv_window_ms})
-            query = f"{query}&{stamp}" if query else stamp
-            signature = self._creds().sign(query)
-            query += "&signature=" + quote(signature, safe="")    # Ed25519's base64 needs escaping
+            # Stamped after any wait for budget, so the wait never eats into recvWindow (a
+            # presigned query was stamped when the order was decided, microseconds earlier).
+            query = presigned if presigned is not None else self.signed_query(params)
+            signature = query.rpartition("&signature=")[2]
         url = URL(self.config.rest_url + path + ("?" + query if query else ""), encoded=True)
         where = {"method": method, "path": path}
         started = self.clock.monotonic()
@@ -220,13 +226,13 @@ class BinanceRest:
         return await self._send("GET", path, params or {}, NONE, weight)
 
     async def _signed(self, method: str, path: str, params: dict[str, Any], weight: int,
-                      is_order: bool = False) -> Any:
+                      is_order: bool = False, presigned: str | None = None) -> Any:
         if self._sync_due():
             async with self._sync_lock:
                 if self._sync_due():
                     await self.sync_time()
         try:
-            return await self._send_signed(method, path, params, weight, is_order)
+            return await self._send_signed(method, path, params, weight, is_order, presigned)
         except TimestampOutsideRecvWindow:
             # Rejected before execution, so one retry is safe even for an order.
             self.counters.timestamp_retries += 1
@@ -236,9 +242,9 @@ class BinanceRest:
             return await self._send_signed(method, path, params, weight, is_order)
 
     async def _send_signed(self, method: str, path: str, params: dict[str, Any], weight: int,
-                           is_order: bool) -> Any:
+                           is_order: bool, presigned: str | None = None) -> Any:
         try:
-            return await self._send(method, path, params, SIGNED, weight, is_order)
+            return await self._send(method, path, params, SIGNED, weight, is_order, presigned=presigned)
         except BinanceApiError as exc:
             if (method, path) in _ORDER_ENDPOINTS and exc.status_unknown:
                 raise OrderStatusUnknown(exc.code, exc.msg, exc.http_status,
@@ -318,10 +324,19 @@ class BinanceRest:
 
     # ---- orders -----------------------------------------------------------------------
 
+    @staticmethod
+    def order_params(symbol: str, side: str, order_type: str, quantity=None, price=None, time_in_force=None,
+                     stop_price=None, quote_order_qty=None, client_order_id: str = "", resp_type: str = "FULL") -> dict:
+        """POST /api/v3/order parameters (None values are left out when encoded)."""
+        return {"symbol": symbol, "side": side, "type": order_type, "timeInForce": time_in_force,
+                "quantity": quantity, "quoteOrderQty": quote_order_qty, "price": price, "stopPrice": stop_price,
+                "newClientOrderId": client_order_id, "newOrderRespType": resp_type}
+
     async def new_order(self, symbol: str, side: str, order_type: str, quantity: Decimal | str | None = None,
                         price: Decimal | str | None = None, time_in_force: str | None = None,
                         stop_price: Decimal | str | None = None, quote_order_qty: Decimal | str | None = None,
-                        client_order_id: str | None = None, resp_type: str = "FULL") -> dict:
+                        client_order_id: str | None = None, resp_type: str = "FULL",
+                        presigned: str | None = None) -> dict:
         """POST /api/v3/order, safe to retry: see the module docstring.
 
         Returns Binance's answer; when the order was found by lookup after a status-unknown
@@ -332,14 +347,16 @@ class BinanceRest:
         if client_order_id is not None and not CLIENT_ORDER_ID_RE.match(client_order_id):
             raise ValueError(f"client_order_id {client_order_id!r} must match {CLIENT_ORDER_ID_RE.pattern}")
         cid = client_order_id or self.ids.next()
-        params = {"symbol": symbol, "side": side, "type": order_type, "timeInForce": time_in_force,
-                  "quantity": quantity, "quoteOrderQty": quote_order_qty, "price": price, "stopPrice": stop_price,
-                  "newClientOrderId": cid, "newOrderRespType": resp_type}
+        params = self.order_params(symbol, side, order_type, quantity, price, time_in_force, stop_price,
+                                   quote_order_qty, cid, resp_type)
         encode(params)      # a float price or quantity is a TypeError before anything is sent
         resubmits = 0
+        if presigned is not None and f"newClientOrderId={cid}&" not in presigned + "&":
+            raise ValueError("presigned query does not belong to this order")
         while True:
+            first, presigned = presigned, None      # a resubmit is signed afresh
             try:
-                result = await self._signed("POST", "/api/v3/order", params, 1, is_order=True)
+                result = await self._signed("POST", "/api/v3/order", params, 1, is_order=True, presigned=first)
                 log.info("order %s %s %s %s placed: orderId %s, status %s", cid, symbol, side, order_type,
                          result.get("orderId"), result.get("status"))
                 return result

@@ -222,12 +222,12 @@ def my_trades(call: Call):
 
 
 def listen_key_create(call: Call):
-    return {"listenKey": call.venue.listen_keys.create(call.account.account_id, call.venue.clock.now_ms())}
+    return {"listenKey": call.venue.listen_keys.create(call.account.account_id, call.venue.wall_ms())}
 
 
 def listen_key_keepalive(call: Call):
     key = call.require("listenKey")
-    if not call.venue.listen_keys.keepalive(key, call.account.account_id, call.venue.clock.now_ms()):
+    if not call.venue.listen_keys.keepalive(key, call.account.account_id, call.venue.wall_ms()):
         raise errors.invalid_listen_key()
     return {}
 

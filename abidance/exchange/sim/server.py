@@ -158,7 +158,7 @@ class SimServer:
         await site.start()
         self.rest_port = site._server.sockets[0].getsockname()[1]
         self._ws_server = await ws_create_server(
-            listener_factory(venue.hub, venue.listen_keys, venue.clock.now_ms), self.cfg.host, self.cfg.ws_port,
+            listener_factory(venue.hub, venue.listen_keys, venue.wall_ms), self.cfg.host, self.cfg.ws_port,
             enable_auto_ping=True, auto_ping_idle_timeout=PING_INTERVAL_S, auto_ping_reply_timeout=PONG_TIMEOUT_S,
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY, websocket_handshake_timeout=5)
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
@@ -228,7 +228,8 @@ class SimServer:
                 hub.publish(f"{low}@ticker", ticker_event(venue.tickers[symbol].snapshot(now), now))
 
     def _expire_listen_keys(self) -> None:
-        now = self.venue.clock.now_ms()
+        # Listen keys live 60 minutes of wall time, as on Binance, whatever the market speed.
+        now = self.venue.wall_ms()
         for key in self.venue.listen_keys.expire(now):
             account = None
             for conn in list(self.venue.hub.connections):

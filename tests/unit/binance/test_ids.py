@@ -27,7 +27,9 @@ def test_two_sessions_started_at_the_same_instant_differ():
     clock = TestClock(1_700_000_000 * 10**9)
     a, b = ClientOrderIds("abd", clock), ClientOrderIds("abd", clock)
     assert a.session != b.session and a.next() != b.next()
-    assert not a.is_ours(b.next())
+    assert not a.is_this_session(b.next())
+    assert a.is_ours(b.next())                  # same node prefix: ours from an earlier session
+    assert not a.is_ours(ClientOrderIds("xyz", clock).next()) and not a.is_ours("web_1a2b3c")
 
 
 def test_sessions_at_different_times_differ_in_the_time_part():

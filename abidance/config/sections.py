@@ -1,0 +1,197 @@
+"""The node's config sections, declared once: the schema, the defaults and the typed result."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from abidance.config.schema import (
+    BOOL, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
+)
+from abidance.exchange.binance.config import VENUES, BinanceConfig
+
+CONFIG_VERSION = 1
+INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+SIZING = ("fixed_quote", "fixed_fraction", "volatility", "kelly")
+SYMBOL = dict(pattern=r"[A-Z0-9]{2,20}", hint="an uppercase Binance symbol like 'BTCUSDT'")
+ASSET = dict(pattern=r"[A-Z0-9]{2,10}", hint="an uppercase asset like 'USDT'")
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    name: str = key(STR, "abidance", "The node's name, shown in logs, alerts and the store.",
+                    pattern=r"[A-Za-z0-9_.-]{1,64}", hint="1-64 letters, digits, '.', '-' or '_'")
+    mode: str = key(STR, "paper", "'live' sends orders to the venue; 'paper' uses live market data with "
+                    "simulated fills.", choices=("live", "paper"))
+    state_dir: Path = key(PATH, "state", "Folder for the node's state and local files; relative to the config "
+                          "file's folder.")
+    strategies_dir: Path | None = key(PATH, "", "Folder of user strategy files for `module_file:ClassName` "
+                                      "classes; relative to the config file's folder; \"\" = none.")
+    log_level: str = key(STR, "INFO", "Least severe log level written.",
+                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_format: str = key(STR, "text", "Log lines as readable text or as one JSON object per line.",
+                          choices=("text", "json"))
+    cancel_orders_on_stop: bool = key(BOOL, True, "Cancel the node's open orders when it stops.")
+    heartbeat_s: float = key(FLOAT, 5.0, "Seconds between the node's health heartbeats.", gt=0)
+    symbols: tuple[str, ...] = key(STR_LIST, [], "Symbols to subscribe to in addition to the strategies' "
+                                   "symbols (the effective list always includes them).", **SYMBOL)
+
+
+@dataclass(frozen=True)
+class RiskSection:
+    quote_asset: str = key(STR, "USDT", "Asset all money limits are in; every traded symbol must be quoted "
+                           "in it.", **ASSET)
+    max_order_notional: Decimal = key(MONEY, "100", "Largest notional of one order, in the quote asset; "
+                                      "\"0\" = off.")
+    max_gross_exposure: Decimal = key(MONEY, "1000", "Largest sum of |position| x price over all symbols; "
+                                      "\"0\" = off.")
+    daily_loss_limit: Decimal = key(MONEY, "50", "Halt trading when the day's loss reaches this; \"0\" = off.")
+    max_drawdown: Decimal = key(MONEY, "100", "Halt trading when equity falls this far below its peak; "
+                                "\"0\" = off.")
+    max_open_orders: int = key(INT, 10, "Most open orders at once over all symbols; 0 = off.", ge=0)
+    orders_per_10s: int = key(INT, 10, "Most new orders in any 10 seconds (Binance allows 50); 0 = off.", ge=0)
+    orders_per_day: int = key(INT, 1000, "Most new orders per day (Binance allows 160000); 0 = off.", ge=0)
+    price_band_bps: int = key(INT, 500, "Deny limit orders priced further than this from the mid (fat finger), "
+                              "in basis points; 0 = off.", ge=0)
+    max_position: dict[str, Decimal] = key(QTY_TABLE, {}, "Largest |position| per symbol in the base asset, "
+                                           "e.g. { BTCUSDT = \"0.01\" }; unlisted symbols are unlimited.", **SYMBOL)
+    max_consecutive_losses: int = key(INT, 0, "Halt trading after this many losing round trips in a row "
+                                      "(an operator resumes); 0 = off.", ge=0)
+    max_errors_per_minute: int = key(INT, 20, "Halt trading when more order rejections than this happen "
+                                     "in a minute; 0 = off.", ge=0)
+    stale_data_s: float = key(FLOAT, 10.0, "Move to REDUCING (no new positions) when no market data has "
+                              "arrived for this long, back to ACTIVE when it flows again; 0 = off.", ge=0)
+    kill_switch_file: Path | None = key(PATH, "KILL", "Trading halts while this file exists (`touch` it); "
+                                        "relative to node.state_dir; \"\" = off.")
+    sizing: str = key(STR, "fixed_quote", "How an order's size is chosen from a signal.", choices=SIZING)
+    fixed_quote: Decimal = key(MONEY, "20", "Quote asset per order when sizing = 'fixed_quote'.")
+    fraction: float = key(FLOAT, 0.02, "Share of equity per order when sizing = 'fixed_fraction'.", gt=0, le=1)
+    volatility_risk_bps: int = key(INT, 50, "Equity risked per trade in basis points when sizing = 'volatility' "
+                                   "(stop distance from the ATR).", ge=1, le=10000)
+    kelly_cap: float = key(FLOAT, 0.25, "Largest share of equity the Kelly fraction may use when "
+                           "sizing = 'kelly'.", gt=0, le=1)
+    min_confidence: float = key(FLOAT, 0.0, "Ignore signals whose confidence is below this.", ge=0, le=1)
+    start_reducing: bool = key(BOOL, False, "Start in reduce-only mode: only orders that move positions "
+                               "towards zero.")
+
+    def limits(self) -> Any:
+        """The pre-trade limits in quote units (1e-8 of the quote asset), for abidance._core.risk."""
+        from abidance._core.risk import RiskLimits, quote_units
+
+        money = ("max_order_notional", "max_gross_exposure", "daily_loss_limit", "max_drawdown")
+        counts = ("max_open_orders", "orders_per_10s", "orders_per_day", "price_band_bps")
+        return RiskLimits(**{n: quote_units(str(getattr(self, n))) for n in money},
+                          **{n: getattr(self, n) for n in counts})
+
+
+@dataclass(frozen=True)
+class ExecutionSection:
+    limit_timeout_s: float = key(FLOAT, 30.0, "Seconds an unfilled limit order may rest before its timeout "
+                                 "action; 0 = never.", ge=0)
+    cancel_replace: bool = key(BOOL, False, "On timeout re-price the order at the current market instead of "
+                               "cancelling it.")
+    emulate_stops: bool = key(BOOL, True, "Emulate stops, trailing stops and OCO locally (the only mode "
+                              "today; false, for Binance's native order types, is refused until it exists).")
+    max_slippage_bps: int = key(INT, 50, "Most adverse slippage accepted for market and marketable orders, "
+                                "in basis points.", ge=0)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    bar_intervals: tuple[str, ...] = key(STR_LIST, ["1m"], "Bar intervals to build; every strategy's timeframe "
+                                         "is added.", choices=INTERVALS)
+    depth: bool = key(BOOL, True, "Keep a local L2 order book per symbol from the depth stream.")
+    book_ticker: bool = key(BOOL, True, "Subscribe to the best bid/ask stream of each symbol.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategyConfig:
+    id: str = key(STR, REQUIRED, "Unique name of this strategy instance (orders and reports carry it).",
+                  pattern=r"[A-Za-z0-9_-]{1,32}", hint="1-32 letters, digits, '-' or '_'")
+    class_name: str = key(STR, REQUIRED, "A built-in strategy ('ema_cross') or 'module_file:ClassName' in "
+                          "node.strategies_dir.", name="class",
+                          pattern=r"[a-z][a-z0-9_]*|[A-Za-z0-9_.-]+:[A-Za-z_][A-Za-z0-9_]*",
+                          hint="a built-in name like 'ema_cross' or 'module_file:ClassName'")
+    symbols: tuple[str, ...] = key(STR_LIST, REQUIRED, "Symbols this strategy trades.", nonempty=True, **SYMBOL)
+    timeframe: str = key(STR, "1m", "Bar interval the strategy runs on.", choices=INTERVALS)
+    enabled: bool = key(BOOL, True, "Run this strategy; false keeps it configured but idle.")
+    params: dict[str, Any] = key(TABLE, {}, "The strategy's parameters; checked against the strategy's "
+                                 "declared parameters when it is loaded.")
+    weight: float = key(FLOAT, 1.0, "Relative share of the capital given to this strategy's orders.", gt=0)
+
+
+BINANCE_DESCRIPTIONS: dict[str, str] = {
+    "venue": f"Named venue: {', '.join(repr(v) for v in VENUES)}; any other name needs rest_url and ws_url.",
+    "rest_url": "REST base URL; \"\" = the venue's.",
+    "ws_url": "WebSocket streams base URL; \"\" = the venue's.",
+    "recv_window_ms": "How long a signed request stays valid after its timestamp, in ms (at most 60000).",
+    "request_timeout_s": "Seconds to wait for a REST answer.",
+    "time_sync_interval_s": "Seconds between measurements of the server clock offset.",
+    "order_retry_attempts": "Resubmits of an order whose status is unknown, each after querying it.",
+    "weight_limit_per_minute": "REST weight budget per minute until exchangeInfo's REQUEST_WEIGHT limit replaces it.",
+    "weight_safety_margin": "Share of the weight budget the node lets itself use, in (0, 1].",
+    "client_order_prefix": "Prefix of client order ids: 1-8 letters, digits, '-' or '_'.",
+    "max_streams_per_connection": "Streams per WebSocket connection (Binance's limit is 1024).",
+    "max_messages_per_second": "Subscribe requests per second on one connection (Binance disconnects above 5).",
+    "subscribe_batch": "Streams per SUBSCRIBE request.",
+    "reconnect_initial_s": "First reconnect delay in seconds; doubles up to reconnect_max_s.",
+    "reconnect_max_s": "Longest reconnect delay in seconds.",
+    "reconnect_jitter": "Random +- share added to each reconnect delay, in [0, 1).",
+    "stale_after_s": "Reconnect a stream connection silent for this many seconds.",
+    "max_connection_age_s": "Reconnect before this age in seconds (Binance cuts connections at 24 h).",
+    "depth_snapshot_limit": "Levels requested in a REST depth snapshot when syncing a book.",
+    "depth_stream_speed": "Depth stream update speed: '100ms' or '1000ms'.",
+    "health_interval_s": "Seconds between connector health reports.",
+    "listen_key_keepalive_s": "Seconds between user data stream listen key keepalives.",
+}
+
+
+def _binance_section() -> Section:
+    keys = {}
+    for f in dataclasses.fields(BinanceConfig):
+        keys[f.name] = Spec(KIND_OF_TYPE[str(f.type)], f.default, BINANCE_DESCRIPTIONS[f.name], attr=f.name)
+    return Section("binance", BinanceConfig, "The Binance connector: which venue, REST and stream settings. "
+                   "Checked by the connector's own BinanceConfig.", keys)
+
+
+NODE = Section.of("node", NodeSection, "The node itself: mode, folders, logging.")
+BINANCE = _binance_section()
+RISK = Section.of("risk", RiskSection, "Hard risk limits and order sizing. Money is a quoted decimal string in "
+                  "risk.quote_asset (\"1000.5\", never a float); \"0\" turns a limit off.")
+EXECUTION = Section.of("execution", ExecutionSection, "How orders are worked once risk accepts them.")
+DATA = Section.of("data", DataSection, "Market data the node subscribes to and builds.")
+STRATEGY = Section.of("strategies", StrategyConfig, "One [[strategies]] table per strategy instance.")
+SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA)}
+VERSION = Spec(INT, CONFIG_VERSION, "Version of this file's layout, for later migrations.", choices=(CONFIG_VERSION,),
+               attr="config_version")
+SIM_DOC = ("The local simulator's settings, passed through as a raw table and validated by the simulator "
+           "(docs/simulator.md).")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The whole validated config: build it with load_config() / parse_config()."""
+
+    config_version: int = CONFIG_VERSION
+    node: NodeSection = field(default_factory=NodeSection)
+    binance: BinanceConfig = field(default_factory=BinanceConfig)
+    risk: RiskSection = field(default_factory=RiskSection)
+    execution: ExecutionSection = field(default_factory=ExecutionSection)
+    data: DataSection = field(default_factory=DataSection)
+    strategies: tuple[StrategyConfig, ...] = ()
+    sim: dict[str, Any] = field(default_factory=dict)     # raw [sim] table: the simulator validates it
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain TOML-ready values (strings for paths and decimals); never holds a secret."""
+        from abidance.config.render import as_dict
+
+        return as_dict(self)
+
+    def to_toml(self) -> str:
+        """The effective config as TOML, loadable again."""
+        from abidance.config.render import to_toml
+
+        return to_toml(self)

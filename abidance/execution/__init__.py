@@ -1,0 +1,1 @@
+"""Execution: the order state machine, venue clients, local exit orders, reconciliation."""

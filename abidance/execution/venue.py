@@ -1,0 +1,55 @@
+"""Execution clients: how the execution engine reaches a venue.
+
+The engine speaks ticks and steps; a client turns them into the venue's request format.
+`BinanceExecutionClient` serves Binance and the simulator (same protocol); the backtest
+venue implements the same four methods in-process.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from abidance.execution.orders import Order
+
+
+class ExecutionClient(Protocol):
+    def prepare(self, order: Order) -> object: ...       # the request, built and signed (kept on the order)
+    async def submit(self, order: Order) -> dict: ...
+    async def cancel(self, order: Order) -> dict: ...
+    async def query(self, order: Order) -> dict: ...
+    async def open_orders(self) -> list[dict]: ...
+
+
+class BinanceExecutionClient:
+    def __init__(self, rest, instruments: dict):
+        self.rest = rest
+        self.instruments = instruments
+
+    def request_params(self, order: Order) -> dict:
+        """The exact strings Binance receives for this order."""
+        inst = self.instruments[order.symbol]
+        params = {"symbol": order.symbol, "side": order.side, "order_type": order.order_type,
+                  "quantity": inst.filters.qty_fp.to_str(order.quantity), "client_order_id": order.client_order_id}
+        if order.order_type != "MARKET":
+            params["price"] = inst.filters.price_fp.to_str(order.price)
+            params["time_in_force"] = order.time_in_force or None
+        return params
+
+    def prepare(self, order: Order) -> str:
+        """The signed query string, built when the order is decided: sending is all that is left."""
+        p = self.request_params(order)
+        params = self.rest.order_params(p["symbol"], p["side"], p["order_type"], p["quantity"], p.get("price"),
+                                        p.get("time_in_force"), client_order_id=order.client_order_id)
+        return self.rest.signed_query(params)
+
+    async def submit(self, order: Order) -> dict:
+        return await self.rest.new_order(**self.request_params(order), presigned=order.request)
+
+    async def cancel(self, order: Order) -> dict:
+        return await self.rest.cancel_order(order.symbol, client_order_id=order.client_order_id)
+
+    async def query(self, order: Order) -> dict:
+        return await self.rest.query_order(order.symbol, client_order_id=order.client_order_id)
+
+    async def open_orders(self) -> list[dict]:
+        return await self.rest.open_orders()

@@ -1,0 +1,1 @@
+"""The risk engine: sizing, pre-trade checks, circuit breakers, kill switch."""

@@ -1,0 +1,345 @@
+"""RiskEngine: every signal is sized, checked and decided here, and every decision is an event.
+
+    Signal -> size (sizing.py) -> PreTradeRisk.check (Cython, exchange filters and the
+    account's limits) -> RiskDecision event -> OrderRequest to the execution endpoint
+
+Trading state: ACTIVE, REDUCING (only orders that shrink a position) or HALTED (nothing).
+Circuit breakers move it: drawdown and daily loss (in PreTradeRisk), consecutive losing
+trades, too many order errors a minute, stale market data (REDUCING until data is fresh
+again). The kill switch (endpoint topics.KILL, the kill file, SIGUSR1 via the runtime)
+halts and cancels every open order. Only an operator resumes after a halt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+
+from abidance._core.risk import (QUOTE_UNIT, OrderSide, OrderType, PreTradeRisk, RiskReason, TradingState,
+                                 describe, quote_units)
+from abidance.core import topics
+from abidance.core.component import Component
+from abidance.core.events import Alert, OrderRequest, RiskDecision, TradingStateChanged
+from abidance.risk.sizing import SizingError, notional_budget, steps_for
+
+log = logging.getLogger("abidance.risk")
+
+TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
+SIDES = {"BUY": int(OrderSide.BUY), "SELL": int(OrderSide.SELL)}
+MARKET, LIMIT = int(OrderType.MARKET), int(OrderType.LIMIT)
+ACCEPTED = int(RiskReason.ACCEPTED)
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+
+
+class RiskEngine(Component):
+    def __init__(self, bus, clock, settings, instruments: dict, portfolio, client_order_ids,
+                 limit_timeout_s: float = 0.0, state_dir: str | Path | None = None, max_slippage_bps: int = 0):
+        super().__init__("RiskEngine", bus, clock)
+        self.settings = settings
+        self.instruments = instruments
+        self.portfolio = portfolio
+        self.ids = client_order_ids
+        self.limit_timeout_s = limit_timeout_s
+        self.max_slippage_bps = max_slippage_bps
+        self.pre_trade = PreTradeRisk(settings.limits())
+        self.slots: dict[str, int] = {}
+        max_position = getattr(settings, "max_position", {}) or {}
+        for symbol, inst in instruments.items():
+            cap = max_position.get(symbol)
+            steps = inst.filters.qty_fp.to_units(Decimal(cap)) if cap else 0
+            self.slots[symbol] = self.pre_trade.add_symbol(inst.filters, steps)
+        self.books: dict = {}
+        self.last_data_ns = 0
+        self.decisions = 0
+        self.denied = 0
+        self.state_source = "start"
+        self.kill_file = self._kill_file_path(state_dir)
+        self._orders: dict[str, tuple[int, int, int]] = {}   # cid -> (slot, side, qty)
+        self._errors: deque[int] = deque()
+        self._timers = []
+        self._stale = False
+
+    def _kill_file_path(self, state_dir) -> Path | None:
+        name = getattr(self.settings, "kill_switch_file", "")
+        if not name:
+            return None
+        path = Path(name)
+        return path if path.is_absolute() or state_dir is None else Path(state_dir) / path
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self.portfolio is not None:
+            # Holdings from before the start (a restart, a deposit) count as positions: REDUCING
+            # must allow selling them and the position limits must see them.
+            for symbol, slot in self.slots.items():
+                step = self.instruments[symbol].filters.qty_fp.increment
+                self.pre_trade.update_position(slot, int(self.portfolio.position(symbol) / step))
+        b = self.bus
+        b.subscribe(topics.SIGNALS, self.handle_signal)
+        b.subscribe(topics.BOOKS, self.handle_book)
+        b.subscribe(topics.BOOK_STATUS, self.handle_book_status)
+        b.subscribe(topics.TRADES, self.handle_trade)
+        b.subscribe(topics.ORDER_EVENTS, self.handle_order_event)
+        b.subscribe(topics.FILLS, self.handle_fill)
+        b.subscribe(topics.EQUITY, self.handle_equity)
+        b.register(topics.KILL, self.kill)
+        b.subscribe(topics.REPLACE, self.handle_replace)
+        if getattr(self.settings, "start_reducing", False):
+            self.set_reducing("configured to start in REDUCING", "config")
+        self._timers.append(self.clock.call_every(NS // 2, self._poll))
+        now = self.clock.time_ns()
+        self._timers.append(self.clock.call_at((now // DAY_NS + 1) * DAY_NS, self._new_day))
+
+    def on_stop(self) -> None:
+        self.bus.unregister(topics.KILL)
+        for t in self._timers:
+            t.cancel()
+        for topic, handler in ((topics.SIGNALS, self.handle_signal), (topics.BOOKS, self.handle_book),
+                               (topics.BOOK_STATUS, self.handle_book_status), (topics.TRADES, self.handle_trade),
+                               (topics.ORDER_EVENTS, self.handle_order_event), (topics.FILLS, self.handle_fill),
+                               (topics.EQUITY, self.handle_equity), (topics.REPLACE, self.handle_replace)):
+            self.bus.unsubscribe(topic, handler)
+
+    # ---- market data (references for checks and sizing) ------------------------------
+
+    def handle_book(self, book) -> None:
+        self.books[book.symbol] = book
+        self.last_data_ns = self.clock.time_ns()
+
+    def handle_book_status(self, change) -> None:
+        if not change.ready:
+            self.books.pop(change.symbol, None)
+
+    def handle_trade(self, trade) -> None:
+        slot = self.slots.get(trade.symbol)
+        if slot is not None:
+            self.pre_trade.update_mark(slot, trade.price)
+        self.last_data_ns = self.clock.time_ns()
+
+    def reference(self, symbol: str, side: str) -> tuple[int, int]:
+        """(mid, the touch the order would take) in ticks; 0 when unknown."""
+        book = self.books.get(symbol)
+        if book is not None and book.ready:
+            top_bid, top_ask = book.best_bid(), book.best_ask()     # None when that side is empty
+            if top_bid and top_ask:
+                bid, ask = top_bid[0], top_ask[0]
+                return (bid + ask) // 2, ask if side == "BUY" else bid
+        mark = self.pre_trade.slot_state(self.slots[symbol])["mark"] if symbol in self.slots else 0
+        return mark, mark
+
+    # ---- decisions -------------------------------------------------------------------
+
+    def handle_signal(self, signal) -> None:
+        inst = self.instruments.get(signal.symbol)
+        if inst is None:
+            return self._deny(signal, "UNKNOWN_SYMBOL", f"{signal.symbol} has no instrument")
+        if signal.confidence < self.settings.min_confidence:
+            return self._deny(signal, "LOW_CONFIDENCE",
+                              f"confidence {signal.confidence:.2f} < min {self.settings.min_confidence:.2f}")
+        slot = self.slots[signal.symbol]
+        mid, touch = self.reference(signal.symbol, signal.side)
+        price = signal.price
+        order_type = LIMIT if price else MARKET
+        ref = price or touch
+        if ref <= 0:
+            return self._deny(signal, "NO_REFERENCE_PRICE", f"{signal.symbol}: no book or trade price yet")
+        qty = self._size(signal, inst, ref)
+        if isinstance(qty, str):
+            return
+        # Slippage first: the pre-trade check takes an order-rate token when it accepts.
+        if order_type == MARKET and self.max_slippage_bps and self._slippage_denied(signal, qty, touch):
+            return
+        reason = self.pre_trade.check(slot, SIDES[signal.side], order_type, price, qty, mid, mid,
+                                      self.clock.time_ns())
+        if int(reason) != ACCEPTED:
+            return self._deny(signal, reason.name, describe(int(reason), signal.symbol), qty)
+        cid = self.ids.next()
+        request = OrderRequest(
+            client_order_id=cid, strategy_id=signal.strategy_id, symbol=signal.symbol, side=signal.side,
+            order_type="LIMIT" if price else "MARKET", quantity=qty, price=price,
+            time_in_force="GTC" if price else "", ts_init=self.clock.time_ns(), stop_loss=signal.stop_loss,
+            take_profit=signal.take_profit, trailing_bps=signal.trailing_bps,
+            timeout_s=self.limit_timeout_s if price else 0.0, reduce_only=signal.side == "SELL")
+        self.pre_trade.on_order_open(slot, SIDES[signal.side], qty)
+        self._orders[cid] = (slot, SIDES[signal.side], qty)
+        self.decisions += 1
+        self.bus.publish(topics.RISK_DECISIONS, RiskDecision(
+            signal.strategy_id, signal.symbol, signal.side, True, "ACCEPTED", signal.reason, qty, price, cid,
+            signal.confidence, request.ts_init))
+        self.bus.send(topics.EXECUTE, request)
+
+    def handle_replace(self, order) -> None:
+        """A limit order timed out unfilled: re-price the rest at the touch, checked like any order."""
+        slot = self.slots.get(order.symbol)
+        mid, touch = self.reference(order.symbol, order.side)
+        side = SIDES[order.side]
+        qty = order.remaining
+        reason = self.pre_trade.check(slot, side, LIMIT, touch, qty, mid, mid, self.clock.time_ns()) \
+            if slot is not None and touch > 0 else RiskReason.NO_REFERENCE_PRICE
+        ok = int(reason) == ACCEPTED
+        cid = self.ids.next() if ok else ""
+        self.decisions += 1
+        self.denied += 0 if ok else 1
+        self.bus.publish(topics.RISK_DECISIONS, RiskDecision(
+            order.strategy_id, order.symbol, order.side, ok, "ACCEPTED" if ok else reason.name,
+            f"replace {order.client_order_id} at the touch", qty, touch, cid, 1.0, self.clock.time_ns()))
+        if ok:
+            self.pre_trade.on_order_open(slot, side, qty)
+            self._orders[cid] = (slot, side, qty)
+            self.bus.send(topics.EXECUTE, OrderRequest(
+                cid, order.strategy_id, order.symbol, order.side, "LIMIT", qty, touch, "GTC", self.clock.time_ns(),
+                timeout_s=self.limit_timeout_s, reduce_only=order.reduce_only, parent_id=order.client_order_id))
+
+    def _slippage_denied(self, signal, qty: int, touch: int) -> bool:
+        """Walk the book: would this market order fill worse than max_slippage_bps from the touch?"""
+        book = self.books.get(signal.symbol)
+        if book is None or not book.ready:
+            return False        # no depth known: the price band check still applies
+        filled, cost = book.fill_cost(0 if signal.side == "BUY" else 1, qty)   # side BID = a buy: takes asks
+        bps = self.max_slippage_bps
+        if filled < qty:
+            self._deny(signal, "BOOK_TOO_THIN", f"the book holds {filled} of {qty} steps", qty)
+            return True
+        worse = cost * 10_000 > touch * filled * (10_000 + bps) if signal.side == "BUY" else \
+            cost * 10_000 < touch * filled * (10_000 - bps)
+        if worse:
+            self._deny(signal, "SLIPPAGE", f"average fill {cost / filled:.1f} ticks is more than {bps} bps "
+                                           f"from the touch {touch}", qty)
+        return worse
+
+    def _size(self, signal, inst, ref_ticks: int):
+        """Quantity in steps, or the reason string after a denial was published."""
+        step = inst.filters.qty_fp.increment
+        if signal.side == "SELL":
+            held = self.portfolio.position(signal.symbol) if self.portfolio is not None else Decimal(0)
+            qty = int(held / step)
+            if qty <= 0:
+                return self._deny(signal, "NO_POSITION", f"nothing to sell in {signal.symbol}") or "NO_POSITION"
+            return qty
+        entry = inst.filters.price_fp.increment * ref_ticks
+        stop = inst.filters.price_fp.increment * signal.stop_loss if signal.stop_loss else None
+        equity = self.portfolio.equity() if self.portfolio is not None else Decimal(0)
+        try:
+            budget = notional_budget(self.settings.sizing, self.settings, equity, signal.confidence, entry, stop)
+        except SizingError as exc:
+            return self._deny(signal, exc.reason, str(exc)) or exc.reason
+        if self.portfolio is not None:
+            # Never ask for more than the cash there is: the exchange would reject it anyway.
+            budget = min(budget, self.portfolio.cash(inst.quote_asset))
+        qty = steps_for(budget, entry, step)
+        if qty <= 0:
+            return self._deny(signal, "SIZE_ZERO", f"budget {budget} {inst.quote_asset} buys less than one step") \
+                or "SIZE_ZERO"
+        return qty
+
+    def _deny(self, signal, reason: str, message: str, qty: int = 0) -> None:
+        self.decisions += 1
+        self.denied += 1
+        log.info("denied %s %s %s: %s (%s)", signal.strategy_id, signal.side, signal.symbol, reason, message)
+        self.bus.publish(topics.RISK_DECISIONS, RiskDecision(
+            signal.strategy_id, signal.symbol, signal.side, False, reason, message, qty, signal.price, "",
+            signal.confidence, self.clock.time_ns()))
+
+    # ---- order and account feedback --------------------------------------------------
+
+    def handle_order_event(self, ev) -> None:
+        if ev.status == "REJECTED":
+            self._note_error()
+        if ev.status in TERMINAL:
+            entry = self._orders.pop(ev.client_order_id, None)
+            if entry is not None:
+                slot, side, qty = entry
+                self.pre_trade.on_order_done(slot, side, max(0, qty - ev.filled))
+
+    def handle_fill(self, fill) -> None:
+        slot = self.slots.get(fill.symbol)
+        if slot is None:
+            return
+        steps = self.instruments[fill.symbol].filters.qty_fp.to_units(fill.quantity)
+        self.pre_trade.on_fill(slot, SIDES[fill.side], steps)
+        limit = getattr(self.settings, "max_consecutive_losses", 0)
+        if limit and self.portfolio is not None and self.portfolio.consecutive_losses >= limit:
+            self.halt(f"{self.portfolio.consecutive_losses} losing trades in a row", "breaker:consecutive_losses")
+
+    def handle_equity(self, point) -> None:
+        previous = self.trading_state
+        # Whole quote units, rounded down: a loss never looks smaller than it is.
+        equity = point.equity.quantize(QUOTE_UNIT, rounding=ROUND_FLOOR)
+        code = self.pre_trade.update_equity(quote_units(format(equity, "f")))
+        if int(code) != ACCEPTED:
+            # update_equity has halted already (keeping the breaker as halt_reason): announce it.
+            self._publish_state(previous, describe(int(code)), f"breaker:{code.name.lower()}")
+
+    def _note_error(self) -> None:
+        limit = getattr(self.settings, "max_errors_per_minute", 0)
+        now = self.clock.time_ns()
+        self._errors.append(now)
+        while self._errors and now - self._errors[0] > 60 * NS:
+            self._errors.popleft()
+        if limit and len(self._errors) > limit:
+            self.halt(f"{len(self._errors)} order errors in a minute", "breaker:error_rate")
+
+    # ---- state -----------------------------------------------------------------------
+
+    @property
+    def trading_state(self) -> str:
+        return TradingState(self.pre_trade.state).name
+
+    def _publish_state(self, previous: str, reason: str, source: str) -> None:
+        self.state_source = source
+        state = self.trading_state
+        if state != previous:
+            log.warning("trading state %s -> %s (%s: %s)", previous, state, source, reason)
+            self.bus.publish(topics.TRADING_STATE, TradingStateChanged(state, previous, reason, source,
+                                                                      self.clock.time_ns()))
+            level = "critical" if state == "HALTED" else "warning"
+            self.bus.publish(topics.ALERTS, Alert(level, "risk", f"trading_{state.lower()}",
+                                                  f"trading {state}: {reason} ({source})", self.clock.time_ns()))
+
+    def halt(self, reason: str, source: str = "operator") -> None:
+        previous = self.trading_state
+        self.pre_trade.halt()
+        self._publish_state(previous, reason, source)
+
+    def kill(self, reason: str = "kill switch") -> None:
+        """Halt and cancel every open order (CLI, dashboard, signal, kill file)."""
+        self.halt(reason, "kill_switch")
+        try:
+            self.bus.send(topics.CANCEL, "*")
+        except LookupError:
+            log.error("kill switch: no execution engine to cancel orders")
+
+    def set_reducing(self, reason: str, source: str = "operator") -> None:
+        previous = self.trading_state
+        if previous == "HALTED":
+            return      # a halt is stronger; only resume() leaves it
+        self.pre_trade.set_reducing()
+        self._publish_state(previous, reason, source)
+
+    def resume(self, reason: str = "operator resumed", source: str = "operator") -> None:
+        previous = self.trading_state
+        self.pre_trade.resume()
+        self._publish_state(previous, reason, source)
+
+    def _poll(self, now: int) -> None:
+        if self.kill_file is not None and self.trading_state != "HALTED" and os.path.exists(self.kill_file):
+            self.kill(f"kill file {self.kill_file} exists")
+        stale_s = getattr(self.settings, "stale_data_s", 0)
+        if stale_s and self.last_data_ns:
+            stale = now - self.last_data_ns > stale_s * NS
+            if stale and not self._stale and self.trading_state == "ACTIVE":
+                self._stale = True
+                self.set_reducing(f"no market data for {stale_s:g}s", "breaker:stale_data")
+            elif not stale and self._stale:
+                self._stale = False
+                if self.state_source == "breaker:stale_data" and self.trading_state == "REDUCING":
+                    self.resume("market data is fresh again", "breaker:stale_data")
+
+    def _new_day(self, now: int) -> None:
+        self.pre_trade.new_day()
+        self._timers.append(self.clock.call_at((now // DAY_NS + 1) * DAY_NS, self._new_day))

@@ -1,0 +1,1 @@
+"""Running the node as a service: assembly, state on disk, signals, systemd, logs."""

@@ -1,0 +1,194 @@
+"""TradingNode: the whole bot on one uvloop event loop (`abidance run`).
+
+    connector -> data engine -> strategies -> risk -> execution -> venue
+                                                      portfolio <- fills
+
+Start: REST and instruments, the saved state, the engines, then the streams; the user
+stream's first reconciliation settles orders from before a restart. Stop (SIGINT or
+SIGTERM): strategies first, then open orders are cancelled (node.cancel_orders_on_stop),
+the state is saved, connections are closed. SIGUSR1 is the kill switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from abidance.core import topics
+from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.core.events import Alert
+from abidance.data.engine import DataEngine
+from abidance.exchange.binance.connector import BinanceConnector
+from abidance.exchange.binance.credentials import Credentials
+from abidance.exchange.binance.rest import BinanceRest
+from abidance.execution.engine import ExecutionEngine
+from abidance.execution.exits import ExitManager
+from abidance.execution.venue import BinanceExecutionClient
+from abidance.portfolio.portfolio import Portfolio
+from abidance.risk.engine import RiskEngine
+from abidance.runtime import systemd
+from abidance.runtime.state import StateFile
+from abidance.strategy.engine import StrategyEngine
+from abidance.strategy.loader import load_strategy_class
+
+log = logging.getLogger("abidance.node")
+
+
+def node_credentials(config) -> Credentials:
+    """From the environment; on the simulator its published demo key when none is set."""
+    creds = Credentials.from_env()
+    if creds is None and config.binance.venue == "sim":
+        from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
+
+        return Credentials(DEMO_API_KEY, DEMO_API_SECRET)
+    return Credentials.load()
+
+
+def build_strategies(config) -> list:
+    out = []
+    for sc in config.strategies:
+        if not sc.enabled:
+            continue
+        cls = load_strategy_class(sc.class_name, config.node.strategies_dir or None)
+        out.append(cls(sc.id, sc.symbols, dict(sc.params), sc.timeframe))
+    return out
+
+
+class TradingNode:
+    def __init__(self, config, clock=None, bus=None, credentials: Credentials | None = None):
+        self.config = config
+        self.clock = clock or LiveClock()
+        self.bus = bus or MessageBus()
+        self.credentials = credentials
+        self.state_file = StateFile(config.node.state_dir)
+        self.strategies = build_strategies(config)      # fails early on a bad strategy or parameter
+        symbols = list(config.node.symbols) or []
+        for s in self.strategies:
+            symbols += [x for x in s.traded_symbols if x not in symbols]
+        self.symbols = symbols
+        self.rest: BinanceRest | None = None
+        self.connector: BinanceConnector | None = None
+        self.components = []
+        self.stopping = asyncio.Event()
+        self._heartbeat = None
+        self.started = asyncio.Event()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="state-writer")   # ordered, off the loop
+
+    # ---- assembly ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.node.mode != "live":
+            raise ValueError(f"node.mode {cfg.node.mode!r} is not available yet: only 'live' runs today")
+        if not cfg.execution.emulate_stops:
+            raise ValueError("execution.emulate_stops = false (Binance-native exits) is not available yet")
+        self._loop = asyncio.get_running_loop()
+        state = self.state_file.load()
+        self.rest = BinanceRest(cfg.binance, self.credentials or node_credentials(cfg), self.bus, self.clock)
+        await self.rest.start()
+        instruments = await self.rest.load_instruments(self.symbols)
+        missing = [s for s in self.symbols if s not in instruments]
+        if missing:
+            raise ValueError(f"symbols not traded on {cfg.binance.venue}: {', '.join(missing)}")
+        self.instruments = instruments
+        balances = {b.asset: b.free + b.locked for b in await self.rest.balances()}
+        self.portfolio = Portfolio(self.bus, self.clock, cfg.risk.quote_asset, instruments, balances)
+        if "portfolio" in state:
+            self.portfolio.from_state(state["portfolio"])
+        client = BinanceExecutionClient(self.rest, instruments)
+        self.execution = ExecutionEngine(self.bus, self.clock, client, instruments,
+                                         cancel_replace=cfg.execution.cancel_replace, is_ours=self.rest.ids.is_ours)
+        self.execution.load_state(state.get("execution", {}))
+        self.exits = ExitManager(self.bus, self.clock, self.execution)
+        self.exits.load_state(state.get("exits", {}))
+        self.risk = RiskEngine(self.bus, self.clock, cfg.risk, instruments, self.portfolio, self.rest.ids,
+                               cfg.execution.limit_timeout_s, cfg.node.state_dir, cfg.execution.max_slippage_bps)
+        tick_sizes = {s: float(inst.filters.price_fp.increment) for s, inst in instruments.items()}
+        self.strategy_engine = StrategyEngine(self.bus, self.clock, self.strategies, self.portfolio, tick_sizes)
+        intervals = list(cfg.data.bar_intervals) + [s.timeframe for s in self.strategies]
+        self.data = DataEngine(self.bus, self.clock, self.symbols, intervals)
+        self.components = [self.portfolio, self.execution, self.exits, self.risk, self.data, self.strategy_engine]
+        for component in self.components:
+            component.start()
+        saved = state.get("risk", {})
+        if saved.get("state") == "HALTED":
+            # A halt survives a restart: only an operator lifts it.
+            self.risk.halt(f"halted before the restart: {saved.get('reason', '')}", "restart")
+        elif saved.get("state") == "REDUCING":
+            self.risk.set_reducing("REDUCING before the restart", "restart")
+        self.bus.subscribe(topics.ORDER_EVENTS, lambda ev: self.save_state())
+        self.connector = BinanceConnector(cfg.binance, self.bus, self.rest, self.clock.time_ns)
+        channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])
+        await self.connector.start(self.symbols, channels, user_data=True)
+        self._heartbeat = self.clock.call_every(int(cfg.node.heartbeat_s * 1e9), self._beat)
+        systemd.notify("READY=1")
+        systemd.notify(f"STATUS=trading {', '.join(self.symbols)} on {cfg.binance.venue}")
+        log.info("node %s running: %s on %s, strategies %s", cfg.node.name, ", ".join(self.symbols),
+                 cfg.binance.venue, ", ".join(s.id for s in self.strategies))
+        self.started.set()
+
+    def _beat(self, now: int) -> None:
+        systemd.notify("WATCHDOG=1")
+        self.save_state()
+        self.bus.publish(topics.CONNECTOR_HEALTH, self.connector.health_snapshot())
+
+    def snapshot_state(self) -> dict:
+        return {"execution": self.execution.to_state(), "exits": self.exits.to_state(),
+                "portfolio": self.portfolio.to_state(),
+                "risk": {"state": self.risk.trading_state, "reason": self.risk.state_source},
+                "saved_at": self.clock.time_ns()}
+
+    def save_state(self, wait: bool = False) -> None:
+        """Snapshot on the loop (cheap), write in the writer thread (fsync is slow)."""
+        state = self.snapshot_state()
+        future = self._writer.submit(self._write, state)
+        if wait:
+            future.result(10)
+
+    def _write(self, state: dict) -> None:
+        try:
+            self.state_file.save(state)
+        except OSError as exc:
+            log.error("saving the node state failed: %s", exc)
+            alert = Alert("error", "node", "state_save_failed", str(exc), self.clock.time_ns())
+            self._loop.call_soon_threadsafe(self.bus.publish, topics.ALERTS, alert)   # the bus lives on the loop
+
+    async def stop(self) -> None:
+        systemd.notify("STOPPING=1")
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.components:
+            self.strategy_engine.stop()
+            if self.config.node.cancel_orders_on_stop:
+                n = self.execution.cancel_request("*")
+                if n:
+                    log.info("cancelling %d open orders before stopping", n)
+                await self.execution.drain(5.0)
+            self.save_state(wait=True)
+            for component in reversed(self.components):
+                component.stop()
+        if self.connector is not None:
+            await self.connector.stop()
+        if self.rest is not None:
+            await self.rest.close()
+        self._writer.shutdown(wait=True)
+
+    # ---- running as a process ------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: self.bus.send(topics.KILL, "SIGUSR1 received"))
+        try:
+            await self.start()
+            await self.stopping.wait()
+            log.info("stopping")
+        finally:
+            await self.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+                loop.remove_signal_handler(sig)
+        return 0

@@ -1,0 +1,41 @@
+"""Find a strategy class: a built-in by name, or `file:Class` from the strategies folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from abidance.strategy.base import Strategy
+from abidance.strategy.builtin import BUILTINS
+
+
+class StrategyLoadError(ValueError):
+    pass
+
+
+def load_strategy_class(spec: str, strategies_dir: str | Path | None = None) -> type[Strategy]:
+    if spec in BUILTINS:
+        return BUILTINS[spec]
+    file_part, sep, class_name = spec.partition(":")
+    if not sep or not class_name:
+        raise StrategyLoadError(f"strategy class {spec!r} is not a built-in ({', '.join(sorted(BUILTINS))}) "
+                                "nor 'file:ClassName' in the strategies folder")
+    if not strategies_dir:
+        raise StrategyLoadError(f"strategy class {spec!r} needs node.strategies_dir to be set")
+    path = Path(strategies_dir) / (file_part if file_part.endswith(".py") else file_part + ".py")
+    if not path.is_file():
+        raise StrategyLoadError(f"strategy file {path} does not exist")
+    module_name = f"abidance_user_strategies.{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a user file: report what broke, whatever it is
+        sys.modules.pop(module_name, None)
+        raise StrategyLoadError(f"strategy file {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise StrategyLoadError(f"{path} has no Strategy subclass named {class_name!r}")
+    return cls
