@@ -118,6 +118,8 @@ class ConnectorHealth:
 # ---- the node's own events (strategies, risk, execution, portfolio) ------------------
 # Prices are int64 ticks and quantities int64 steps of the symbol (see instruments), so
 # the hot path never touches Decimal; money totals in the portfolio are Decimal.
+# Events on the tick-to-order path are plain slotted dataclasses for speed; every
+# subscriber treats every event as read-only.
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,7 @@ class Bar:
     trades: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: frozen __init__ costs ~0.15 us a field on the tick path
 class Signal:
     """What a strategy wants: the risk engine decides whether and how much."""
 
@@ -152,7 +154,7 @@ class Signal:
     trailing_bps: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: frozen __init__ costs ~0.15 us a field on the tick path
 class OrderRequest:
     """An order the risk engine accepted and sized: the execution engine's command."""
 
@@ -173,7 +175,7 @@ class OrderRequest:
     parent_id: str = ""     # for exits: the entry order they protect
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: frozen __init__ costs ~0.15 us a field on the tick path
 class RiskDecision:
     """Every decision of the risk engine, accepted or not, with the reason."""
 
@@ -190,7 +192,7 @@ class RiskDecision:
     ts_event: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: frozen __init__ costs ~0.15 us a field on the tick path
 class OrderEvent:
     """An order changed state in the execution engine's state machine."""
 
@@ -209,7 +211,7 @@ class OrderEvent:
     ts_event: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # not frozen: frozen __init__ costs ~0.15 us a field on the tick path
 class Fill:
     client_order_id: str
     strategy_id: str

@@ -25,6 +25,7 @@ from abidance.execution.orders import (CANCELED, FILLED, FROM_EXCHANGE, NEW, PAR
 
 log = logging.getLogger("abidance.execution")
 NS = 1_000_000_000
+SENDERS = 8         # new-order requests in flight at once
 
 
 class ExecutionEngine(Component):
@@ -41,6 +42,10 @@ class ExecutionEngine(Component):
         self.fills = 0
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, object] = {}
+        # New orders go to a few long-lived sender tasks through a queue: cheaper on the
+        # tick path than a task per order, and still several requests in flight at once.
+        self._outbox: asyncio.Queue | None = None
+        self._senders: list[asyncio.Task] = []
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -51,6 +56,9 @@ class ExecutionEngine(Component):
         self.bus.subscribe(topics.RECONCILIATION, self.handle_reconciliation)
 
     def on_stop(self) -> None:
+        for task in self._senders:
+            task.cancel()
+        self._senders, self._outbox = [], None
         self.bus.unregister(topics.EXECUTE)
         self.bus.unregister(topics.CANCEL)
         self.bus.unsubscribe(topics.ORDER_UPDATES, self.handle_update)
@@ -68,8 +76,29 @@ class ExecutionEngine(Component):
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for requests in flight (shutdown, tests)."""
+        if self._outbox is not None:
+            try:
+                await asyncio.wait_for(self._outbox.join(), timeout)
+            except asyncio.TimeoutError:
+                log.warning("%d new orders still unsent after %.1fs", self._outbox.qsize(), timeout)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    def _send_new(self, order: Order) -> None:
+        if self._outbox is None:
+            loop = asyncio.get_running_loop()
+            self._outbox = asyncio.Queue()
+            self._senders = [loop.create_task(self._sender(), name=f"order-sender-{i}") for i in range(SENDERS)]
+        self._outbox.put_nowait(order)
+
+    async def _sender(self) -> None:
+        queue = self._outbox
+        while True:
+            order = await queue.get()
+            try:
+                await self._submit(order)
+            finally:
+                queue.task_done()
 
     # ---- commands --------------------------------------------------------------------
 
@@ -87,7 +116,7 @@ class ExecutionEngine(Component):
             self._move(order, REJECTED, f"not sent: {type(exc).__name__}: {exc}")
             return order
         self._event(order, "", "submitted")
-        self._spawn(self._submit(order))
+        self._send_new(order)
         if req.timeout_s > 0 and order.order_type != "MARKET":
             self._timers[order.client_order_id] = self.clock.call_at(
                 self.clock.time_ns() + int(req.timeout_s * NS), lambda now, o=order: self._timed_out(o))

@@ -36,11 +36,18 @@ class BinanceExecutionClient:
         return params
 
     def prepare(self, order: Order) -> str:
-        """The signed query string, built when the order is decided: sending is all that is left."""
-        p = self.request_params(order)
-        params = self.rest.order_params(p["symbol"], p["side"], p["order_type"], p["quantity"], p.get("price"),
-                                        p.get("time_in_force"), client_order_id=order.client_order_id)
-        return self.rest.signed_query(params)
+        """The signed query string, built when the order is decided: sending is all that is left.
+
+        Every value here is URL-safe by construction (symbol, enums, decimals, our client id),
+        so the query is joined directly; new_order checks it belongs to the order."""
+        f = self.instruments[order.symbol].filters
+        query = (f"symbol={order.symbol}&side={order.side}&type={order.order_type}"
+                 f"&quantity={f.qty_fp.to_str(order.quantity)}")
+        if order.order_type != "MARKET":
+            query += f"&price={f.price_fp.to_str(order.price)}"
+            if order.time_in_force:
+                query += f"&timeInForce={order.time_in_force}"
+        return self.rest.sign_query(f"{query}&newClientOrderId={order.client_order_id}&newOrderRespType=FULL")
 
     async def submit(self, order: Order) -> dict:
         return await self.rest.new_order(**self.request_params(order), presigned=order.request)

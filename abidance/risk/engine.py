@@ -52,6 +52,11 @@ class RiskEngine(Component):
             cap = max_position.get(symbol)
             steps = inst.filters.qty_fp.to_units(Decimal(cap)) if cap else 0
             self.slots[symbol] = self.pre_trade.add_symbol(inst.filters, steps)
+        # fixed_quote sizing in integers: quote units per (tick x step) as an exact ratio.
+        self._quote_ratio = {s: (i.filters.units["quote_mul"], i.filters.units["quote_div"])
+                             for s, i in instruments.items()}
+        self._fixed_quote_units = quote_units(format(Decimal(settings.fixed_quote), "f")) \
+            if settings.sizing == "fixed_quote" else 0
         self.books: dict = {}
         self.last_data_ns = 0
         self.decisions = 0
@@ -212,6 +217,19 @@ class RiskEngine(Component):
                                            f"from the touch {touch}", qty)
         return worse
 
+    def _size_fixed_quote(self, signal, inst, ref_ticks: int):
+        """fixed_quote in exact integers (the common case, on the tick path)."""
+        mul, div = self._quote_ratio[signal.symbol]
+        budget = self._fixed_quote_units
+        if self.portfolio is not None:
+            # Never ask for more than the cash there is: the exchange would reject it anyway.
+            budget = min(budget, int(self.portfolio.cash(inst.quote_asset).scaleb(8)))
+        qty = budget * div // (ref_ticks * mul)
+        if qty <= 0:
+            return self._deny(signal, "SIZE_ZERO", f"budget of {budget} quote units buys less than one step") \
+                or "SIZE_ZERO"
+        return qty
+
     def _size(self, signal, inst, ref_ticks: int):
         """Quantity in steps, or the reason string after a denial was published."""
         step = inst.filters.qty_fp.increment
@@ -221,9 +239,13 @@ class RiskEngine(Component):
             if qty <= 0:
                 return self._deny(signal, "NO_POSITION", f"nothing to sell in {signal.symbol}") or "NO_POSITION"
             return qty
+        if self._fixed_quote_units:
+            return self._size_fixed_quote(signal, inst, ref_ticks)
         entry = inst.filters.price_fp.increment * ref_ticks
         stop = inst.filters.price_fp.increment * signal.stop_loss if signal.stop_loss else None
-        equity = self.portfolio.equity() if self.portfolio is not None else Decimal(0)
+        # Equity values every position: only the modes that use it pay for it.
+        needs_equity = self.settings.sizing != "fixed_quote" and self.portfolio is not None
+        equity = self.portfolio.equity() if needs_equity else Decimal(0)
         try:
             budget = notional_budget(self.settings.sizing, self.settings, equity, signal.confidence, entry, stop)
         except SizingError as exc:

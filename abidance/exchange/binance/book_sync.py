@@ -98,6 +98,13 @@ class BookSync:
         self._diff_arrived.set()
         return False
 
+    def seed(self, bids, asks, last_update_id: int) -> None:
+        """Start from a snapshot given directly (backtests, benchmarks): no REST fetch."""
+        if self.book.apply_snapshot(bids, asks, last_update_id) != BookStatus.APPLIED:
+            raise SnapshotError(f"{self.symbol}: {self.book.resync_message}")
+        self._live = True
+        self.on_ready_change(self, True, "")
+
     def resync(self, reason: str) -> None:
         """Discard the book and sync again (gap, crossed book, reconnect)."""
         was_ready, self._live = self._live, False

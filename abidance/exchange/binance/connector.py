@@ -64,15 +64,19 @@ class BinanceConnector:
 
     async def start(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth"),
                     kline_intervals: Iterable[str] = (), user_data: bool = False) -> None:
-        self.instruments = await self.rest.load_instruments()
-        for inst in self.instruments.values():
-            self.parser.add(InstrumentCodec(inst.symbol, inst.price, inst.qty))
+        self.use_instruments(await self.rest.load_instruments())
         await self.subscribe(symbols, channels, kline_intervals)
         self.streams.start()
         if user_data:
             self.user = UserDataStream(self.config, self.rest, self.bus, self.clock_ns)
             await self.user.start()
         self._health_task = asyncio.get_running_loop().create_task(self._publish_health(), name="connector-health")
+
+    def use_instruments(self, instruments: dict) -> None:
+        """The symbols the parser understands, with their tick and step."""
+        self.instruments = instruments
+        for inst in instruments.values():
+            self.parser.add(InstrumentCodec(inst.symbol, inst.price, inst.qty))
 
     async def stop(self) -> None:
         if self._health_task is not None:

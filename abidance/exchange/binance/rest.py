@@ -31,7 +31,7 @@ from yarl import URL
 from abidance.core.clock import LiveClock
 from abidance.core.events import Balance
 from abidance.exchange.binance.config import BinanceConfig
-from abidance.exchange.binance.credentials import Credentials, CredentialsError
+from abidance.exchange.binance.credentials import HMAC, Credentials, CredentialsError
 from abidance.exchange.binance.errors import (BinanceApiError, IpBanned, OrderStatusUnknown, RateLimited,
                                               RequestTimeout, TimestampOutsideRecvWindow, TransportError)
 from abidance.exchange.binance.ids import CLIENT_ORDER_ID_RE, ClientOrderIds
@@ -70,8 +70,16 @@ def param_text(name: str, value: Any) -> str:
     raise TypeError(f"{name} must be a str, int or Decimal, not {type(value).__name__}")
 
 
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._\-]*$")
+
+
 def encode(params: dict[str, Any]) -> str:
-    return urlencode([(k, param_text(k, v)) for k, v in params.items() if v is not None])
+    """The query string. Binance values are nearly always URL-safe as they are (symbols,
+    decimals, ids): those are joined directly, the rest percent-encoded by urlencode."""
+    pairs = [(k, param_text(k, v)) for k, v in params.items() if v is not None]
+    if all(_URL_SAFE.match(v) for _, v in pairs):
+        return "&".join([f"{k}={v}" for k, v in pairs])
+    return urlencode(pairs)
 
 
 @dataclass
@@ -137,11 +145,17 @@ class BinanceRest:
 
     def signed_query(self, params: dict[str, Any]) -> str:
         """The exact query string a signed request would send now: params, timestamp, recvWindow, signature."""
-        query = encode(params)
-        stamp = urlencode({"timestamp": self.clock.time_ms() + self.time_offset_ms,
-                           "recvWindow": self.config.recv_window_ms})
+        return self.sign_query(encode(params))
+
+    def sign_query(self, query: str) -> str:
+        """Stamp and sign an already encoded query string."""
+        stamp = f"timestamp={self.clock.time_ms() + self.time_offset_ms}&recvWindow={self.config.recv_window_ms}"
         query = f"{query}&{stamp}" if query else stamp
-        return query + "&signature=" + quote(self._creds().sign(query), safe="")   # Ed25519's base64 needs escaping
+        creds = self._creds()
+        signature = creds.sign(query)
+        if creds.key_type != HMAC:
+            signature = quote(signature, safe="")      # Ed25519's base64 needs escaping; hex does not
+        return f"{query}&signature={signature}"
 
     async def _send(self, method: str, path: str, params: dict[str, Any], security: int, weight: int,
                     is_order: bool = False, reserve: bool = True, presigned: str | None = None) -> Any:

@@ -141,8 +141,17 @@ cdef class FixedPoint:
         return self.increment * units
 
     def to_str(self, int64_t units) -> str:
-        """Decimal text with exactly the increment's decimals (Binance's request format)."""
-        return format(self.increment * units, f".{self.decimals}f")
+        """Decimal text with exactly the increment's decimals (Binance's request format).
+
+        Integer arithmetic (this runs for every order): units * increment, then the point
+        placed `decimals` digits from the right."""
+        cdef object scaled = <object>units * <object>self.increment_scaled    # Python int: no overflow
+        cdef int d = self.decimals
+        if d == 0:
+            return str(scaled)
+        sign = "-" if scaled < 0 else ""
+        q, r = divmod(abs(scaled), POW10[d])
+        return f"{sign}{q}.{r:0{d}d}"
 
     def parse_levels(self, FixedPoint qty, levels, int64_t[::1] px_out, int64_t[::1] qty_out):
         """Fill px_out/qty_out from Binance levels [[price, qty], ...] (self converts price).

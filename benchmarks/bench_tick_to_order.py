@@ -1,0 +1,153 @@
+"""Tick to order: raw WebSocket frame bytes in -> signed order request ready to send.
+
+Target (issue 5): p50 <= 15 us and p99 <= 50 us, in process, through parse, book,
+strategy, risk and execution. The path is the live node's own objects: the connector's
+frame handler (Cython parser, BookSync on the Cython book), the bus, the StrategyEngine
+running the built-in order-book-imbalance strategy (cooldown 0, so every frame decides
+to buy), the RiskEngine (sizing from the Portfolio, the Cython pre-trade checks) and the
+ExecutionEngine, whose venue client signs the Binance query string (HMAC-SHA256) at
+decision time. Sending is left out (it is the socket's time). Each frame is timed on its
+own; the async send tasks are drained between frames, outside the timing.
+
+Baseline in the same run: the same pipeline the naive way: json.loads, dicts, Decimal,
+the pure-Python book twin, Python checks, urlencode + hmac.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import numpy as np
+import orjson
+import uvloop
+
+from abidance._core.book import Side
+from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.connector import BinanceConnector
+from abidance.exchange.binance.credentials import Credentials
+from abidance.exchange.binance.rest import BinanceRest
+from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
+from abidance.execution.engine import ExecutionEngine
+from abidance.execution.venue import BinanceExecutionClient
+from abidance.portfolio.portfolio import Portfolio
+from abidance.risk.engine import RiskEngine
+from abidance.strategy.builtin.book_imbalance import BookImbalance
+from abidance.strategy.engine import StrategyEngine
+from tests.twins.book import OrderBookTwin
+from tests.unit.node_kit import INSTRUMENTS, risk_settings
+
+SYMBOL = "BTCUSDT"
+BID, ASK = 6_500_000, 6_500_001        # ticks (0.01): 65000.00 / 65000.01
+
+
+def frames(n: int, first_id: int) -> list[bytes]:
+    """Depth diffs that keep the bids heavy (every one moves the top bid's quantity)."""
+    out = []
+    for i in range(n):
+        u = first_id + i
+        out.append(orjson.dumps({"stream": "btcusdt@depth@100ms", "data": {
+            "e": "depthUpdate", "E": 1_700_000_000_000 + i, "s": SYMBOL, "U": u, "u": u,
+            "b": [["65000.00000000", f"{5 + i % 7}.00000000"], ["64999.99000000", "3.00000000"]],
+            "a": [["65000.01000000", "0.50000000"]]}}))
+    return out
+
+
+class DryClient(BinanceExecutionClient):
+    """Signs like the live client; the send is a no-op answered "expired unfilled", so the
+    position stays flat and the strategy keeps buying (and open orders do not pile up)."""
+
+    async def submit(self, order):
+        return {"orderId": 1, "status": "EXPIRED", "executedQty": "0"}
+
+
+async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
+    bus, clock = MessageBus(), LiveClock()
+    inst = {SYMBOL: INSTRUMENTS[SYMBOL]}
+    cfg = BinanceConfig()
+    rest = BinanceRest(cfg, Credentials(DEMO_API_KEY, DEMO_API_SECRET), bus, clock)
+    portfolio = Portfolio(bus, clock, "USDT", inst, {"USDT": Decimal("10000000")}, equity_interval_s=3600)
+    execution = ExecutionEngine(bus, clock, DryClient(rest, inst), inst)
+    settings = risk_settings(max_order_notional="0", max_gross_exposure="0", daily_loss_limit="0",
+                             max_drawdown="0", max_open_orders=0, orders_per_10s=0, orders_per_day=0,
+                             price_band_bps=0, fixed_quote="100", min_confidence=0.0, kill_switch_file=None,
+                             stale_data_s=0.0)
+    risk = RiskEngine(bus, clock, settings, inst, portfolio, rest.ids)
+    strategy = BookImbalance("imbalance", [SYMBOL], {"depth": 5, "threshold": 0.2, "cooldown_s": 0.0})
+    strategies = StrategyEngine(bus, clock, [strategy], portfolio, {SYMBOL: 0.01})
+    connector = BinanceConnector(cfg, bus, rest)
+    connector.use_instruments(inst)
+    for component in (portfolio, execution, risk, strategies):
+        component.start()
+    await connector.subscribe([SYMBOL], ("depth",))
+    sync = connector.books[SYMBOL]
+    sync.seed(np.array([[BID, 500_000], [BID - 1, 300_000]]), np.array([[ASK, 50_000]]), 1000)
+    on_frame = connector._on_frame
+    batch = frames(n, 1001)
+    times = np.empty(n, dtype=np.int64)
+    now = time.time_ns
+    perf = time.perf_counter_ns
+    for i, frame in enumerate(batch):
+        t0 = perf()
+        on_frame(None, frame, now())
+        times[i] = perf() - t0
+        if i % 64 == 63:
+            await asyncio.sleep(0)      # let the send tasks run, outside the timing
+    await execution.drain()
+    orders = sum(1 for o in execution.orders.values() if o.request)
+    for component in (strategies, risk, execution, portfolio):
+        component.stop()
+    return times, orders
+
+
+def naive_pipeline(n: int) -> tuple[np.ndarray, int]:
+    book = OrderBookTwin(SYMBOL)
+    book.apply_snapshot([(BID, 500_000), (BID - 1, 300_000)], [(ASK, 50_000)], 1000)
+    secret = DEMO_API_SECRET.encode()
+    tick, step = Decimal("0.01"), Decimal("0.00001")
+    orders = []
+    times = np.empty(n, dtype=np.int64)
+    perf = time.perf_counter_ns
+    for i, frame in enumerate(frames(n, 1001)):
+        t0 = perf()
+        data = json.loads(frame)["data"]
+        bids = [(int(Decimal(p) / tick), int(Decimal(q) / step)) for p, q in data["b"]]
+        asks = [(int(Decimal(p) / tick), int(Decimal(q) / step)) for p, q in data["a"]]
+        book.apply_diff_levels(data["U"], data["u"], bids, asks)
+        if book.imbalance(5) > 0.2:
+            ask = book.best_ask()[0]
+            price = Decimal(ask) * tick
+            qty = (Decimal("100") / price / step).to_integral_value(rounding="ROUND_DOWN") * step
+            if qty > 0 and price * qty >= Decimal("5"):
+                query = urlencode({"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": str(qty),
+                                   "newClientOrderId": f"naive-{i}", "timestamp": int(time.time() * 1000),
+                                   "recvWindow": 5000})
+                signed = query + "&signature=" + hmac.new(secret, query.encode(), hashlib.sha256).hexdigest()
+                orders.append(signed.encode())
+        times[i] = perf() - t0
+    return times, len(orders)
+
+
+def test_tick_to_order_latency(benchmark, report):
+    n = 2_000 if benchmark.disabled else 30_000
+    times, orders = uvloop.run(live_pipeline(n))
+    # One more than the frames: the seeded (ready) book is published too, and decides.
+    assert orders == n + 1, f"every frame should have produced a signed order, got {orders} of {n}"
+    base_times, base_orders = naive_pipeline(n)
+    assert base_orders == n
+    warm = n // 10          # the first frames warm caches and allocators
+    p50, p99 = (float(np.percentile(times[warm:], q)) / 1000 for q in (50, 99))
+    b50, b99 = (float(np.percentile(base_times[warm:], q)) / 1000 for q in (50, 99))
+    benchmark.extra_info.update(frames=n, p50_us=p50, p99_us=p99, naive_p50_us=b50, naive_p99_us=b99)
+    report("tick to order p50 (frame -> signed order)", p50, "us", target=15.0,
+           baseline=("json + dicts + Python book", b50), benchmark=benchmark)
+    report("tick to order p99", p99, "us", target=50.0, baseline=("json + dicts + Python book", b99),
+           benchmark=benchmark)
+    benchmark.pedantic(lambda: None, rounds=1)

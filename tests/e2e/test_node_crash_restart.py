@@ -1,0 +1,150 @@
+"""kill -9 the node while it has an open order; the restarted node reconciles within
+5 s, places no duplicate order, its position matches the exchange; SIGTERM then stops
+it cleanly, cancelling its orders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from abidance.exchange.sim.config import SimConfig
+from tests.integration.conftest import RunningSim
+from tests.integration.node_kit import sim_balances
+
+STRATEGY = '''
+from abidance.strategy import Strategy
+
+
+class OneShot(Strategy):
+    """Buys at market once, then rests one limit buy 5% under the bid: an open order to crash with."""
+
+    wants_book = True
+
+    def on_start(self):
+        self.step = 0
+
+    def on_book(self, book):
+        bid = book.best_bid()[0]
+        if self.step == 0:
+            self.step = 1
+            self.buy(book.symbol, 1.0, reason="first buy")
+        elif self.step == 1 and self.position(book.symbol) > 0:
+            self.step = 2
+            self.buy(book.symbol, 1.0, price=bid * 95 // 100, reason="resting limit")
+'''
+
+
+def config_text(sim, state: Path, strategies: Path, enabled: bool) -> str:
+    return f"""
+config_version = 1
+[node]
+name = "crash"
+mode = "live"
+state_dir = "{state}"
+strategies_dir = "{strategies}"
+symbols = ["ETHUSDT"]
+heartbeat_s = 0.5
+log_format = "json"
+cancel_orders_on_stop = true
+[binance]
+venue = "sim"
+rest_url = "{sim.rest_url}"
+ws_url = "{sim.ws_url}"
+client_order_prefix = "crash"
+[risk]
+quote_asset = "USDT"
+max_order_notional = "100"
+max_gross_exposure = "1000"
+price_band_bps = 1000
+sizing = "fixed_quote"
+fixed_quote = "30"
+min_confidence = 0.0
+[data]
+depth = true
+[[strategies]]
+id = "one-shot"
+class = "oneshot:OneShot"
+symbols = ["ETHUSDT"]
+timeframe = "1m"
+enabled = {"true" if enabled else "false"}
+"""
+
+
+def start_node(cfg: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "abidance.cli", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait(predicate, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_node_killed_with_an_open_order_reconciles_on_restart_without_duplicates(tmp_path):
+    sim = RunningSim(SimConfig(seed=13))
+    venue = sim.server.venue
+    open_orders = lambda: sim.run(lambda: venue.exchange.open_orders(venue.account, "ETHUSDT"))   # noqa: E731
+    all_orders = lambda: sim.run(lambda: venue.exchange.all_orders(venue.account, "ETHUSDT"))     # noqa: E731
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    (strategies / "oneshot.py").write_text(STRATEGY)
+    state = tmp_path / "state"
+    cfg = tmp_path / "node.toml"
+    proc = None
+    try:
+        cfg.write_text(config_text(sim, state, strategies, enabled=True))
+        proc = start_node(cfg)
+        wait(lambda: len(open_orders()) == 1, 30, "the resting order on the exchange")
+        wait(lambda: (state / "node-state.json").exists() and json.loads(
+            (state / "node-state.json").read_text())["execution"]["orders"], 5, "the order in the state file")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        before = all_orders()
+        assert len(before) == 2 and [o["type"] for o in before] == ["MARKET", "LIMIT"]
+
+        # Restart (the strategy is off: any new order would be a duplicate).
+        cfg.write_text(config_text(sim, state, strategies, enabled=False))
+        t0 = time.monotonic()
+        proc = start_node(cfg)
+        lines: list[dict] = []
+
+        def reconciled():
+            line = proc.stdout.readline()
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+            return any("reconciled (start)" in entry["msg"] for entry in lines)
+
+        wait(reconciled, 10, "the start reconciliation")
+        assert time.monotonic() - t0 < 5.0 + 3.0        # + interpreter start and imports
+        time.sleep(1.0)
+        assert all_orders() == before                                        # nothing placed again
+        resting = open_orders()
+        assert len(resting) == 1 and resting[0]["clientOrderId"] == before[1]["clientOrderId"]
+        saved = wait(lambda: json.loads((state / "node-state.json").read_text()), 5, "state")
+        orders = saved["execution"]["orders"]
+        assert [o["client_order_id"] for o in orders] == [before[1]["clientOrderId"]]
+        assert orders[0]["status"] == "NEW" and orders[0]["order_id"] == before[1]["orderId"]
+        eth = Decimal(saved["portfolio"]["positions"]["ETHUSDT"]["quantity"])
+        assert eth == sim_balances(sim)["ETH"] - Decimal(SimConfig().balances.get("ETH", 0))
+        assert not [e for e in lines if e["level"] in ("ERROR", "CRITICAL")], lines
+
+        # SIGTERM: a clean stop that cancels the open order.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert open_orders() == []
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        sim.close()
