@@ -11,6 +11,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("run", help="run the trading node",
                        description="Run the trading node: market data, strategies, risk, execution, portfolio.")
     p.add_argument("--config", help="node config TOML (default: built-in defaults; see docs/config.md)")
+    p.add_argument("--sim", action="store_true",
+                   help="start the simulator in-process from the config's [sim] table (free ports) and trade "
+                        "against it: fully offline; the node's state starts fresh, like the simulator")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until SIGINT/SIGTERM)")
     p.set_defaults(func=run_main)
     k = sub.add_parser("kill", help="halt a running node and cancel its orders (writes the kill file)",
                        description="Kill switch: the node polls its kill file twice a second.")
@@ -38,20 +42,55 @@ def run_main(args) -> int:
         return 2
     setup_logging(config.node.log_level, config.node.log_format)
     try:
-        node = TradingNode(config)
-    except ValueError as exc:
-        print(f"abidance run: {exc}", file=sys.stderr)
-        return 2
-    try:
         import uvloop
         runner = uvloop.run
     except ImportError:   # uvloop is Linux/macOS only
         runner = asyncio.run
     try:
-        return runner(node.run())
+        return runner(_run(config, args))
     except ValueError as exc:
         print(f"abidance run: {exc}", file=sys.stderr)
         return 2
+
+
+async def _run(config, args) -> int:
+    from abidance.runtime.node import TradingNode
+
+    sim = None
+    if args.sim:
+        config, sim = await _embedded_sim(config)
+    try:
+        node = TradingNode(config)
+        if args.seconds > 0:
+            asyncio.get_running_loop().call_later(args.seconds, node.stopping.set)
+        return await node.run()
+    finally:
+        if sim is not None:
+            await sim.stop()
+
+
+async def _embedded_sim(config):
+    """A simulator on free loopback ports, and the config pointed at it with a fresh state dir."""
+    import dataclasses
+    import shutil
+
+    from abidance.exchange.sim.config import ConfigError as SimConfigError
+    from abidance.exchange.sim.config import parse_config as parse_sim
+    from abidance.exchange.sim.server import SimServer
+
+    try:
+        sim_cfg = parse_sim({"sim": config.sim})
+    except SimConfigError as exc:
+        raise ValueError(f"bad [sim] table: {exc}") from None
+    sim_cfg.rest_port = sim_cfg.ws_port = 0
+    sim = SimServer(sim_cfg)
+    await sim.start()
+    state_dir = Path(config.node.state_dir) / "embedded-sim"
+    shutil.rmtree(state_dir, ignore_errors=True)      # a new simulator knows nothing of old orders
+    node = dataclasses.replace(config.node, state_dir=state_dir)
+    binance = dataclasses.replace(config.binance, venue="sim", rest_url=sim.rest_url, ws_url=sim.ws_url)
+    print(f"abidance run: embedded simulator at {sim.rest_url} / {sim.ws_url}; state in {state_dir}", flush=True)
+    return dataclasses.replace(config, node=node, binance=binance), sim
 
 
 def kill_main(args) -> int:

@@ -74,6 +74,7 @@ class TradingNode:
         self.components = []
         self.stopping = asyncio.Event()
         self._heartbeat = None
+        self._beats = 0
         self.started = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="state-writer")   # ordered, off the loop
 
@@ -133,7 +134,20 @@ class TradingNode:
     def _beat(self, now: int) -> None:
         systemd.notify("WATCHDOG=1")
         self.save_state()
-        self.bus.publish(topics.CONNECTOR_HEALTH, self.connector.health_snapshot())
+        health = self.connector.health_snapshot()
+        self.bus.publish(topics.CONNECTOR_HEALTH, health)
+        self._beats += 1
+        if self._beats % max(1, round(30 / self.config.node.heartbeat_s)) == 1:     # about every 30 s
+            log.info("%s", self.status_line(health))
+
+    def status_line(self, health=None) -> str:
+        pf, risk = self.portfolio, self.risk
+        held = {s: str(q) for s in self.symbols if (q := pf.position(s))}
+        return (f"status: {risk.trading_state} | equity {pf.equity():f} {self.config.risk.quote_asset} "
+                f"| positions {held or 'none'} | open orders {len(self.execution.open_orders())} "
+                f"| fills {self.execution.fills} | decisions {risk.decisions} ({risk.denied} denied) "
+                f"| books ready {health.books_ready if health else '?'} | reconnects "
+                f"{health.reconnects if health else '?'}")
 
     def snapshot_state(self) -> dict:
         return {"execution": self.execution.to_state(), "exits": self.exits.to_state(),

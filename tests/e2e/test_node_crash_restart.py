@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,10 +77,12 @@ enabled = {"true" if enabled else "false"}
 """
 
 
-def start_node(cfg: Path) -> subprocess.Popen:
+def start_node(cfg: Path, notify_socket: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if notify_socket:
+        env["NOTIFY_SOCKET"] = notify_socket      # as systemd sets it for Type=notify
     return subprocess.Popen([sys.executable, "-m", "abidance.cli", "run", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def wait(predicate, timeout: float, what: str):
@@ -116,8 +119,11 @@ def test_node_killed_with_an_open_order_reconciles_on_restart_without_duplicates
 
         # Restart (the strategy is off: any new order would be a duplicate).
         cfg.write_text(config_text(sim, state, strategies, enabled=False))
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.settimeout(0.05)
         t0 = time.monotonic()
-        proc = start_node(cfg)
+        proc = start_node(cfg, str(tmp_path / "notify.sock"))
         lines: list[dict] = []
 
         def reconciled():
@@ -140,10 +146,25 @@ def test_node_killed_with_an_open_order_reconciles_on_restart_without_duplicates
         assert eth == sim_balances(sim)["ETH"] - Decimal(SimConfig().balances.get("ETH", 0))
         assert not [e for e in lines if e["level"] in ("ERROR", "CRITICAL")], lines
 
+        # systemd's view: READY once up, WATCHDOG on heartbeats, STOPPING on SIGTERM.
+        messages = []
+
+        def drain_notify():
+            try:
+                while True:
+                    messages.append(notify.recv(4096).decode())
+            except (socket.timeout, BlockingIOError):
+                return
+        wait(lambda: drain_notify() or "WATCHDOG=1" in messages, 5, "a watchdog heartbeat")
+        assert "READY=1" in messages and messages.index("READY=1") < messages.index("WATCHDOG=1")
+
         # SIGTERM: a clean stop that cancels the open order.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert open_orders() == []
+        drain_notify()
+        assert "STOPPING=1" in messages
+        notify.close()
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -1,4 +1,9 @@
-"""The README's set-up commands stay true: CI runs exactly the README's test command."""
+"""The README's set-up commands stay true: CI runs exactly the README's test command, and
+the main command's job starts, trades against its embedded simulator and stops cleanly."""
+
+import os
+import subprocess
+import sys
 
 from tests.kit import PROJECT_ROOT
 
@@ -15,5 +20,20 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert command_after("<!-- test-command -->") in [line.strip() for line in ci]
 
 
-def test_readme_main_command_runs_the_replay():
-    assert command_after("<!-- main-command -->").endswith("abidance replay")
+MAIN_JOB = "abidance run --config config/sim.toml --sim"
+
+
+def test_readme_main_command_runs_the_node_against_the_embedded_simulator():
+    assert command_after("<!-- main-command -->").endswith(".venv/bin/" + MAIN_JOB)
+
+
+def test_the_main_job_runs_offline_and_stops_cleanly(tmp_path):
+    env = {**os.environ, "ABIDANCE__NODE__STATE_DIR": str(tmp_path / "state")}
+    args = MAIN_JOB.split()[1:] + ["--seconds", "4"]
+    out = subprocess.run([sys.executable, "-m", "abidance.cli", *args], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log
+    assert "embedded simulator at http://127.0.0.1:" in log
+    assert "node sim-demo running: BTCUSDT, ETHUSDT" in log and "book ready" in log
+    assert " ERROR " not in log and "Traceback" not in log, log
