@@ -21,6 +21,7 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     state_dir = _resolve(node.state_dir, base)
     node = replace(node, state_dir=state_dir, strategies_dir=_resolve(node.strategies_dir, base))
     risk = replace(risk, kill_switch_file=_resolve(risk.kill_switch_file, state_dir))
+    store = replace(cfg.store, spool_dir=_resolve(cfg.store.spool_dir, state_dir))
 
     seen: dict[str, int] = {}
     for i, s in enumerate(strategies):
@@ -52,4 +53,6 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     timeframes = {s.timeframe for s in strategies}
     data = replace(data, bar_intervals=tuple(i for i in INTERVALS if i in set(data.bar_intervals) | timeframes))
     node = replace(node, symbols=tuple(dict.fromkeys((*node.symbols, *traded))))
-    return replace(cfg, node=node, risk=risk, data=data)
+    if cfg.store.url and not cfg.store.url.startswith(("http://", "https://", "chdb://")):
+        errors.add("store.url", f"must start with http://, https:// or chdb://, got {cfg.store.url!r}")
+    return replace(cfg, node=node, risk=risk, data=data, store=store)

@@ -107,6 +107,19 @@ class DataSection:
     book_ticker: bool = key(BOOL, True, "Subscribe to the best bid/ask stream of each symbol.")
 
 
+@dataclass(frozen=True)
+class StoreSection:
+    url: str = key(STR, "", "Where events are written: 'http://127.0.0.1:8123' (an `abidance store` process or a "
+                   "ClickHouse server), 'chdb:///path' (embedded, only this process can open it); \"\" = off.")
+    database: str = key(STR, "abidance", "ClickHouse database of the node's tables.",
+                        pattern=r"[A-Za-z_][A-Za-z0-9_]{0,63}", hint="a plain identifier")
+    batch_rows: int = key(INT, 2000, "A table's batch is written once it holds this many rows.", gt=0)
+    flush_s: float = key(FLOAT, 1.0, "Seconds between writes of partial batches.", gt=0)
+    spool_dir: Path = key(PATH, "store-spool", "Batches wait here while the store is unreachable (relative to "
+                          "node.state_dir); replayed in order when it is back.")
+    market_data: bool = key(BOOL, True, "Also record trades, bars and book tops (high volume).")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StrategyConfig:
     id: str = key(STR, REQUIRED, "Unique name of this strategy instance (orders and reports carry it).",
@@ -163,8 +176,10 @@ RISK = Section.of("risk", RiskSection, "Hard risk limits and order sizing. Money
                   "risk.quote_asset (\"1000.5\", never a float); \"0\" turns a limit off.")
 EXECUTION = Section.of("execution", ExecutionSection, "How orders are worked once risk accepts them.")
 DATA = Section.of("data", DataSection, "Market data the node subscribes to and builds.")
+STORE = Section.of("store", StoreSection, "The ClickHouse store every event is written to (docs/store.md). Its "
+                   "user and password come from ABIDANCE_STORE_USER / ABIDANCE_STORE_PASSWORD, never this file.")
 STRATEGY = Section.of("strategies", StrategyConfig, "One [[strategies]] table per strategy instance.")
-SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA)}
+SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA, STORE)}
 VERSION = Spec(INT, CONFIG_VERSION, "Version of this file's layout, for later migrations.", choices=(CONFIG_VERSION,),
                attr="config_version")
 SIM_DOC = ("The local simulator's settings, passed through as a raw table and validated by the simulator "
@@ -181,6 +196,7 @@ class NodeConfig:
     risk: RiskSection = field(default_factory=RiskSection)
     execution: ExecutionSection = field(default_factory=ExecutionSection)
     data: DataSection = field(default_factory=DataSection)
+    store: StoreSection = field(default_factory=StoreSection)
     strategies: tuple[StrategyConfig, ...] = ()
     sim: dict[str, Any] = field(default_factory=dict)     # raw [sim] table: the simulator validates it
 

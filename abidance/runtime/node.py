@@ -57,6 +57,18 @@ def build_strategies(config) -> list:
     return out
 
 
+def build_store_writer(cfg, bus, clock, instruments):
+    from abidance.store import rows
+    from abidance.store.client import connect
+    from abidance.store.writer import StoreWriter
+
+    market = {rows.topics.TRADES, rows.topics.BARS, rows.topics.BOOK_TICKERS}
+    routes = {t: r for t, r in rows.ROUTES.items() if cfg.store.market_data or t not in market}
+    return StoreWriter(bus, clock, lambda: connect(cfg.store.url, cfg.store.database), instruments,
+                       cfg.store.spool_dir, database=cfg.store.database, batch_rows=cfg.store.batch_rows,
+                       flush_s=cfg.store.flush_s, routes=routes)
+
+
 class TradingNode:
     def __init__(self, config, clock=None, bus=None, credentials: Credentials | None = None):
         self.config = config
@@ -73,6 +85,7 @@ class TradingNode:
         self.connector: BinanceConnector | None = None
         self.components = []
         self.stopping = asyncio.Event()
+        self.store_writer = None
         self._heartbeat = None
         self._beats = 0
         self.started = asyncio.Event()
@@ -112,6 +125,10 @@ class TradingNode:
         intervals = list(cfg.data.bar_intervals) + [s.timeframe for s in self.strategies]
         self.data = DataEngine(self.bus, self.clock, self.symbols, intervals)
         self.components = [self.portfolio, self.execution, self.exits, self.risk, self.data, self.strategy_engine]
+        if cfg.store.url:
+            # First to start, last to stop: it records every other component's events.
+            self.store_writer = build_store_writer(cfg, self.bus, self.clock, instruments)
+            self.components.insert(0, self.store_writer)
         for component in self.components:
             component.start()
         saved = state.get("risk", {})

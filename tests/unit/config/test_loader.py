@@ -29,7 +29,7 @@ def test_no_file_then_all_defaults_with_paths_resolved_against_cwd(tmp_path, mon
 def test_example_sim_config_loads_and_the_simulator_accepts_its_sim_table():
     cfg = load_config(EXAMPLE, env={})
     assert cfg.binance.venue == "sim" and cfg.node.mode == "live"
-    assert [s.id for s in cfg.strategies] == ["btc-ema", "eth-rsi"]
+    assert [s.id for s in cfg.strategies] == ["btc-ema", "eth-rsi", "btc-imbalance"]
     assert cfg.node.symbols == ("BTCUSDT", "ETHUSDT")
     assert cfg.node.state_dir == ROOT / "state" / "sim"
     assert cfg.sim["rest_port"] == 8700
