@@ -86,6 +86,7 @@ class TradingNode:
         self.components = []
         self.stopping = asyncio.Event()
         self.store_writer = None
+        self.commands = None
         self._heartbeat = None
         self._beats = 0
         self.started = asyncio.Event()
@@ -129,6 +130,12 @@ class TradingNode:
             # First to start, last to stop: it records every other component's events.
             self.store_writer = build_store_writer(cfg, self.bus, self.clock, instruments)
             self.components.insert(0, self.store_writer)
+            from abidance.store.client import connect
+            from abidance.store.commands import CommandPoller
+
+            self.commands = CommandPoller(self.bus, self.clock, lambda: connect(cfg.store.url, cfg.store.database),
+                                          self.risk, cfg.store.database, since_ns=state.get("last_command_ns"))
+            self.components.append(self.commands)
         for component in self.components:
             component.start()
         saved = state.get("risk", {})
@@ -170,6 +177,7 @@ class TradingNode:
         return {"execution": self.execution.to_state(), "exits": self.exits.to_state(),
                 "portfolio": self.portfolio.to_state(),
                 "risk": {"state": self.risk.trading_state, "reason": self.risk.state_source},
+                "last_command_ns": self.commands.since_ns if self.commands is not None else None,
                 "saved_at": self.clock.time_ns()}
 
     def save_state(self, wait: bool = False) -> None:

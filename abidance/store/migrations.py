@@ -1,0 +1,125 @@
+"""Versioned migrations of the store's schema, applied at start (same SQL for chdb and a server).
+
+`apply_migrations(run_sql, database, market_ttl_days)` takes any callable that runs one SQL
+statement: a chdb session's `query`, or a clickhouse-connect client's `command` (so a real
+ClickHouse server gets exactly the schema the embedded store has). It
+
+1. creates the database and `<database>.schema_migrations(version, applied_at, description)`;
+2. runs every migration whose version is not recorded there, in order, and records it;
+3. brings the TTL of the market-data tables in line with `market_ttl_days` (0 = keep
+   forever), altering only the tables whose TTL differs (an ALTER rewrites parts).
+
+It is idempotent: every statement is `IF NOT EXISTS`, a recorded version is never run
+again, and a migration interrupted half-way is simply re-run (its statements are safe to
+repeat). Add a schema change as a new `Migration` at the end of `MIGRATIONS` (never edit
+an applied one): its statements get `(database, market_ttl_days)`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from abidance.store import schema
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_TTL_DAYS = re.compile(r"toIntervalDay\((\d+)\)")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: Callable[[str, int], list[str]]
+
+
+def _initial(database: str, market_ttl_days: int) -> list[str]:
+    return [f"CREATE DATABASE IF NOT EXISTS {database}"] + \
+        [t.ddl(database, market_ttl_days) for t in schema.TABLES]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create the database and every table of abidance.store.schema", _initial),
+)
+
+
+def check_identifier(name: str, what: str = "database") -> str:
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ValueError(f"{what} name {name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return name
+
+
+def _text(result: Any) -> str:
+    """One TabSeparated value from a chdb result (bytes) or a clickhouse-connect command (str/int)."""
+    if hasattr(result, "bytes"):
+        result = result.bytes()
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        result = bytes(result).decode()
+    if isinstance(result, (list, tuple)):
+        result = "\t".join(str(x) for x in result)
+    if result is None or not isinstance(result, (str, int)):
+        return ""               # a clickhouse-connect QuerySummary: no rows
+    return str(result).strip()
+
+
+def applied_versions(run_sql: Callable[[str], Any], database: str = "abidance") -> list[int]:
+    database = check_identifier(database)
+    text = _text(run_sql(f"SELECT arrayStringConcat(arraySort(groupUniqArray(toString(version))), ',') "
+                         f"FROM {database}.schema_migrations FORMAT TabSeparated"))
+    return sorted(int(v) for v in text.split(",") if v.strip())
+
+
+def market_ttl(run_sql: Callable[[str], Any], database: str = "abidance") -> dict[str, int]:
+    """{market-data table: its TTL in days (0 = none)} as the store has it."""
+    database = check_identifier(database)
+    names = ", ".join(f"'{t.name}'" for t in schema.TABLES if t.market_data)
+    text = _text(run_sql(
+        "SELECT arrayStringConcat(groupArray(concat(name, '=', engine_full)), '\\n') FROM system.tables "
+        f"WHERE database = '{database}' AND name IN ({names}) FORMAT TSVRaw"))
+    out = {}
+    for line in text.splitlines():
+        name, _, engine = line.partition("=")
+        m = _TTL_DAYS.search(engine) if " TTL " in engine else None
+        out[name] = int(m.group(1)) if m else 0
+    return out
+
+
+def apply_migrations(run_sql: Callable[[str], Any], database: str = "abidance",
+                     market_ttl_days: int = 0) -> list[int]:
+    """Apply the pending migrations; return the versions applied now (empty when up to date)."""
+    database = check_identifier(database)
+    market_ttl_days = int(market_ttl_days)
+    if market_ttl_days < 0:
+        raise ValueError(f"market_ttl_days must be >= 0, got {market_ttl_days}")
+    run_sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+    run_sql(f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations (\n"
+            "    `version` UInt32,\n    `applied_at` DateTime64(3, 'UTC'),\n    `description` String\n"
+            ") ENGINE = ReplacingMergeTree ORDER BY version")
+    done = set(applied_versions(run_sql, database))
+    applied = []
+    for m in MIGRATIONS:
+        if m.version in done:
+            continue
+        for sql in m.statements(database, market_ttl_days):
+            run_sql(sql)
+        desc = m.description.replace("\\", "\\\\").replace("'", "\\'")
+        run_sql(f"INSERT INTO {database}.schema_migrations (version, applied_at, description) "
+                f"VALUES ({int(m.version)}, now64(3), '{desc}')")
+        applied.append(m.version)
+    _sync_market_ttl(run_sql, database, market_ttl_days)
+    return applied
+
+
+def _sync_market_ttl(run_sql: Callable[[str], Any], database: str, days: int) -> list[str]:
+    changed = []
+    have = market_ttl(run_sql, database)
+    for t in schema.TABLES:
+        if not t.market_data or t.name not in have or have[t.name] == days:
+            continue
+        if days > 0:
+            run_sql(f"ALTER TABLE {database}.{t.name} MODIFY TTL toDateTime(ts) + INTERVAL {days} DAY")
+        else:
+            run_sql(f"ALTER TABLE {database}.{t.name} REMOVE TTL")
+        changed.append(t.name)
+    return changed

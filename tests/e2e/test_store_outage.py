@@ -1,0 +1,127 @@
+"""Kill the store process while the node writes: the node carries on, spools, and after
+the store is back every event is in it exactly once (counts and keys match the node's
+own record)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from abidance.core import topics
+from abidance.exchange.sim.config import SimConfig
+from tests.integration.conftest import RunningSim
+from tests.integration.node_kit import RunningNode, node_config
+
+clickhouse_connect = pytest.importorskip("clickhouse_connect")
+pytest.importorskip("chdb")
+
+BODY = """
+[risk]
+quote_asset = "USDT"
+sizing = "fixed_quote"
+fixed_quote = "20"
+min_confidence = 0.0
+[data]
+depth = true
+book_ticker = true
+bar_intervals = ["1s"]
+[store]
+url = "{url}"
+flush_s = 0.2
+batch_rows = 500
+[[strategies]]
+id = "imb"
+class = "book_imbalance"
+symbols = ["BTCUSDT"]
+timeframe = "1s"
+params = {{ depth = 5, threshold = 0.3, cooldown_s = 1.0 }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_store(data_dir, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "abidance.cli", "store", "--data-dir", str(data_dir),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = proc.stdout.readline()
+    while line and "abidance store ready" not in line:
+        line = proc.stdout.readline()
+    assert "abidance store ready" in line, line
+    return proc
+
+
+def test_store_killed_mid_write_loses_and_duplicates_nothing(tmp_path):
+    port = free_port()
+    store = start_store(tmp_path / "chdb", port)
+    sim = RunningSim(SimConfig(seed=17))
+    node = None
+    try:
+        cfg = node_config(sim, tmp_path / "state", BODY.format(url=f"http://127.0.0.1:{port}"))
+        node = RunningNode(cfg)
+        writer = node.node.store_writer
+        node.wait_for(lambda: writer.written.get("trades", 0) > 20, 20, "trades in the store")
+
+        store.send_signal(signal.SIGKILL)              # the store dies mid-stream
+        store.wait(10)
+        trades_before = node.run(lambda: writer.accepted["trades"])
+        node.wait_for(lambda: not writer.up and writer.spooled_batches >= 3, 15, "batches spooled")
+        node.wait_for(lambda: writer.accepted["trades"] > trades_before + 20, 15, "the node carrying on")
+        assert node.node.risk.trading_state == "ACTIVE"
+
+        store = start_store(tmp_path / "chdb", port)   # back, same data
+        node.wait_for(lambda: writer.up and writer.stats()["spool_files"] == 0, 20, "the spool replayed")
+    finally:
+        if node is not None:
+            node.stop()                                 # flushes the last batches
+        sim.close()
+    try:
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=False)
+        accepted = dict(writer.accepted)
+        assert writer.spooled_batches >= 3 and writer.replayed_batches >= 3
+        for table, n in accepted.items():
+            stored = client.query(f"SELECT count() FROM abidance.{table}").result_rows[0][0]
+            assert stored == n, (table, stored, n)
+        distinct = client.query("SELECT count(), uniqExact(symbol, trade_id) FROM abidance.trades").result_rows[0]
+        assert distinct[0] == distinct[1] == accepted["trades"]
+        events = client.query("SELECT count(), uniqExact(event_id) FROM abidance.order_events").result_rows[0]
+        assert events[0] == events[1]
+    finally:
+        store.send_signal(signal.SIGTERM)
+        store.wait(15)
+
+
+def test_kill_command_written_to_the_store_halts_the_node_within_a_second(tmp_path):
+    port = free_port()
+    store = start_store(tmp_path / "chdb", port)
+    sim = RunningSim(SimConfig(seed=19))
+    node = None
+    try:
+        node = RunningNode(node_config(sim, tmp_path / "state", BODY.format(url=f"http://127.0.0.1:{port}")))
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=False)
+        node.wait_for(lambda: node.node.commands.state.value == "RUNNING", 5, "the command poller")
+        t0 = time.monotonic()
+        client.command("INSERT INTO abidance.commands (ts, command_id, command, reason, author) "
+                       "VALUES (now64(9), 'cmd-1', 'kill', 'test kill switch', 'dashboard')")
+        node.wait_for(lambda: node.node.risk.trading_state == "HALTED", 2.0, "HALTED")
+        assert time.monotonic() - t0 < 1.0
+        halted = [s for s in node.events[topics.TRADING_STATE] if s.state == "HALTED"]
+        assert halted and "cmd-1" in halted[-1].reason and halted[-1].source == "kill_switch"
+        time.sleep(0.8)                                 # handled once, not on every poll
+        assert node.node.commands.handled == 1
+    finally:
+        if node is not None:
+            node.stop()
+        sim.close()
+        store.send_signal(signal.SIGTERM)
+        store.wait(15)
