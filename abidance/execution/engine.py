@@ -20,7 +20,7 @@ from abidance.core.component import Component
 from abidance.core.events import Alert, Fill, OrderEvent
 from abidance.exchange.binance.errors import (BinanceApiError, OrderStatusUnknown, RateLimited,
                                               TransportError)
-from abidance.execution.orders import (CANCELED, FILLED, FROM_EXCHANGE, NEW, PARTIALLY_FILLED, PENDING_CANCEL,
+from abidance.execution.orders import (CANCELED, FROM_EXCHANGE, NEW, PARTIALLY_FILLED, PENDING_CANCEL,
                                        PENDING_NEW, REJECTED, TERMINAL, Order, TransitionError)
 
 log = logging.getLogger("abidance.execution")

@@ -35,17 +35,13 @@ def _load(args):
 
 def run_main(args) -> int:
     from abidance.runtime.logs import setup_logging
-    from abidance.runtime.node import TradingNode
 
     config = _load(args)
     if config is None:
         return 2
     setup_logging(config.node.log_level, config.node.log_format)
-    try:
-        import uvloop
-        runner = uvloop.run
-    except ImportError:   # uvloop is Linux/macOS only
-        runner = asyncio.run
+    from abidance.runtime.loop import run as runner
+
     try:
         return runner(_run(config, args))
     except ValueError as exc:

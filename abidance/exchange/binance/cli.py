@@ -100,11 +100,8 @@ def status_line(conn, trades: dict) -> str:
 
 def main(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-        runner = uvloop.run
-    except ImportError:   # uvloop is Linux/macOS only
-        runner = asyncio.run
+    from abidance.runtime.loop import run as runner
+
     try:
         return runner(run(args))
     except KeyboardInterrupt:

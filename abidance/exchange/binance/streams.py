@@ -18,7 +18,7 @@ import time
 from typing import Callable, Iterable
 
 import orjson
-from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from abidance.exchange.binance.backoff import Backoff
 from abidance.exchange.binance.config import BinanceConfig

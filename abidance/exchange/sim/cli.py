@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -53,11 +52,8 @@ def main(args) -> int:
             return 2
     if args.candles:
         cfg.markets = [MarketConfig("BTCUSDT", "candles", args.candles)]
-    try:
-        import uvloop
-        runner = uvloop.run
-    except ImportError:   # uvloop is Linux/macOS only
-        runner = asyncio.run
+    from abidance.runtime.loop import run as runner
+
     try:
         runner(serve(cfg))
     except (ValueError, OSError) as exc:

@@ -195,7 +195,7 @@ class SimExchange:
         """POST /api/v3/order."""
         req = self._validate(account, symbol, side, type, time_in_force, quantity, quote_order_qty, price,
                              stop_price, new_client_order_id, new_order_resp_type)
-        mkt, spec, engine = req.mkt, req.mkt.spec, req.mkt.engine
+        spec, engine = req.mkt.spec, req.mkt.engine
         if type == LIMIT_MAKER and engine.would_cross(side, req.price_ticks):
             raise errors.would_take()
         if type in STOP_TYPES:

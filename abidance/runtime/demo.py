@@ -1,0 +1,179 @@
+"""`abidance demo`: the whole product on one machine, offline, with one command.
+
+    abidance demo                      # synthetic seeded market (config/sim.toml)
+    abidance demo --data ../shared/data/market   # real recorded ETH/BTC and LTC/BTC candles, 60x
+
+Starts the embedded store (`abidance store`, its own process), the simulator and the
+trading node (this process, writing every event to the store), and the dashboard (its own
+process), prints the dashboard's URL, and stops everything cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPLAY = {"ETHBTC": "ETH_BTC-5m.feather", "LTCBTC": "LTC_BTC-5m.feather"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="store + simulator + node + dashboard, offline, one command",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help="folder of recorded candles (ETH_BTC-5m.feather, LTC_BTC-5m.feather) to replay "
+                                  "instead of the synthetic market")
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    p.add_argument("--state-dir", default="state/demo", help="folder for the demo's store and node state "
+                                                             "(emptied at start)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)")
+    p.add_argument("--no-dashboard", action="store_true", help="everything but the dashboard")
+    p.set_defaults(func=main)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def repo_root() -> Path:
+    import abidance
+
+    return Path(abidance.__file__).resolve().parent.parent
+
+
+def replay_config(data: Path, state_dir: Path) -> str:
+    """The replay demo: two strategies on real 5-minute candles quoted in BTC."""
+    markets = "\n".join(f'[[sim.markets]]\nsymbol = "{s}"\nsource = "candles"\nfile = "{(data / f).resolve()}"'
+                        for s, f in REPLAY.items())
+    return f"""
+config_version = 1
+[node]
+name = "demo-replay"
+mode = "live"
+state_dir = "{state_dir}"
+[binance]
+venue = "sim"
+client_order_prefix = "demo"
+[risk]
+quote_asset = "BTC"
+max_order_notional = "0.05"
+max_gross_exposure = "0.5"
+daily_loss_limit = "0.2"
+max_drawdown = "0.3"
+sizing = "fixed_quote"
+fixed_quote = "0.01"
+min_confidence = 0.0
+[data]
+bar_intervals = ["5m"]
+[[strategies]]
+id = "eth-ema"
+class = "ema_cross"
+symbols = ["ETHBTC"]
+timeframe = "5m"
+params = {{ fast = 3, slow = 8 }}
+[[strategies]]
+id = "ltc-rsi"
+class = "rsi_reversion"
+symbols = ["LTCBTC"]
+timeframe = "5m"
+params = {{ period = 6, oversold = 35.0, overbought = 65.0 }}
+[sim]
+speed = 60.0
+seed = 3
+balances = {{ BTC = "1" }}
+{markets}
+"""
+
+
+def load_demo_config(args, state_dir: Path, store_url: str):
+    import dataclasses
+
+    from abidance.config import load_config, parse_config
+
+    if args.data:
+        data = Path(args.data)
+        missing = [f for f in REPLAY.values() if not (data / f).is_file()]
+        if missing:
+            raise ValueError(f"--data {data}: missing {', '.join(missing)}")
+        config = parse_config(replay_config(data, state_dir), state_dir, env={})
+    else:
+        config = load_config(repo_root() / "config" / "sim.toml")
+        config = dataclasses.replace(config, node=dataclasses.replace(config.node, state_dir=state_dir))
+    store = dataclasses.replace(config.store, url=store_url, spool_dir=state_dir / "store-spool")
+    return dataclasses.replace(config, store=store)
+
+
+def start_store(state_dir: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "abidance.cli", "store", "--data-dir", str(state_dir / "store"),
+                             "--port", str(port), "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "abidance store ready" not in line:
+        proc.kill()
+        raise RuntimeError(f"the store did not start: {line.strip() or 'no output'}")
+    return proc
+
+
+def start_dashboard(args, config_path: Path | None, store_url: str) -> subprocess.Popen:
+    import argparse
+
+    from abidance.dashboard_cli import build
+
+    ns = argparse.Namespace(port=args.port, address="127.0.0.1", store_url=store_url,
+                            config=str(config_path) if config_path else None)
+    argv, env = build(ns)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+async def run(args) -> int:
+    from abidance.runtime.cli import _embedded_sim
+    from abidance.runtime.node import TradingNode
+
+    state_dir = Path(args.state_dir).resolve()
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    port = free_port()
+    store_url = f"http://127.0.0.1:{port}"
+    children: list[subprocess.Popen] = []
+    sim = None
+    try:
+        children.append(start_store(state_dir, port))
+        config = load_demo_config(args, state_dir, store_url)
+        config_path = state_dir / "node.toml"
+        config_path.write_text(config.to_toml())
+        config, sim = await _embedded_sim(config)
+        node = TradingNode(config)
+        if not args.no_dashboard:
+            children.append(start_dashboard(args, config_path, store_url))
+        print(f"abidance demo: dashboard http://127.0.0.1:{args.port}  store {store_url}  "
+              f"state {state_dir}  (Ctrl-C stops everything)", flush=True)
+        if args.seconds > 0:
+            asyncio.get_running_loop().call_later(args.seconds, node.stopping.set)
+        return await node.run()
+    finally:
+        if sim is not None:
+            await sim.stop()
+        for child in reversed(children):
+            child.send_signal(signal.SIGTERM)
+        for child in reversed(children):
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def main(args) -> int:
+    from abidance.runtime.logs import setup_logging
+
+    setup_logging("INFO")
+    from abidance.runtime.loop import run as runner
+
+    try:
+        return runner(run(args))
+    except (ValueError, RuntimeError) as exc:
+        print(f"abidance demo: {exc}", file=sys.stderr)
+        return 2
