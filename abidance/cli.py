@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from abidance.config import cli as config_cli
     from abidance.exchange.binance import cli as stream_cli
     from abidance.runtime import cli as run_cli
+    from abidance.runtime import demo
     from abidance.store import cli as store_cli
     from abidance.exchange.sim import cli as sim_cli
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.add_parser(sub)
     config_cli.add_parser(sub)
     store_cli.add_parser(sub)
+    demo.add_parser(sub)
     return parser
 
 
