@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"abidance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from abidance import replay
+    from abidance import dashboard_cli
     from abidance.config import cli as config_cli
     from abidance.exchange.binance import cli as stream_cli
     from abidance.runtime import cli as run_cli
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cli.add_parser(sub)
     store_cli.add_parser(sub)
     demo.add_parser(sub)
+    dashboard_cli.add_parser(sub)
     return parser
 
 

@@ -319,9 +319,13 @@ class RiskEngine(Component):
             log.warning("trading state %s -> %s (%s: %s)", previous, state, source, reason)
             self.bus.publish(topics.TRADING_STATE, TradingStateChanged(state, previous, reason, source,
                                                                       self.clock.time_ns()))
-            level = "critical" if state == "HALTED" else "warning"
+            level = {"HALTED": "critical", "REDUCING": "warning"}.get(state, "info")
             self.bus.publish(topics.ALERTS, Alert(level, "risk", f"trading_{state.lower()}",
                                                   f"trading {state}: {reason} ({source})", self.clock.time_ns()))
+
+    def announce(self, reason: str, source: str = "start") -> None:
+        """Publish the current state as a change from nothing (the record starts with it)."""
+        self._publish_state("", reason, source)
 
     def halt(self, reason: str, source: str = "operator") -> None:
         previous = self.trading_state

@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="folder of recorded candles (ETH_BTC-5m.feather, LTC_BTC-5m.feather) to replay "
                                   "instead of the synthetic market")
-    p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    p.add_argument("--speed", type=float, default=60.0, help="market clock speed of the --data replay (default 60)")
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501; 0 = any free port)")
     p.add_argument("--state-dir", default="state/demo", help="folder for the demo's store and node state "
                                                              "(emptied at start)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)")
@@ -46,7 +47,7 @@ def repo_root() -> Path:
     return Path(abidance.__file__).resolve().parent.parent
 
 
-def replay_config(data: Path, state_dir: Path) -> str:
+def replay_config(data: Path, state_dir: Path, speed: float = 60.0) -> str:
     """The replay demo: two strategies on real 5-minute candles quoted in BTC."""
     markets = "\n".join(f'[[sim.markets]]\nsymbol = "{s}"\nsource = "candles"\nfile = "{(data / f).resolve()}"'
                         for s, f in REPLAY.items())
@@ -83,7 +84,7 @@ symbols = ["LTCBTC"]
 timeframe = "5m"
 params = {{ period = 6, oversold = 35.0, overbought = 65.0 }}
 [sim]
-speed = 60.0
+speed = {float(speed)}
 seed = 3
 balances = {{ BTC = "1" }}
 {markets}
@@ -100,7 +101,7 @@ def load_demo_config(args, state_dir: Path, store_url: str):
         missing = [f for f in REPLAY.values() if not (data / f).is_file()]
         if missing:
             raise ValueError(f"--data {data}: missing {', '.join(missing)}")
-        config = parse_config(replay_config(data, state_dir), state_dir, env={})
+        config = parse_config(replay_config(data, state_dir, args.speed), state_dir, env={})
     else:
         config = load_config(repo_root() / "config" / "sim.toml")
         config = dataclasses.replace(config, node=dataclasses.replace(config.node, state_dir=state_dir))
@@ -136,6 +137,8 @@ async def run(args) -> int:
     state_dir = Path(args.state_dir).resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
+    if args.port == 0:
+        args.port = free_port()
     port = free_port()
     store_url = f"http://127.0.0.1:{port}"
     children: list[subprocess.Popen] = []

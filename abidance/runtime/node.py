@@ -144,6 +144,8 @@ class TradingNode:
             self.risk.halt(f"halted before the restart: {saved.get('reason', '')}", "restart")
         elif saved.get("state") == "REDUCING":
             self.risk.set_reducing("REDUCING before the restart", "restart")
+        else:
+            self.risk.announce("node started")
         self.bus.subscribe(topics.ORDER_EVENTS, lambda ev: self.save_state())
         self.connector = BinanceConnector(cfg.binance, self.bus, self.rest, self.clock.time_ns)
         channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.kit import PROJECT_ROOT
 
 
@@ -20,20 +22,21 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert command_after("<!-- test-command -->") in [line.strip() for line in ci]
 
 
-MAIN_JOB = "abidance run --config config/sim.toml --sim"
+MAIN_JOB = "abidance demo"
 
 
-def test_readme_main_command_runs_the_node_against_the_embedded_simulator():
+def test_readme_main_command_runs_the_demo():
     assert command_after("<!-- main-command -->").endswith(".venv/bin/" + MAIN_JOB)
 
 
 def test_the_main_job_runs_offline_and_stops_cleanly(tmp_path):
-    env = {**os.environ, "ABIDANCE__NODE__STATE_DIR": str(tmp_path / "state")}
-    args = MAIN_JOB.split()[1:] + ["--seconds", "4"]
-    out = subprocess.run([sys.executable, "-m", "abidance.cli", *args], cwd=PROJECT_ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+    pytest.importorskip("chdb")
+    pytest.importorskip("streamlit")
+    args = MAIN_JOB.split()[1:] + ["--seconds", "8", "--port", "0", "--state-dir", str(tmp_path / "demo")]
+    out = subprocess.run([sys.executable, "-m", "abidance.cli", *args], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=90)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log
-    assert "embedded simulator at http://127.0.0.1:" in log
+    assert "abidance demo: dashboard http://127.0.0.1:" in log and "store http://127.0.0.1:" in log
     assert "node sim-demo running: BTCUSDT, ETHUSDT" in log and "book ready" in log
     assert " ERROR " not in log and "Traceback" not in log, log

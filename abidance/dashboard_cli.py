@@ -1,0 +1,144 @@
+"""`abidance dashboard`: run the Streamlit dashboard (streamlit_app/app.py) as a child process.
+
+    abidance dashboard                                   # http://127.0.0.1:8501, store at $ABIDANCE_STORE_URL
+    abidance dashboard --config config/sim.toml --store-url http://127.0.0.1:8123
+    ABIDANCE_DASHBOARD_PASSWORD=... abidance dashboard --address 0.0.0.0
+
+The dashboard binds to loopback by default; any other address needs ABIDANCE_DASHBOARD_PASSWORD
+(the app then asks for it before showing anything). The store URL is, in order: --store-url,
+$ABIDANCE_STORE_URL, the config's store.url, http://127.0.0.1:8123.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+PASSWORD_ENV = "ABIDANCE_DASHBOARD_PASSWORD"
+DEFAULT_STORE_URL = "http://127.0.0.1:8123"
+
+
+def app_path() -> Path:
+    """streamlit_app/app.py beside the abidance package (the repository layout; editable installs)."""
+    import abidance
+
+    return Path(abidance.__file__).resolve().parent.parent / "streamlit_app" / "app.py"
+
+
+def is_loopback(address: str) -> bool:
+    if address in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("dashboard", help="run the Streamlit dashboard (monitoring, reports, kill switch, config)",
+                       description=__doc__.split("\n\n")[0] + " Binds to 127.0.0.1 unless told otherwise; "
+                       f"another address requires {PASSWORD_ENV}.")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help=f"address to bind (default 127.0.0.1; a non-loopback address requires {PASSWORD_ENV})")
+    p.add_argument("--store-url", default=None,
+                   help="the store: an `abidance store` process or a ClickHouse server (default $ABIDANCE_STORE_URL, "
+                        f"else the config's store.url, else {DEFAULT_STORE_URL})")
+    p.add_argument("--config", default=None, help="the node's config file: limits, config editing, store database "
+                   "(default $ABIDANCE_CONFIG)")
+    p.set_defaults(func=main)
+
+
+def build(args, environ: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The streamlit command line and its environment. Raises SystemExit(2) with a message on bad input."""
+    env = dict(os.environ if environ is None else environ)
+    if not is_loopback(args.address) and not env.get(PASSWORD_ENV):
+        raise SystemExit(f"abidance dashboard: refusing to bind {args.address}: a non-loopback address requires a "
+                         f"password; set {PASSWORD_ENV} (or bind 127.0.0.1)")
+    if not 0 < args.port < 65536:
+        raise SystemExit(f"abidance dashboard: --port must be 1-65535, got {args.port}")
+    app = app_path()
+    if not app.is_file():
+        raise SystemExit(f"abidance dashboard: {app} not found: the dashboard runs from a checkout of the "
+                         "repository (streamlit_app/ beside abidance/)")
+    config = args.config or env.get("ABIDANCE_CONFIG")
+    url = args.store_url or env.get("ABIDANCE_STORE_URL")
+    if config:
+        path = Path(config).resolve()
+        if not path.is_file():
+            raise SystemExit(f"abidance dashboard: config file {config} not found")
+        env["ABIDANCE_CONFIG"] = str(path)
+        if not url:
+            url = _config_store_url(path)
+    env["ABIDANCE_STORE_URL"] = url or DEFAULT_STORE_URL
+    root = str(app.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    argv = [sys.executable, "-m", "streamlit", "run", str(app),
+            "--server.headless", "true", "--server.address", args.address, "--server.port", str(args.port),
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "minimal"]        # no "Deploy" button on an operator's dashboard
+    return argv, env
+
+
+def _config_store_url(path: Path) -> str | None:
+    from abidance.config import ConfigError, load_config
+
+    try:
+        return load_config(path).store.url or None
+    except ConfigError:
+        return None          # the Config page shows the errors
+
+
+def main(args) -> int:
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        print("abidance dashboard: streamlit is not installed: pip install 'abidance[dashboard]'", file=sys.stderr)
+        return 2
+    try:
+        argv, env = build(args)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from abidance.store.client import redact
+
+    url = env["ABIDANCE_STORE_URL"]
+    if url.startswith("chdb:"):
+        print("abidance dashboard: warning: a chdb:// store can only be opened while no other process (the node, "
+              "`abidance store`) has it; serve it with `abidance store` and use its http:// URL", file=sys.stderr)
+    host = f"[{args.address}]" if ":" in args.address else args.address
+    print(f"abidance dashboard: http://{host}:{args.port}  (store {redact(url)})", flush=True)
+    proc = subprocess.Popen(argv, env=env)
+    # A service manager's SIGTERM reaches only this process: pass it on, then wait for the child.
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
+    except ValueError:                    # not the main thread: the caller handles signals
+        previous = None
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:             # Ctrl-C reached the child too (same process group)
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            return proc.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Standalone entry: `python -m abidance.dashboard_cli [--port ...]`."""
+    parser = argparse.ArgumentParser(prog="abidance")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["dashboard", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
