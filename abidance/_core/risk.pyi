@@ -120,6 +120,7 @@ class RiskLimits:
 class PreTradeRisk:
     limits: RiskLimits
     def __init__(self, limits: RiskLimits | None = None) -> None: ...
+    def set_limits(self, limits: RiskLimits) -> None: ...
     def check(
         self,
         slot: int,

@@ -323,6 +323,18 @@ class RiskEngine(Component):
             self.bus.publish(topics.ALERTS, Alert(level, "risk", f"trading_{state.lower()}",
                                                   f"trading {state}: {reason} ({source})", self.clock.time_ns()))
 
+    def apply_settings(self, settings, limit_timeout_s: float | None = None,
+                       max_slippage_bps: int | None = None) -> None:
+        """A new risk section while running (config edit): limits, sizing, breakers."""
+        self.settings = settings
+        self.pre_trade.set_limits(settings.limits())
+        self._fixed_quote_units = quote_units(format(Decimal(settings.fixed_quote), "f")) \
+            if settings.sizing == "fixed_quote" else 0
+        if limit_timeout_s is not None:
+            self.limit_timeout_s = limit_timeout_s
+        if max_slippage_bps is not None:
+            self.max_slippage_bps = max_slippage_bps
+
     def announce(self, reason: str, source: str = "start") -> None:
         """Publish the current state as a change from nothing (the record starts with it)."""
         self._publish_state("", reason, source)

@@ -56,7 +56,7 @@ async def _run(config, args) -> int:
     if args.sim:
         config, sim = await _embedded_sim(config)
     try:
-        node = TradingNode(config)
+        node = TradingNode(config, config_dir=Path(args.config).resolve().parent if args.config else None)
         if args.seconds > 0:
             asyncio.get_running_loop().call_later(args.seconds, node.stopping.set)
         return await node.run()

@@ -149,7 +149,7 @@ async def run(args) -> int:
         config_path = state_dir / "node.toml"
         config_path.write_text(config.to_toml())
         config, sim = await _embedded_sim(config)
-        node = TradingNode(config)
+        node = TradingNode(config, config_dir=state_dir)
         if not args.no_dashboard:
             children.append(start_dashboard(args, config_path, store_url))
         print(f"abidance demo: dashboard http://127.0.0.1:{args.port}  store {store_url}  "

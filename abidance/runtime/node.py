@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from abidance.core import topics
 from abidance.core.bus import MessageBus
@@ -70,8 +71,10 @@ def build_store_writer(cfg, bus, clock, instruments):
 
 
 class TradingNode:
-    def __init__(self, config, clock=None, bus=None, credentials: Credentials | None = None):
+    def __init__(self, config, clock=None, bus=None, credentials: Credentials | None = None,
+                 config_dir: Path | None = None):
         self.config = config
+        self.config_dir = config_dir or Path.cwd()      # relative paths in edited configs resolve here
         self.clock = clock or LiveClock()
         self.bus = bus or MessageBus()
         self.credentials = credentials
@@ -87,6 +90,7 @@ class TradingNode:
         self.stopping = asyncio.Event()
         self.store_writer = None
         self.commands = None
+        self.config_watch = None
         self._heartbeat = None
         self._beats = 0
         self.started = asyncio.Event()
@@ -136,6 +140,11 @@ class TradingNode:
             self.commands = CommandPoller(self.bus, self.clock, lambda: connect(cfg.store.url, cfg.store.database),
                                           self.risk, cfg.store.database, since_ns=state.get("last_command_ns"))
             self.components.append(self.commands)
+            from abidance.store.config_watch import ConfigWatcher
+
+            self.config_watch = ConfigWatcher(self.bus, self.clock, lambda: connect(cfg.store.url, cfg.store.database),
+                                              self, self.config_dir, cfg.store.database)
+            self.components.append(self.config_watch)
         for component in self.components:
             component.start()
         saved = state.get("risk", {})
@@ -174,6 +183,20 @@ class TradingNode:
                 f"| fills {self.execution.fills} | decisions {risk.decisions} ({risk.denied} denied) "
                 f"| books ready {health.books_ready if health else '?'} | reconnects "
                 f"{health.reconnects if health else '?'}")
+
+    def apply_live_config(self, new) -> None:
+        """Apply the safe part of a new config (see abidance/store/config_watch.py)."""
+        import dataclasses
+
+        risk = dataclasses.replace(new.risk, quote_asset=self.config.risk.quote_asset,
+                                   kill_switch_file=self.config.risk.kill_switch_file,
+                                   max_position=self.config.risk.max_position)
+        execution = dataclasses.replace(self.config.execution, limit_timeout_s=new.execution.limit_timeout_s,
+                                        max_slippage_bps=new.execution.max_slippage_bps,
+                                        cancel_replace=new.execution.cancel_replace)
+        self.risk.apply_settings(risk, execution.limit_timeout_s, execution.max_slippage_bps)
+        self.execution.cancel_replace = execution.cancel_replace
+        self.config = dataclasses.replace(self.config, risk=risk, execution=execution)
 
     def snapshot_state(self) -> dict:
         return {"execution": self.execution.to_state(), "exits": self.exits.to_state(),

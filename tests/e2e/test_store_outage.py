@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -119,6 +120,45 @@ def test_kill_command_written_to_the_store_halts_the_node_within_a_second(tmp_pa
         assert halted and "cmd-1" in halted[-1].reason and halted[-1].source == "kill_switch"
         time.sleep(0.8)                                 # handled once, not on every poll
         assert node.node.commands.handled == 1
+    finally:
+        if node is not None:
+            node.stop()
+        sim.close()
+        store.send_signal(signal.SIGTERM)
+        store.wait(15)
+
+
+def test_config_edits_in_the_store_apply_safe_changes_live_and_name_the_rest(tmp_path):
+    port = free_port()
+    store = start_store(tmp_path / "chdb", port)
+    sim = RunningSim(SimConfig(seed=23))
+    node = None
+    try:
+        node = RunningNode(node_config(sim, tmp_path / "state", BODY.format(url=f"http://127.0.0.1:{port}")))
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=False)
+        watch = node.node.config_watch
+        node.wait_for(lambda: watch.version is not None, 5, "the config watcher's first look")
+        text = node.node.config.to_toml()
+        assert "max_open_orders = 10" in text and 'name = "e2e"' in text
+        edited = text.replace("max_open_orders = 10", "max_open_orders = 3").replace('name = "e2e"', 'name = "e2e-2"')
+
+        def save(version: int, body: str) -> None:
+            client.insert("abidance.config_versions", [[datetime.now(timezone.utc), version, "test", body, "edit"]],
+                          column_names=["ts", "version", "author", "text", "comment"])
+
+        t0 = time.monotonic()
+        save(1, edited)
+        node.wait_for(lambda: node.node.risk.pre_trade.limits.max_open_orders == 3, 5, "the new limit live")
+        assert time.monotonic() - t0 < 5.0
+        assert watch.applied == ["risk.max_open_orders"] and watch.pending_restart == ["node.name"]
+        alerts = [a for a in node.events[topics.ALERTS] if a.code == "config_applied"]
+        assert alerts and "needs a restart: node.name" in alerts[-1].message
+
+        save(2, edited.replace("max_open_orders = 3", "max_open_orders = -1"))
+        node.wait_for(lambda: any(a.code == "config_invalid" for a in node.events[topics.ALERTS]), 5, "a refusal")
+        refusal = next(a for a in node.events[topics.ALERTS] if a.code == "config_invalid")
+        assert "risk.max_open_orders" in refusal.message
+        assert node.node.risk.pre_trade.limits.max_open_orders == 3      # the bad version changed nothing
     finally:
         if node is not None:
             node.stop()

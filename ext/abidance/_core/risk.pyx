@@ -394,6 +394,18 @@ cdef class PreTradeRisk:
         init_bucket(&self._rate_10s, self.limits.orders_per_10s, WINDOW_10S_NS)
         init_bucket(&self._rate_day, self.limits.orders_per_day, WINDOW_DAY_NS)
 
+    def set_limits(self, RiskLimits limits):
+        """New account limits while running (a config change). A rate bucket whose capacity
+        changed starts again full at its new size; positions, open orders and equity stay."""
+        if limits is None:
+            raise ValueError("limits must be a RiskLimits")
+        cdef RiskLimits old = self.limits
+        self.limits = limits
+        if limits.orders_per_10s != old.orders_per_10s:
+            init_bucket(&self._rate_10s, limits.orders_per_10s, WINDOW_10S_NS)
+        if limits.orders_per_day != old.orders_per_day:
+            init_bucket(&self._rate_day, limits.orders_per_day, WINDOW_DAY_NS)
+
     # ------------------------------------------------------------ the check
 
     cdef int check_c(self, Py_ssize_t slot, int side, int order_type, int64_t price_ticks,
