@@ -24,7 +24,7 @@ def _store():
     return connect, apply_migrations, StoreServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")   # closed after tests/dashboard: one chdb path per process at a time
 def store_server(tmp_path_factory):
     _, _, StoreServer = _store()
     server = StoreServer(tmp_path_factory.mktemp("dashboard-store") / "chdb", port=0).start()
@@ -32,7 +32,7 @@ def store_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")   # closed after tests/dashboard: one chdb path per process at a time
 def seeded(store_server):
     """(StoreServer, Seeded): the `abidance` database filled from ../shared/data/market."""
     from tests.dashboard.seed import seed_store
@@ -43,7 +43,7 @@ def seeded(store_server):
     return store_server, info
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")   # closed after tests/dashboard: one chdb path per process at a time
 def empty_db(store_server):
     connect, apply_migrations, _ = _store()
     client = connect(store_server.url, "abidance")      # `empty` does not exist before the migration
@@ -51,7 +51,7 @@ def empty_db(store_server):
     return store_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")   # closed after tests/dashboard: one chdb path per process at a time
 def config_file(tmp_path_factory) -> Path:
     from tests.dashboard.seed import CONFIG_TEXT
 
