@@ -105,6 +105,8 @@ class DataSection:
                                          "is added.", choices=INTERVALS)
     depth: bool = key(BOOL, True, "Keep a local L2 order book per symbol from the depth stream.")
     book_ticker: bool = key(BOOL, True, "Subscribe to the best bid/ask stream of each symbol.")
+    depth_snapshot_s: float = key(FLOAT, 5.0, "Seconds between snapshots of each ready book's top 20 levels "
+                                  "(for the store and the dashboard's depth chart); 0 = none.", ge=0)
 
 
 @dataclass(frozen=True)

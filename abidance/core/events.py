@@ -264,3 +264,16 @@ class ComponentStateChanged:
     previous: str
     reason: str
     ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSnapshot:
+    """The top levels of a consistent book, taken periodically for the store and charts."""
+
+    symbol: str
+    update_id: int
+    bid_prices: tuple[int, ...]     # ticks, best first
+    bid_qtys: tuple[int, ...]       # steps
+    ask_prices: tuple[int, ...]
+    ask_qtys: tuple[int, ...]
+    ts_event: int

@@ -12,6 +12,7 @@ BOOK_TICKERS = "data.book_tickers"
 KLINES = "data.klines"
 BOOKS = "data.books"                 # a book changed (ready or not): BookUpdate
 BOOK_STATUS = "data.book_status"     # a book became ready / not ready: BookStatusChanged
+DEPTH_SNAPSHOTS = "data.depth_snapshots"   # DepthSnapshot: top levels of each ready book, periodically
 
 # Account and orders (published by the connector, consumed by execution and portfolio).
 ORDER_UPDATES = "exec.order_updates"

@@ -20,7 +20,7 @@ from pathlib import Path
 from abidance.core import topics
 from abidance.core.bus import MessageBus
 from abidance.core.clock import LiveClock
-from abidance.core.events import Alert
+from abidance.core.events import Alert, DepthSnapshot
 from abidance.data.engine import DataEngine
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
@@ -36,6 +36,8 @@ from abidance.strategy.engine import StrategyEngine
 from abidance.strategy.loader import load_strategy_class
 
 log = logging.getLogger("abidance.node")
+
+DEPTH_LEVELS = 20           # levels per side in a periodic depth snapshot
 
 
 def node_credentials(config) -> Credentials:
@@ -63,7 +65,7 @@ def build_store_writer(cfg, bus, clock, instruments):
     from abidance.store.client import connect
     from abidance.store.writer import StoreWriter
 
-    market = {rows.topics.TRADES, rows.topics.BARS, rows.topics.BOOK_TICKERS}
+    market = {rows.topics.TRADES, rows.topics.BARS, rows.topics.BOOK_TICKERS, rows.topics.DEPTH_SNAPSHOTS}
     routes = {t: r for t, r in rows.ROUTES.items() if cfg.store.market_data or t not in market}
     return StoreWriter(bus, clock, lambda: connect(cfg.store.url, cfg.store.database), instruments,
                        cfg.store.spool_dir, database=cfg.store.database, batch_rows=cfg.store.batch_rows,
@@ -92,6 +94,7 @@ class TradingNode:
         self.commands = None
         self.config_watch = None
         self._heartbeat = None
+        self._depth_timer = None
         self._beats = 0
         self.started = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="state-writer")   # ordered, off the loop
@@ -160,6 +163,8 @@ class TradingNode:
         channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])
         await self.connector.start(self.symbols, channels, user_data=True)
         self._heartbeat = self.clock.call_every(int(cfg.node.heartbeat_s * 1e9), self._beat)
+        if cfg.data.depth and cfg.data.depth_snapshot_s > 0:
+            self._depth_timer = self.clock.call_every(int(cfg.data.depth_snapshot_s * 1e9), self._snapshot_books)
         systemd.notify("READY=1")
         systemd.notify(f"STATUS=trading {', '.join(self.symbols)} on {cfg.binance.venue}")
         log.info("node %s running: %s on %s, strategies %s", cfg.node.name, ", ".join(self.symbols),
@@ -174,6 +179,14 @@ class TradingNode:
         self._beats += 1
         if self._beats % max(1, round(30 / self.config.node.heartbeat_s)) == 1:     # about every 30 s
             log.info("%s", self.status_line(health))
+
+    def _snapshot_books(self, now: int) -> None:
+        for symbol, sync in self.connector.books.items():
+            if sync.ready:
+                bids, asks = sync.book.top_bids(DEPTH_LEVELS), sync.book.top_asks(DEPTH_LEVELS)
+                self.bus.publish(topics.DEPTH_SNAPSHOTS, DepthSnapshot(
+                    symbol, sync.book.last_update_id, tuple(bids[:, 0].tolist()), tuple(bids[:, 1].tolist()),
+                    tuple(asks[:, 0].tolist()), tuple(asks[:, 1].tolist()), now))
 
     def status_line(self, health=None) -> str:
         pf, risk = self.portfolio, self.risk
@@ -224,6 +237,8 @@ class TradingNode:
         systemd.notify("STOPPING=1")
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        if self._depth_timer is not None:
+            self._depth_timer.cancel()
         if self.components:
             self.strategy_engine.stop()
             if self.config.node.cancel_orders_on_stop:

@@ -41,6 +41,12 @@ def book_top(ev, s: Scales, eid: str):
     return (ev.ts_event, ev.symbol, ev.bid_price * p, ev.bid_qty * q, ev.ask_price * p, ev.ask_qty * q, ev.update_id)
 
 
+def depth_snapshot(ev, s: Scales, eid: str):
+    p, q = s.price[ev.symbol], s.qty[ev.symbol]
+    return (ev.ts_event, ev.symbol, ev.update_id, [x * p for x in ev.bid_prices], [x * q for x in ev.bid_qtys],
+            [x * p for x in ev.ask_prices], [x * q for x in ev.ask_qtys])
+
+
 def signal(ev, s: Scales, eid: str):
     return (ev.ts_event, eid, ev.strategy_id, ev.symbol, ev.side, float(ev.confidence),
             ev.price * s.price.get(ev.symbol, 0), ev.reason)
@@ -104,6 +110,7 @@ ROUTES = {
     topics.TRADES: ("trades", trade, False),
     topics.BARS: ("bars", bar, False),
     topics.BOOK_TICKERS: ("book_tops", book_top, False),
+    topics.DEPTH_SNAPSHOTS: ("depth_snapshots", depth_snapshot, False),
     topics.SIGNALS: ("signals", signal, False),
     topics.RISK_DECISIONS: ("risk_decisions", risk_decision, False),
     topics.ORDER_EVENTS: ("order_events", order_event, False),

@@ -32,6 +32,7 @@ min_confidence = 0.0
 depth = true
 book_ticker = true
 bar_intervals = ["1s"]
+depth_snapshot_s = 0.5
 [store]
 url = "{url}"
 flush_s = 0.2
@@ -90,6 +91,7 @@ def test_store_killed_mid_write_loses_and_duplicates_nothing(tmp_path):
         client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=False)
         accepted = dict(writer.accepted)
         assert writer.spooled_batches >= 3 and writer.replayed_batches >= 3
+        assert accepted.get("depth_snapshots", 0) > 0 and accepted.get("book_tops", 0) > 0
         for table, n in accepted.items():
             stored = client.query(f"SELECT count() FROM abidance.{table}").result_rows[0][0]
             assert stored == n, (table, stored, n)
