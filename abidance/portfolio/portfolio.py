@@ -358,6 +358,15 @@ class Portfolio(Component):
         pos = self._positions.get(symbol)
         return pos.quantity if pos is not None else ZERO
 
+    def tradable_position(self, symbol: str) -> Decimal:
+        """The position rounded down to whole lot steps: what could be sold (fee dust left out)."""
+        qty = self.position(symbol)
+        inst = self.instruments.get(symbol)
+        if inst is None or not qty:
+            return qty
+        step = inst.filters.qty_fp.increment
+        return (qty // step) * step
+
     def avg_price(self, symbol: str) -> Decimal:
         """Average entry price (quote per base) of the position, 0 when flat."""
         pos = self._positions.get(symbol)

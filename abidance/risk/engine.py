@@ -37,7 +37,8 @@ DAY_NS = 86_400 * NS
 
 class RiskEngine(Component):
     def __init__(self, bus, clock, settings, instruments: dict, portfolio, client_order_ids,
-                 limit_timeout_s: float = 0.0, state_dir: str | Path | None = None, max_slippage_bps: int = 0):
+                 limit_timeout_s: float = 0.0, state_dir: str | Path | None = None, max_slippage_bps: int = 0,
+                 poll_interval_s: float = 0.5):
         super().__init__("RiskEngine", bus, clock)
         self.settings = settings
         self.instruments = instruments
@@ -45,6 +46,7 @@ class RiskEngine(Component):
         self.ids = client_order_ids
         self.limit_timeout_s = limit_timeout_s
         self.max_slippage_bps = max_slippage_bps
+        self.poll_interval_s = poll_interval_s     # kill file and stale-data checks
         self.pre_trade = PreTradeRisk(settings.limits())
         self.slots: dict[str, int] = {}
         max_position = getattr(settings, "max_position", {}) or {}
@@ -89,6 +91,7 @@ class RiskEngine(Component):
         b.subscribe(topics.BOOKS, self.handle_book)
         b.subscribe(topics.BOOK_STATUS, self.handle_book_status)
         b.subscribe(topics.TRADES, self.handle_trade)
+        b.subscribe(topics.BARS, self.handle_bar)
         b.subscribe(topics.ORDER_EVENTS, self.handle_order_event)
         b.subscribe(topics.FILLS, self.handle_fill)
         b.subscribe(topics.EQUITY, self.handle_equity)
@@ -96,7 +99,7 @@ class RiskEngine(Component):
         b.subscribe(topics.REPLACE, self.handle_replace)
         if getattr(self.settings, "start_reducing", False):
             self.set_reducing("configured to start in REDUCING", "config")
-        self._timers.append(self.clock.call_every(NS // 2, self._poll))
+        self._timers.append(self.clock.call_every(int(self.poll_interval_s * NS), self._poll))
         now = self.clock.time_ns()
         self._timers.append(self.clock.call_at((now // DAY_NS + 1) * DAY_NS, self._new_day))
 
@@ -106,7 +109,8 @@ class RiskEngine(Component):
             t.cancel()
         for topic, handler in ((topics.SIGNALS, self.handle_signal), (topics.BOOKS, self.handle_book),
                                (topics.BOOK_STATUS, self.handle_book_status), (topics.TRADES, self.handle_trade),
-                               (topics.ORDER_EVENTS, self.handle_order_event), (topics.FILLS, self.handle_fill),
+                               (topics.BARS, self.handle_bar), (topics.ORDER_EVENTS, self.handle_order_event),
+                               (topics.FILLS, self.handle_fill),
                                (topics.EQUITY, self.handle_equity), (topics.REPLACE, self.handle_replace)):
             self.bus.unsubscribe(topic, handler)
 
@@ -125,6 +129,12 @@ class RiskEngine(Component):
         if slot is not None:
             self.pre_trade.update_mark(slot, trade.price)
         self.last_data_ns = self.clock.time_ns()
+
+    def handle_bar(self, bar) -> None:
+        """A closed bar's close is a mark too (backtests on bars have no trade stream)."""
+        slot = self.slots.get(bar.symbol)
+        if slot is not None and bar.close > 0:
+            self.pre_trade.update_mark(slot, bar.close)
 
     def reference(self, symbol: str, side: str) -> tuple[int, int]:
         """(mid, the touch the order would take) in ticks; 0 when unknown."""

@@ -104,9 +104,13 @@ class Strategy:
         return self._abd_symbols
 
     def position(self, symbol: str):
-        """Base-asset quantity held (Decimal); 0 when there is no portfolio view."""
+        """Base-asset quantity held, in whole lot steps (Decimal; fee dust below one step is
+        not a position: it cannot be sold); 0 when there is no portfolio view."""
         pf = self._abd_ctx.portfolio
-        return pf.position(symbol) if pf is not None else 0
+        if pf is None:
+            return 0
+        tradable = getattr(pf, "tradable_position", None)
+        return tradable(symbol) if tradable is not None else pf.position(symbol)
 
     def equity(self):
         pf = self._abd_ctx.portfolio

@@ -1,0 +1,1 @@
+"""Backtests on the live engine: the node's own engines under a simulated clock and venue."""

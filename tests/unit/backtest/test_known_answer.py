@@ -1,0 +1,85 @@
+"""A backtest with a hand-computed result: orders, fees and final equity to the unit."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from abidance.backtest.engine import run_backtest
+from abidance.config import parse_config
+from abidance.core.events import Bar
+
+MIN = 60_000_000_000
+T0 = 1_700_000_040 * 1_000_000_000 // MIN * MIN
+
+STRATEGY = '''
+from abidance.strategy import Strategy
+
+
+class BuyThenSell(Strategy):
+    """Buys after its first bar, sells after its third."""
+
+    def on_start(self):
+        self.n = 0
+
+    def on_bar(self, bar):
+        self.n += 1
+        if self.n == 1:
+            self.buy(bar.symbol, 1.0, reason="first bar")
+        elif self.n == 3:
+            self.sell(bar.symbol, 1.0, reason="third bar")
+'''
+
+
+def bar(i: int, o: str, h: str, low: str, c: str) -> Bar:
+    t = lambda p: int(Decimal(p) * 100)   # noqa: E731 - BTCUSDT ticks of 0.01
+    return Bar("BTCUSDT", "1m", T0 + i * MIN, T0 + (i + 1) * MIN, t(o), t(h), t(low), t(c), 0, 1)
+
+
+def config(tmp_path):
+    (tmp_path / "bts.py").write_text(STRATEGY)
+    return parse_config(f"""
+config_version = 1
+[node]
+mode = "live"
+strategies_dir = "{tmp_path}"
+[risk]
+quote_asset = "USDT"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "1000"
+min_confidence = 0.0
+[[strategies]]
+id = "bts"
+class = "bts:BuyThenSell"
+symbols = ["BTCUSDT"]
+timeframe = "1m"
+""", tmp_path, env={})
+
+
+def test_buy_then_sell_matches_the_hand_computed_result(tmp_path):
+    bars = [bar(0, "100", "101", "99", "100"),      # signal BUY at this close
+            bar(1, "100", "105", "99", "104"),      # BUY fills at this open: 10 BTC for 1000 USDT
+            bar(2, "104", "111", "103", "110"),     # signal SELL at this close
+            bar(3, "110", "112", "108", "109"),     # SELL fills at this open: 9.99 BTC at 110
+            bar(4, "109", "109", "109", "109")]
+    result = asyncio.run(run_backtest(config(tmp_path), {"BTCUSDT": bars}, balances={"USDT": Decimal("10000")}))
+
+    buys = [f for f in result.fills if f.side == "BUY"]
+    sells = [f for f in result.fills if f.side == "SELL"]
+    assert [(f.quantity, f.price, f.commission, f.commission_asset) for f in buys] == [
+        (Decimal("10.00000"), Decimal("100.00"), Decimal("0.01000000"), "BTC")]       # 0.1 % of 10 BTC
+    assert [(f.quantity, f.price, f.commission, f.commission_asset) for f in sells] == [
+        (Decimal("9.99000"), Decimal("110.00"), Decimal("1.09890000"), "USDT")]       # 0.1 % of 1098.9
+    assert buys[0].ts_event == bars[1].open_time and sells[0].ts_event == bars[3].open_time   # no look-ahead
+    # 10000 - 1000 + 9.99 * 110 - 1.0989 = 10097.8011 USDT, and no BTC left.
+    assert result.balances["USDT"] == Decimal("10097.8011")
+    assert result.balances.get("BTC", Decimal(0)) == 0
+    assert result.final_equity == Decimal("10097.8011")
+    assert [o.status for o in result.orders if o.status in ("FILLED",)] == ["FILLED", "FILLED"]
+    assert [d.reason for d in result.decisions] == ["ACCEPTED", "ACCEPTED"]
+    assert result.bars == 5 and len(result.equity) == 5
