@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from abidance import replay
     from abidance import dashboard_cli
+    from abidance.backtest import cli as backtest_cli
+    from abidance.data import download_cli
     from abidance.config import cli as config_cli
     from abidance.exchange.binance import cli as stream_cli
     from abidance.runtime import cli as run_cli
@@ -29,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     store_cli.add_parser(sub)
     demo.add_parser(sub)
     dashboard_cli.add_parser(sub)
+    backtest_cli.add_parser(sub)
+    download_cli.add_parser(sub)
     return parser
 
 

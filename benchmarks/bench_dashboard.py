@@ -274,7 +274,7 @@ def probing(probe: Probe):
 
     with quiet():
         from streamlit_app import charts, common
-        from streamlit_app import metrics as M
+        from abidance.reports import metrics as M
 
     def timed(fn, kind):
         def wrapper(*args, **kwargs):

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from streamlit_app.metrics import drawdown_series
+from abidance.reports.metrics import drawdown_series
 
 UP, DOWN, LINE = "#26a69a", "#ef5350", "#1f77b4"
 

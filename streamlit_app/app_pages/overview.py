@@ -3,7 +3,7 @@
 import streamlit as st
 
 from streamlit_app import charts, common
-from streamlit_app import metrics as M
+from abidance.reports import metrics as M
 
 st.title("Overview")
 common.require_store()

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from streamlit_app import charts, common, queries
-from streamlit_app import metrics as M
+from abidance.reports import metrics as M
 
 st.title("Risk")
 common.require_store()

@@ -1,4 +1,4 @@
-"""streamlit_app.metrics against answers computed by hand (the arithmetic is in the comments)."""
+"""abidance.reports.metrics against answers computed by hand (the arithmetic is in the comments)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pandas as pd
 import pytest
 
-from streamlit_app import metrics as M
+from abidance.reports import metrics as M
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 

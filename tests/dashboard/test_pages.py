@@ -19,7 +19,7 @@ pytest.importorskip("clickhouse_connect", reason="the store extra is not install
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from abidance.store.client import connect  # noqa: E402
-from streamlit_app import metrics as M  # noqa: E402
+from abidance.reports import metrics as M  # noqa: E402
 from tests.dashboard.conftest import APP  # noqa: E402
 from tests.dashboard.seed import CONFIG_TEXT  # noqa: E402
 

@@ -224,9 +224,14 @@ def _fee_value(symbol: str, fee_asset: str, fee: Decimal, price: Decimal) -> tup
     return ZERO, ZERO
 
 
-def round_trips(fills: pd.DataFrame) -> tuple[list[RoundTrip], dict[tuple[str, str], dict]]:
+def round_trips(fills: pd.DataFrame, steps: dict[str, Decimal] | None = None
+                ) -> tuple[list[RoundTrip], dict[tuple[str, str], dict]]:
     """Closed round trips, and per (strategy_id, symbol) the open state: quantity, realised PnL,
-    fees, and the time intervals a position was held (open ones end at None)."""
+    fees, and the time intervals a position was held (open ones end at None).
+
+    `steps` (symbol -> lot step), when known, closes a trip once less than one step is left
+    (fee dust in the base asset cannot be sold)."""
+    steps = steps or {}
     trips: list[RoundTrip] = []
     books: dict[tuple[str, str], dict] = {}
     if fills is None or fills.empty:
@@ -244,7 +249,7 @@ def round_trips(fills: pd.DataFrame) -> tuple[list[RoundTrip], dict[tuple[str, s
         b["fills"] += 1
         b["volume"] += qty * price
         if row.side == "BUY":
-            if b["qty"] == 0:
+            if b["opened"] is None:      # flat (or only dust left): a new trip starts
                 b["trip_pnl"], b["trip_fees"], b["trip_fills"], b["opened"] = ZERO, ZERO, 0, ts
             received = qty - fee_base
             b["qty"] += received
@@ -261,7 +266,7 @@ def round_trips(fills: pd.DataFrame) -> tuple[list[RoundTrip], dict[tuple[str, s
         b["trip_pnl"] += realized
         b["trip_fees"] += fee_value
         b["trip_fills"] += 1
-        if row.side != "BUY" and b["qty"] == 0 and b["opened"] is not None:
+        if row.side != "BUY" and b["qty"] < steps.get(row.symbol, _TINY) and b["opened"] is not None:
             trips.append(RoundTrip(row.strategy_id, row.symbol, b["opened"], ts, b["trip_pnl"], b["trip_fees"],
                                    b["trip_fills"]))
             b["held"].append((b["opened"], ts))
@@ -271,6 +276,9 @@ def round_trips(fills: pd.DataFrame) -> tuple[list[RoundTrip], dict[tuple[str, s
         if b["opened"] is not None:
             b["held"].append((b["opened"], None))
     return trips, books
+
+
+_TINY = Decimal("1e-30")
 
 
 def win_rate(pnls: Sequence[Decimal]) -> float | None:
@@ -305,10 +313,11 @@ GROUP_COLUMNS = ["strategy_id", "symbol", "fills", "round_trips", "realized_pnl"
                  "profit_factor", "exposure", "open_qty", "volume"]
 
 
-def per_strategy_symbol(fills: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+def per_strategy_symbol(fills: pd.DataFrame, start=None, end=None,
+                        steps: dict[str, Decimal] | None = None) -> pd.DataFrame:
     """One row per (strategy, symbol): fills, round trips, realised PnL and fees (Decimal), win rate,
     profit factor, exposure over [start, end] (default: the fills' own span), open quantity, volume."""
-    trips, books = round_trips(fills)
+    trips, books = round_trips(fills, steps)
     if not books:
         return pd.DataFrame(columns=GROUP_COLUMNS)
     ts = pd.to_datetime(fills["ts"], utc=True)

@@ -1,0 +1,74 @@
+"""`abidance backtest`: the node's config and strategies over recorded candles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("backtest", help="run the node's strategies over recorded candles (the live engines)",
+                       description="Backtest on the live engines: strategies, risk, execution and portfolio under "
+                                   "a simulated clock and venue (docs/backtest.md).")
+    p.add_argument("--config", required=True, help="node config TOML (strategies, risk)")
+    p.add_argument("--candles", action="append", required=True, metavar="SYMBOL=FILE",
+                   help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
+    p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
+    p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
+                   help="starting balance (default 10000 of the quote asset)")
+    p.add_argument("--fee-bps", default="10", help="taker and maker fee in bps (default 10 = 0.1 %%)")
+    p.add_argument("--slippage-bps", default="0", help="market-order slippage in bps (default 0)")
+    p.add_argument("--report", help="write an HTML report here")
+    p.set_defaults(func=main)
+
+
+def _read(path: str):
+    import pandas as pd
+
+    if path.endswith(".feather"):
+        return pd.read_feather(path)
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, parse_dates=["date"])
+
+
+def main(args) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from abidance.backtest.data import bars_from_frame
+    from abidance.backtest.engine import run_backtest, sim_instruments
+    from abidance.backtest.report import html_report, summarize
+    from abidance.config import ConfigError, load_config
+    from abidance.runtime.loop import run
+
+    try:
+        config = load_config(args.config)
+        balances = {}
+        for item in args.balance:
+            asset, _, amount = item.partition("=")
+            balances[asset.strip().upper()] = Decimal(amount)
+        fee, slip = Decimal(args.fee_bps), Decimal(args.slippage_bps)
+    except ConfigError as exc:
+        print("abidance backtest: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
+        return 2
+    except InvalidOperation as exc:
+        print(f"abidance backtest: not a decimal: {exc}", file=sys.stderr)
+        return 2
+    instruments = sim_instruments()
+    bars = {}
+    for item in args.candles:
+        symbol, _, path = item.partition("=")
+        symbol = symbol.strip().upper()
+        if symbol not in instruments or not Path(path).is_file():
+            print(f"abidance backtest: --candles {item!r}: unknown symbol or missing file", file=sys.stderr)
+            return 2
+        bars[symbol] = bars_from_frame(_read(path), symbol, args.interval, instruments[symbol])
+    result = run(run_backtest(config, bars, instruments=instruments, balances=balances or None,
+                              taker_bps=fee, maker_bps=fee, slippage_bps=slip))
+    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars})
+    for key, value in summary.items():
+        print(f"{key:>16}: {value if not isinstance(value, float) else f'{value:.4f}'}")
+    if args.report:
+        html_report(result, bars, summary, args.report, instruments)
+        print(f"report: {args.report}")
+    return 0

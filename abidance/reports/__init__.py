@@ -1,0 +1,1 @@
+"""Performance metrics and reports shared by the dashboard and the backtester."""

@@ -1,0 +1,55 @@
+"""`abidance backtest` over real candles prints the metrics and writes the HTML report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.kit import PROJECT_ROOT, shared_data
+
+CONFIG = """
+config_version = 1
+[node]
+mode = "live"
+[risk]
+quote_asset = "BTC"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "0.1"
+min_confidence = 0.0
+[[strategies]]
+id = "ema"
+class = "ema_cross"
+symbols = ["ETHBTC"]
+timeframe = "5m"
+params = { fast = 12, slow = 26 }
+"""
+
+
+def test_backtest_command_prints_metrics_and_writes_the_report(tmp_path):
+    candles = shared_data("market", "ETH_BTC-5m.feather")
+    (tmp_path / "bt.toml").write_text(CONFIG)
+    report = tmp_path / "report.html"
+    out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "bt.toml"),
+                          "--candles", f"ETHBTC={candles}", "--balance", "BTC=1", "--report", str(report)],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.strip().split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert lines["bars"] == "5760" and int(lines["round_trips"]) > 10
+    for key in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor",
+                "exposure", "final_equity"):
+        assert key in lines
+    html = report.read_text()
+    assert "<table>" in html and "plotly" in html and "ETHBTC" in html
+
+
+def test_backtest_command_refuses_an_unknown_symbol(tmp_path):
+    (tmp_path / "bt.toml").write_text(CONFIG)
+    out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "bt.toml"),
+                          "--candles", "NOPE=missing.feather"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and "unknown symbol or missing file" in out.stderr
