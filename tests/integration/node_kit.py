@@ -43,6 +43,7 @@ class RunningNode:
 
         self.loop = uvloop.new_event_loop()
         self.events: dict[str, list] = {t: [] for t in topics_to_record}
+        self.timeline: list[tuple[str, object]] = []      # every recorded event, in bus order
         self.node = None
         self._config = config
         self._thread = threading.Thread(target=self.loop.run_forever, name="node", daemon=True)
@@ -51,7 +52,8 @@ class RunningNode:
         async def make_and_start():
             self.node = TradingNode(config)
             for topic, sink in self.events.items():
-                self.node.bus.subscribe(topic, sink.append)
+                self.node.bus.subscribe(topic, lambda ev, sink=sink, topic=topic: (
+                    sink.append(ev), self.timeline.append((topic, ev))))
             await self.node.start()
 
         self.call(make_and_start(), 30)
