@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fee-bps", default="10", help="taker and maker fee in bps (default 10 = 0.1 %%)")
     p.add_argument("--slippage-bps", default="0", help="market-order slippage in bps (default 0)")
     p.add_argument("--report", help="write an HTML report here")
+    p.add_argument("--lookahead-check", type=int, default=0, metavar="CUTS",
+                   help="also re-run on the data cut at CUTS points and flag any signal that changes")
     p.set_defaults(func=main)
 
 
@@ -71,4 +73,15 @@ def main(args) -> int:
     if args.report:
         html_report(result, bars, summary, args.report, instruments)
         print(f"report: {args.report}")
+    if args.lookahead_check:
+        from abidance.backtest.lookahead import lookahead_check
+
+        changed = run(lookahead_check(config, bars, cuts=args.lookahead_check, instruments=instruments,
+                                      balances=balances or None, taker_bps=fee, maker_bps=fee, slippage_bps=slip))
+        for c in changed:
+            print(f"LOOK-AHEAD: with data cut at {c.cut_ns} the signal at {c.ts_event} changed: {c.full} -> "
+                  f"{c.truncated}")
+        print(f"look-ahead check: {len(changed)} of {args.lookahead_check} cuts changed a past signal")
+        if changed:
+            return 1
     return 0

@@ -49,7 +49,8 @@ def sim_instruments() -> dict:
 
 async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: dict | None = None,
                        balances: dict[str, Decimal] | None = None, taker_bps: Decimal = Decimal(10),
-                       maker_bps: Decimal = Decimal(10), slippage_bps: Decimal = Decimal(0)) -> BacktestResult:
+                       maker_bps: Decimal = Decimal(10), slippage_bps: Decimal = Decimal(0),
+                       on_bus=None) -> BacktestResult:
     instruments = instruments or sim_instruments()
     inst = {s: instruments[s] for s in bars_by_symbol}
     streams = [iter(sorted(bars, key=lambda b: b.open_time)) for bars in bars_by_symbol.values()]
@@ -59,6 +60,8 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
     bus.subscribe(topics.FILLS, out.fills.append)
     bus.subscribe(topics.ORDER_EVENTS, out.orders.append)
     bus.subscribe(topics.RISK_DECISIONS, out.decisions.append)
+    if on_bus is not None:
+        on_bus(bus)          # extra subscribers (checks, progress)
     quote = config.risk.quote_asset
     start = balances if balances is not None else {quote: Decimal(10_000)}
     day = 86_400

@@ -1,0 +1,429 @@
+"""Parameter search and walk-forward over the backtester: `optimize(...)`, `walk_forward(...)`.
+
+A trial is one full backtest (`run_backtest`, the live engines under a TestClock) of ONE
+strategy of the config (the others are left out, so they do not share its capital) with
+parameters proposed by Optuna inside the ranges the strategy class declares
+(`params = {"fast": Param(12, 2, 200)}`: ints searched as ints, floats as floats,
+`choices` as categories; parameters without a range keep their configured value).
+
+- Samplers: "tpe" (Bayesian, Optuna's TPESampler) and "random".
+- Objectives (maximised), from `summarize()`: "sharpe", "sortino", "calmar" (CAGR / max
+  drawdown) and "return_dd" (total_return - dd_penalty * max_drawdown).
+- Invalid combinations (the class refuses them, or its on_start raises, as ema_cross does
+  for fast >= slow: the StrategyEngine would disable it and the backtest would trade
+  nothing) are checked before running and the trial is PRUNED with the reason in its
+  user attrs "invalid". A trial whose objective is undefined (e.g. no trade: Sharpe of a
+  flat equity curve) is PRUNED with "no_score". A backtest that raises is FAILED. None of
+  them stops the study.
+- Parallel: the main process owns the study (ask / tell, a single writer to the SQLite
+  file); a pool of `jobs` worker processes runs the backtests. TPE uses the constant-liar
+  heuristic when trials run in parallel.
+- Resumable: with `storage="sqlite:///study.sqlite"` and a study name, a second run loads
+  the study and adds `n_trials` more trials to it.
+- Walk-forward: train/test windows (rolling or anchored) over the bars' time axis; each
+  train window gets its own (in-memory) study; its best parameters are then backtested
+  alone on the next test window. The test window starts flat with cold indicators (it is
+  a separate backtest), like a fresh deployment of those parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+OBJECTIVES = ("sharpe", "sortino", "calmar", "return_dd")
+SAMPLERS = ("tpe", "random")
+
+
+# ---- search space, configs, validity -------------------------------------------------------
+
+def strategy_class(config, strategy_id: str):
+    from abidance.strategy.loader import load_strategy_class
+
+    sc = _strategy_config(config, strategy_id)
+    return load_strategy_class(sc.class_name, config.node.strategies_dir or None)
+
+
+def _strategy_config(config, strategy_id: str):
+    for sc in config.strategies:
+        if sc.id == strategy_id:
+            return sc
+    raise KeyError(f"no strategy {strategy_id!r} in the config "
+                   f"(have: {', '.join(s.id for s in config.strategies) or 'none'})")
+
+
+def search_space(cls) -> dict[str, Any]:
+    """The declared parameters that can be searched: with choices, or a numeric low and high."""
+    out = {}
+    for name, spec in cls.params.items():
+        kind = type(spec.default)
+        if spec.choices:
+            out[name] = spec
+        elif kind in (int, float) and kind is not bool and spec.low is not None and spec.high is not None:
+            out[name] = spec
+    return out
+
+
+def suggest(trial, space: dict) -> dict:
+    """Optuna suggestions for the search space: ints as ints, floats as floats, choices as categories."""
+    out = {}
+    for name, spec in space.items():
+        if spec.choices:
+            out[name] = trial.suggest_categorical(name, list(spec.choices))
+        elif type(spec.default) is int:
+            out[name] = trial.suggest_int(name, int(spec.low), int(spec.high))
+        else:
+            out[name] = trial.suggest_float(name, float(spec.low), float(spec.high))
+    return out
+
+
+def with_params(config, strategy_id: str, params: dict):
+    """The config holding only `strategy_id` (enabled), its params updated with `params`."""
+    sc = _strategy_config(config, strategy_id)
+    merged = {**dict(sc.params), **params}
+    return replace(config, strategies=(replace(sc, params=merged, enabled=True),))
+
+
+def check_params(config, strategy_id: str, params: dict) -> str | None:
+    """Why these parameters cannot run (the class refuses them, or its on_start raises), else None."""
+    from abidance.core.clock import TestClock
+    from abidance.strategy.base import StrategyContext
+
+    sc = _strategy_config(config, strategy_id)
+    try:
+        cls = strategy_class(config, strategy_id)
+        s = cls(sc.id, sc.symbols, {**dict(sc.params), **params}, sc.timeframe)
+        s._abd_ctx = StrategyContext(lambda *a: None, TestClock(0), None, {}, {sym: 1e-8 for sym in sc.symbols})
+        s.on_start()
+    except Exception as exc:       # any refusal: the StrategyEngine would disable the strategy
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# ---- objectives ----------------------------------------------------------------------------
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def objective_value(objective: str, summary: dict, dd_penalty: float = 1.0) -> float | None:
+    """The objective from a `summarize()` dict; None when it is undefined (no trade, no drawdown...)."""
+    if objective == "sharpe":
+        return _num(summary.get("sharpe"))
+    if objective == "sortino":
+        return _num(summary.get("sortino"))
+    if objective == "calmar":
+        cagr, mdd = _num(summary.get("cagr")), _num(summary.get("max_drawdown"))
+        if cagr is None or mdd is None or mdd <= 0:
+            return None
+        return cagr / mdd
+    if objective == "return_dd":
+        ret, mdd = _num(summary.get("total_return")), _num(summary.get("max_drawdown"))
+        if ret is None or mdd is None:
+            return None
+        return ret - dd_penalty * mdd
+    raise ValueError(f"unknown objective {objective!r} (one of {', '.join(OBJECTIVES)})")
+
+
+# ---- one trial -----------------------------------------------------------------------------
+
+@dataclass
+class RunSettings:
+    """What every trial shares besides the parameters."""
+
+    objective: str = "sharpe"
+    dd_penalty: float = 1.0
+    balances: dict | None = None
+    fee_bps: Decimal = Decimal(10)
+    slippage_bps: Decimal = Decimal(0)
+
+
+def _plain(v):
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def evaluate(config, strategy_id: str, params: dict, bars_by_symbol: dict, settings: RunSettings,
+             instruments: dict | None = None) -> tuple[float | None, dict]:
+    """Backtest `strategy_id` alone with `params`: (objective value or None, summary as plain numbers)."""
+    from abidance.backtest.engine import run_backtest, sim_instruments
+    from abidance.backtest.report import summarize
+    from abidance.runtime.loop import run
+
+    instruments = instruments or sim_instruments()
+    cfg = with_params(config, strategy_id, params)
+    result = run(run_backtest(cfg, bars_by_symbol, instruments=instruments, balances=settings.balances,
+                              taker_bps=settings.fee_bps, maker_bps=settings.fee_bps,
+                              slippage_bps=settings.slippage_bps))
+    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars_by_symbol})
+    value = objective_value(settings.objective, summary, settings.dd_penalty)
+    return value, {k: _plain(v) for k, v in summary.items()}
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(config, strategy_id, bars_by_symbol, settings) -> None:
+    from abidance.backtest.engine import sim_instruments
+
+    _WORKER.update(config=config, strategy_id=strategy_id, bars=bars_by_symbol, settings=settings,
+                   instruments=sim_instruments())
+
+
+def _run_in_worker(params: dict):
+    w = _WORKER
+    return evaluate(w["config"], w["strategy_id"], params, w["bars"], w["settings"], w["instruments"])
+
+
+# ---- the study -----------------------------------------------------------------------------
+
+@dataclass
+class OptimizeResult:
+    study_name: str
+    objective: str
+    best_params: dict | None
+    best_value: float | None
+    best_summary: dict | None
+    trials: int                        # all trials in the study (earlier runs included)
+    complete: int
+    pruned: int
+    failed: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def make_sampler(name: str, seed: int | None, parallel: bool):
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"unknown sampler {name!r} (one of {', '.join(SAMPLERS)})")
+
+
+def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 50, sampler: str = "tpe",
+             objective: str = "sharpe", jobs: int = 1, storage: str | None = None, study_name: str | None = None,
+             seed: int | None = 0, settings: RunSettings | None = None, instruments: dict | None = None,
+             log=None) -> OptimizeResult:
+    """Run `n_trials` more trials of the study (created or resumed), `jobs` backtests at a time."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r} (one of {', '.join(OBJECTIVES)})")
+    settings = replace(settings or RunSettings(), objective=objective)
+    cls = strategy_class(config, strategy_id)
+    space = search_space(cls)
+    if not space:
+        raise ValueError(f"strategy {strategy_id!r} ({cls.__name__}) declares no parameter range to search")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = study_name or f"{strategy_id}-{objective}"
+    # Resume: a fresh seed per run, so a resumed random search does not replay the first run's points.
+    existing = 0
+    if storage:
+        try:
+            existing = len(optuna.load_study(study_name=name, storage=storage).trials)
+        except KeyError:
+            existing = 0
+    run_seed = None if seed is None else seed + existing
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                                sampler=make_sampler(sampler, run_seed, jobs > 1))
+    study.set_user_attr("strategy_id", strategy_id)
+    study.set_user_attr("objective", objective)
+
+    def finish(trial, outcome) -> None:
+        if isinstance(outcome, BaseException):
+            trial.set_user_attr("error", f"{type(outcome).__name__}: {outcome}")
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            value, summary = outcome
+            trial.set_user_attr("summary", summary)
+            if value is None:
+                trial.set_user_attr("no_score", f"{objective} undefined (round trips: {summary.get('round_trips')})")
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, value)
+        if log:
+            log(trial.number, trial.params, None if isinstance(outcome, BaseException) else outcome[0])
+
+    def ask():
+        """The next valid trial to run; invalid proposals are pruned on the spot (they count as trials)."""
+        nonlocal left
+        while left > 0:
+            left -= 1
+            trial = study.ask()
+            params = suggest(trial, space)
+            why = check_params(config, strategy_id, params)
+            if why is None:
+                return trial, params
+            trial.set_user_attr("invalid", why)
+            study.tell(trial, state=TrialState.PRUNED)
+            if log:
+                log(trial.number, params, None)
+        return None
+
+    left = n_trials
+    if jobs <= 1:
+        from abidance.backtest.engine import sim_instruments
+
+        instruments = instruments or sim_instruments()
+        while (nxt := ask()) is not None:
+            trial, params = nxt
+            try:
+                outcome = evaluate(config, strategy_id, params, bars_by_symbol, settings, instruments)
+            except Exception as exc:
+                outcome = exc
+            finish(trial, outcome)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")      # no fork of the parent's SQLite connection
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(config, strategy_id, bars_by_symbol, settings)) as pool:
+            pending = {}
+            while True:
+                while len(pending) < jobs and (nxt := ask()) is not None:
+                    trial, params = nxt
+                    pending[pool.submit(_run_in_worker, params)] = trial
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    trial = pending.pop(fut)
+                    exc = fut.exception()
+                    finish(trial, exc if exc is not None else fut.result())
+    return _result(study, objective)
+
+
+def _result(study, objective: str) -> OptimizeResult:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    count = {s: sum(1 for t in trials if t.state == s) for s in (TrialState.COMPLETE, TrialState.PRUNED,
+                                                                 TrialState.FAIL)}
+    best = None
+    if count[TrialState.COMPLETE]:
+        best = study.best_trial
+    return OptimizeResult(study.study_name, objective, dict(best.params) if best else None,
+                          best.value if best else None, best.user_attrs.get("summary") if best else None,
+                          len(trials), count[TrialState.COMPLETE], count[TrialState.PRUNED],
+                          count[TrialState.FAIL])
+
+
+# ---- walk-forward --------------------------------------------------------------------------
+
+@dataclass
+class WindowResult:
+    window: int
+    train_start: int            # ns, open time of the first train bar
+    train_end: int              # ns, close time of the last train bar
+    test_start: int
+    test_end: int
+    train_bars: int
+    test_bars: int
+    best_params: dict | None
+    in_sample: float | None     # best objective on the train window
+    out_of_sample: float | None  # the same params backtested on the test window
+    in_sample_return: float | None = None
+    out_of_sample_return: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def windows(n: int, train_bars: int, test_bars: int, anchored: bool) -> list[tuple[int, int, int, int]]:
+    """(train_lo, train_hi, test_lo, test_hi) index ranges, half-open; only complete test windows.
+    Rolling: the train window slides by test_bars; anchored: it always starts at 0 and grows."""
+    if train_bars <= 0 or test_bars <= 0:
+        raise ValueError("train_bars and test_bars must be positive")
+    out, k = [], 0
+    while True:
+        train_hi = train_bars + k * test_bars
+        test_hi = train_hi + test_bars
+        if test_hi > n:
+            return out
+        out.append((0 if anchored else train_hi - train_bars, train_hi, train_hi, test_hi))
+        k += 1
+
+
+def _slice(bars_by_symbol: dict, lo_ns: int, hi_ns: int) -> dict:
+    return {s: [b for b in bars if lo_ns <= b.open_time < hi_ns] for s, bars in bars_by_symbol.items()}
+
+
+def walk_forward(config, strategy_id: str, bars, train_bars: int, test_bars: int, anchored: bool = False,
+                 n_trials: int = 20, objective: str = "sharpe", *, sampler: str = "tpe", jobs: int = 1,
+                 seed: int | None = 0, settings: RunSettings | None = None,
+                 instruments: dict | None = None) -> list[WindowResult]:
+    """Optimise on each train window, score the best parameters on the next test window.
+    `bars`: {symbol: [Bar]} (or a list of one symbol's bars); windows count distinct bar open times."""
+    from abidance.backtest.engine import sim_instruments
+
+    if not isinstance(bars, dict):
+        bars = {bars[0].symbol: list(bars)} if bars else {}
+    settings = replace(settings or RunSettings(), objective=objective)
+    instruments = instruments or sim_instruments()
+    times = sorted({b.open_time for bs in bars.values() for b in bs})
+    close = {}
+    for bs in bars.values():
+        for b in bs:
+            close[b.open_time] = max(close.get(b.open_time, 0), b.close_time)
+    rows = []
+    for i, (tr_lo, tr_hi, te_lo, te_hi) in enumerate(windows(len(times), train_bars, test_bars, anchored)):
+        train = _slice(bars, times[tr_lo], times[tr_hi - 1] + 1)
+        test = _slice(bars, times[te_lo], times[te_hi - 1] + 1)
+        res = optimize(config, strategy_id, train, n_trials=n_trials, sampler=sampler, objective=objective,
+                       jobs=jobs, storage=None, study_name=f"{strategy_id}-wf{i}",
+                       seed=None if seed is None else seed + i, settings=settings, instruments=instruments)
+        row = WindowResult(i, times[tr_lo], close[times[tr_hi - 1]], times[te_lo], close[times[te_hi - 1]],
+                           tr_hi - tr_lo, te_hi - te_lo, res.best_params, res.best_value, None)
+        if res.best_params is not None:
+            row.in_sample_return = (res.best_summary or {}).get("total_return")
+            value, summary = evaluate(config, strategy_id, res.best_params, test, settings, instruments)
+            row.out_of_sample, row.out_of_sample_return = value, summary.get("total_return")
+            row.extra = {"test_round_trips": summary.get("round_trips"),
+                         "train_trials": res.trials, "train_complete": res.complete}
+        rows.append(row)
+    return rows
+
+
+def _ts(ns: int) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def format_walk_forward(rows: list[WindowResult], objective: str) -> str:
+    """A text table: one line per window, in-sample next to out-of-sample."""
+    head = (f"{'win':>3}  {'train':<33}  {'test':<33}  {'IS ' + objective:>12}  {'OOS ' + objective:>12}  "
+            f"{'IS ret':>8}  {'OOS ret':>8}  params")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        params = "-" if r.best_params is None else json.dumps(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in r.best_params.items()})
+        lines.append(f"{r.window:>3}  {_ts(r.train_start) + ' - ' + _ts(r.train_end):<33}  "
+                     f"{_ts(r.test_start) + ' - ' + _ts(r.test_end):<33}  {_f(r.in_sample):>12}  "
+                     f"{_f(r.out_of_sample):>12}  {_f(r.in_sample_return):>8}  {_f(r.out_of_sample_return):>8}  "
+                     f"{params}")
+    ins = [r.in_sample for r in rows if r.in_sample is not None and r.out_of_sample is not None]
+    oos = [r.out_of_sample for r in rows if r.in_sample is not None and r.out_of_sample is not None]
+    if ins:
+        lines.append(f"mean {objective}: in-sample {sum(ins) / len(ins):.4f}, "
+                     f"out-of-sample {sum(oos) / len(oos):.4f} ({len(ins)} windows)")
+    return "\n".join(lines)
