@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
                    help="starting balance (default 10000 of the quote asset)")
     p.add_argument("--fee-bps", default="10", help="taker and maker fee in bps (default 10 = 0.1 %%)")
     p.add_argument("--slippage-bps", default="0", help="market-order slippage in bps (default 0)")
+    p.add_argument("--participation", help="fill at most this share of a bar's volume per bar (partial fills)")
+    p.add_argument("--latency-ms", type=int, default=0, help="orders reach only bars opening this long after")
+    p.add_argument("--spread-bps", default="0", help="market orders also pay half this spread")
     p.add_argument("--report", help="write an HTML report here")
     p.add_argument("--lookahead-check", type=int, default=0, metavar="CUTS",
                    help="also re-run on the data cut at CUTS points and flag any signal that changes")
@@ -65,8 +68,18 @@ def main(args) -> int:
             print(f"abidance backtest: --candles {item!r}: unknown symbol or missing file", file=sys.stderr)
             return 2
         bars[symbol] = bars_from_frame(_read(path), symbol, args.interval, instruments[symbol])
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() and (done == total or done % max(1, total // 50) == 0):
+            filled = 40 * done // total
+            print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} bars", end="", file=sys.stderr,
+                  flush=True)
+
     result = run(run_backtest(config, bars, instruments=instruments, balances=balances or None,
-                              taker_bps=fee, maker_bps=fee, slippage_bps=slip))
+                              taker_bps=fee, maker_bps=fee, slippage_bps=slip, progress=progress,
+                              participation=Decimal(args.participation) if args.participation else None,
+                              latency_ms=args.latency_ms, spread_bps=Decimal(args.spread_bps)))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars})
     for key, value in summary.items():
         print(f"{key:>16}: {value if not isinstance(value, float) else f'{value:.4f}'}")

@@ -50,7 +50,8 @@ def sim_instruments() -> dict:
 async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: dict | None = None,
                        balances: dict[str, Decimal] | None = None, taker_bps: Decimal = Decimal(10),
                        maker_bps: Decimal = Decimal(10), slippage_bps: Decimal = Decimal(0),
-                       on_bus=None) -> BacktestResult:
+                       participation: Decimal | None = None, latency_ms: int = 0, spread_bps: Decimal = Decimal(0),
+                       on_bus=None, progress=None) -> BacktestResult:
     instruments = instruments or sim_instruments()
     inst = {s: instruments[s] for s in bars_by_symbol}
     streams = [iter(sorted(bars, key=lambda b: b.open_time)) for bars in bars_by_symbol.values()]
@@ -66,7 +67,8 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
     start = balances if balances is not None else {quote: Decimal(10_000)}
     day = 86_400
     portfolio = Portfolio(bus, clock, quote, inst, dict(start), equity_interval_s=day)
-    venue = BacktestVenue(bus, clock, inst, taker_bps=taker_bps, maker_bps=maker_bps, slippage_bps=slippage_bps)
+    venue = BacktestVenue(bus, clock, inst, taker_bps=taker_bps, maker_bps=maker_bps, slippage_bps=slippage_bps,
+                          participation=participation, latency_ms=latency_ms, spread_bps=spread_bps)
     execution = ExecutionEngine(bus, clock, venue, inst)
     exits = ExitManager(bus, clock, execution)
     risk = RiskEngine(bus, clock, config.risk, inst, portfolio, ClientOrderIds("bt", seed=1), 0.0, None,
@@ -76,6 +78,7 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
     components = [portfolio, execution, exits, risk, strategies]
     for c in components:
         c.start()
+    total = sum(len(b) for b in bars_by_symbol.values())
     heap = []
     for i, it in enumerate(streams):
         bar = next(it, None)
@@ -92,6 +95,8 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
             await execution.drain()
             out.equity.append(portfolio.snapshot(clock.time_ns()))
             out.bars += 1
+            if progress is not None:
+                progress(out.bars, total)
             nxt = next(streams[i], None)
             if nxt is not None:
                 heapq.heappush(heap, (nxt.open_time, i, nxt))

@@ -83,3 +83,21 @@ def test_buy_then_sell_matches_the_hand_computed_result(tmp_path):
     assert [o.status for o in result.orders if o.status in ("FILLED",)] == ["FILLED", "FILLED"]
     assert [d.reason for d in result.decisions] == ["ACCEPTED", "ACCEPTED"]
     assert result.bars == 5 and len(result.equity) == 5
+
+
+def test_volume_participation_splits_a_fill_over_bars_and_latency_delays_it(tmp_path):
+    # Bar volume is 3 BTC (300000 steps); 50 % participation fills at most 1.5 BTC a bar.
+    def vbar(i, price):
+        b = bar(i, price, price, price, price)
+        return Bar(b.symbol, b.interval, b.open_time, b.close_time, b.open, b.high, b.low, b.close, 300_000, 1)
+
+    bars = [vbar(i, "100") for i in range(12)]
+    result = asyncio.run(run_backtest(config(tmp_path), {"BTCUSDT": bars}, balances={"USDT": Decimal("10000")},
+                                      participation=Decimal("0.5"), latency_ms=90_000))
+    buys = [f for f in result.fills if f.side == "BUY"]
+    assert [f.quantity for f in buys] == [Decimal("1.50000")] * 6 + [Decimal("1.00000")]   # 10 BTC in 7 bars
+    # Sent at bar 0's close (T0 + 60 s); with 90 s latency it can reach only bars opening at or after
+    # T0 + 150 s: bars 1 (T0 + 60 s) and 2 (T0 + 120 s) are skipped, the first fill is in bar 3.
+    assert buys[0].ts_event == bars[3].open_time
+    statuses = [o.status for o in result.orders if o.side == "BUY"]
+    assert "PARTIALLY_FILLED" in statuses and statuses[-1] == "FILLED"
