@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from abidance import replay
     from abidance import dashboard_cli
     from abidance.backtest import cli as backtest_cli
+    from abidance.backtest import optimize_cli
     from abidance.data import download_cli
     from abidance.config import cli as config_cli
     from abidance.exchange.binance import cli as stream_cli
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     dashboard_cli.add_parser(sub)
     backtest_cli.add_parser(sub)
+    optimize_cli.add_parser(sub)
     download_cli.add_parser(sub)
     return parser
 

@@ -11,7 +11,7 @@ class EmaCross(Strategy):
     params = {
         "fast": Param(12, 2, 200, "fast EMA period (bars)"),
         "slow": Param(26, 3, 400, "slow EMA period (bars)"),
-        "min_gap_bps": Param(0.0, 0.0, 500.0, "ignore crosses closer than this gap (bps of price)"),
+        "min_gap_bps": Param(0.0, 0.0, 50.0, "ignore crosses closer than this gap (bps of price)"),
     }
 
     def on_start(self) -> None:

@@ -298,7 +298,7 @@ def test_ema_cross_buys_the_upturn_of_a_v_and_sells_the_next_downturn():
 
 def test_ema_cross_min_gap_ignores_a_shallow_cross():
     path = [50_000.0] + line(50_000, 49_990, 10) + line(49_990, 50_000, 10)
-    assert run_bars(EmaCross("ema", [SYMBOL], {"fast": 3, "slow": 6, "min_gap_bps": 100.0}), path) == []
+    assert run_bars(EmaCross("ema", [SYMBOL], {"fast": 3, "slow": 6, "min_gap_bps": 50.0}), path) == []
 
 
 def test_rsi_reversion_buys_after_a_fall_and_sells_after_a_rise():

@@ -1,0 +1,127 @@
+"""`abidance optimize`: search a strategy's declared parameter ranges on recorded candles (Optuna)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("optimize", help="search a strategy's parameter ranges over recorded candles (Optuna)",
+                       description="Optimise one strategy of the config: each trial is a backtest on the live "
+                                   "engines; random or TPE (Bayesian) search inside the ranges the strategy declares; "
+                                   "resumable with --study-db; walk-forward with --walk-forward.")
+    p.add_argument("--config", required=True, help="node config TOML (strategies, risk)")
+    p.add_argument("--strategy", required=True, metavar="ID", help="the id of the strategy to optimise")
+    p.add_argument("--candles", action="append", required=True, metavar="SYMBOL=FILE",
+                   help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
+    p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
+    p.add_argument("--trials", type=int, default=50, help="trials to run (added to a resumed study; default 50)")
+    p.add_argument("--sampler", choices=("tpe", "random"), default="tpe", help="search (default tpe: Bayesian)")
+    p.add_argument("--objective", choices=("sharpe", "sortino", "calmar", "return_dd"), default="sharpe",
+                   help="maximised: sharpe, sortino, calmar (CAGR / max drawdown), return_dd "
+                        "(total return - penalty x max drawdown); default sharpe")
+    p.add_argument("--dd-penalty", type=float, default=1.0, help="drawdown penalty of return_dd (default 1.0)")
+    p.add_argument("--jobs", type=int, default=1, help="backtests run in parallel processes (default 1)")
+    p.add_argument("--study-db", help="SQLite file holding the study: a second run resumes it")
+    p.add_argument("--study-name", help="study name in --study-db (default STRATEGY-OBJECTIVE)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
+                   help="starting balance (default 10000 of the quote asset)")
+    p.add_argument("--fee-bps", default="10", help="taker and maker fee in bps (default 10 = 0.1 %%)")
+    p.add_argument("--slippage-bps", default="0", help="market-order slippage in bps (default 0)")
+    p.add_argument("--out", help="write the best parameters (or the walk-forward rows) here as JSON")
+    p.add_argument("--walk-forward", metavar="TRAIN_BARS:TEST_BARS[:anchored]",
+                   help="walk-forward: optimise --trials on each train window, score on the next test window")
+    p.set_defaults(func=main)
+
+
+def _walk_spec(text: str) -> tuple[int, int, bool]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("anchored", "rolling")):
+        raise ValueError(f"--walk-forward {text!r}: expected TRAIN_BARS:TEST_BARS[:anchored]")
+    train, test = int(parts[0]), int(parts[1])
+    if train <= 0 or test <= 0:
+        raise ValueError(f"--walk-forward {text!r}: bar counts must be positive")
+    return train, test, len(parts) == 3 and parts[2] == "anchored"
+
+
+def main(args) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from abidance.backtest.cli import _read
+    from abidance.backtest.data import bars_from_frame
+    from abidance.backtest.engine import sim_instruments
+    from abidance.backtest.optimize import (RunSettings, format_walk_forward, optimize, search_space,
+                                            strategy_class, walk_forward)
+    from abidance.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        balances = {}
+        for item in args.balance:
+            asset, _, amount = item.partition("=")
+            balances[asset.strip().upper()] = Decimal(amount)
+        fee, slip = Decimal(args.fee_bps), Decimal(args.slippage_bps)
+        walk = _walk_spec(args.walk_forward) if args.walk_forward else None
+        if args.trials <= 0 or args.jobs <= 0:
+            raise ValueError("--trials and --jobs must be positive")
+        space = search_space(strategy_class(config, args.strategy))
+    except ConfigError as exc:
+        print("abidance optimize: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
+        return 2
+    except InvalidOperation as exc:
+        print(f"abidance optimize: not a decimal: {exc}", file=sys.stderr)
+        return 2
+    except (KeyError, ValueError) as exc:
+        print(f"abidance optimize: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    if not space:
+        print(f"abidance optimize: strategy {args.strategy!r} declares no parameter range", file=sys.stderr)
+        return 2
+    instruments = sim_instruments()
+    bars = {}
+    for item in args.candles:
+        symbol, _, path = item.partition("=")
+        symbol = symbol.strip().upper()
+        if symbol not in instruments or not Path(path).is_file():
+            print(f"abidance optimize: --candles {item!r}: unknown symbol or missing file", file=sys.stderr)
+            return 2
+        bars[symbol] = bars_from_frame(_read(path), symbol, args.interval, instruments[symbol])
+    settings = RunSettings(args.objective, args.dd_penalty, balances or None, fee, slip)
+    print(f"searching {args.strategy}: " + ", ".join(f"{n} in [{s.low}, {s.high}]" if not s.choices else
+                                                      f"{n} in {list(s.choices)}" for n, s in space.items()))
+    if walk:
+        train, test, anchored = walk
+        rows = walk_forward(config, args.strategy, bars, train, test, anchored, args.trials, args.objective,
+                            sampler=args.sampler, jobs=args.jobs, seed=args.seed, settings=settings,
+                            instruments=instruments)
+        if not rows:
+            print("abidance optimize: not enough bars for one train + test window", file=sys.stderr)
+            return 2
+        print(format_walk_forward(rows, args.objective))
+        if args.out:
+            _write(args.out, {"strategy": args.strategy, "objective": args.objective, "anchored": anchored,
+                              "train_bars": train, "test_bars": test, "windows": [r.as_dict() for r in rows]})
+        return 0
+    storage = f"sqlite:///{Path(args.study_db).resolve()}" if args.study_db else None
+    result = optimize(config, args.strategy, bars, n_trials=args.trials, sampler=args.sampler,
+                      objective=args.objective, jobs=args.jobs, storage=storage, study_name=args.study_name,
+                      seed=args.seed, settings=settings, instruments=instruments)
+    print(f"study {result.study_name}: {result.trials} trials ({result.complete} complete, {result.pruned} pruned, "
+          f"{result.failed} failed)")
+    if result.best_params is None:
+        print("no trial produced a score (no trades, or every proposal invalid)")
+    else:
+        print(f"best {args.objective}: {result.best_value:.4f}")
+        print(f"best params: {json.dumps(result.best_params)}")
+    if args.out:
+        _write(args.out, {"strategy": args.strategy, "study_db": args.study_db, **result.as_dict()})
+    return 0 if result.best_params is not None else 1
+
+
+def _write(path: str, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+    print(f"written: {path}")
