@@ -36,6 +36,8 @@ class BacktestResult:
     balances: dict = field(default_factory=dict)
     final_equity: Decimal = Decimal(0)
     bars: int = 0
+    quote_asset: str = ""
+    base_assets: dict = field(default_factory=dict)     # symbol -> base asset
 
 
 def sim_instruments() -> dict:
@@ -103,6 +105,8 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
     finally:
         for c in reversed(components):
             c.stop()
+    out.quote_asset = quote
+    out.base_assets = {s: i.base_asset for s, i in inst.items()}
     out.balances = portfolio.balances()
     out.final_equity = portfolio.equity()
     return out

@@ -32,11 +32,24 @@ def summarize(result, steps: dict[str, Decimal] | None = None) -> dict:
            "expectancy": (sum(pnls, Decimal(0)) / len(pnls)).quantize(Decimal("1e-8")) if pnls else None,
            "fees_in_trips": fees,
            "denied": sum(1 for d in result.decisions if not d.accepted)}
+    out["fees_paid"] = sum((_fee_in_quote(f, result) for f in result.fills), Decimal(0))
     if acct is not None:
+        dd = acct.max_drawdown
+        eq = result.equity
+        duration_s = (eq[dd.trough_index].ts_event - eq[dd.peak_index].ts_event) / 1e9 if eq and dd.fraction else 0.0
         out.update(total_return=acct.total_return, cagr=acct.cagr, sharpe=acct.sharpe, sortino=acct.sortino,
-                   max_drawdown=acct.max_drawdown.fraction,
+                   max_drawdown=dd.fraction, max_drawdown_duration_h=duration_s / 3600,
+                   calmar=(acct.cagr / dd.fraction) if acct.cagr is not None and dd.fraction else None,
                    exposure=acct.exposure)
     return out
+
+
+def _fee_in_quote(fill, result) -> Decimal:
+    """A fee in the quote asset: base-asset fees at the fill price (the backtest venue charges
+    only the asset received, so there is no third asset)."""
+    if fill.commission_asset == result.base_assets.get(fill.symbol):
+        return fill.commission * fill.price
+    return fill.commission
 
 
 def html_report(result, bars_by_symbol: dict, summary: dict, path, instruments: dict) -> None:

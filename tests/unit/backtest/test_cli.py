@@ -40,8 +40,8 @@ def test_backtest_command_prints_metrics_and_writes_the_report(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = dict(line.strip().split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
     assert lines["bars"] == "5760" and int(lines["round_trips"]) > 10
-    for key in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor",
-                "exposure", "final_equity"):
+    for key in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_h",
+                "win_rate", "profit_factor", "expectancy", "exposure", "fees_paid", "round_trips", "final_equity"):
         assert key in lines
     html = report.read_text()
     assert "<table>" in html and "plotly" in html and "ETHBTC" in html
