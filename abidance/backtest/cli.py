@@ -22,6 +22,10 @@ def add_parser(sub) -> None:
     p.add_argument("--latency-ms", type=int, default=0, help="orders reach only bars opening this long after")
     p.add_argument("--spread-bps", default="0", help="market orders also pay half this spread")
     p.add_argument("--report", help="write an HTML report here")
+    p.add_argument("--to-store", metavar="URL", help="also write every event into this store (an `abidance store` "
+                   "or a ClickHouse server), in the database given by --store-database")
+    p.add_argument("--store-database", default="backtest", help="database for --to-store (default 'backtest'; "
+                   "view it with ABIDANCE_STORE_DATABASE=... abidance dashboard)")
     p.add_argument("--lookahead-check", type=int, default=0, metavar="CUTS",
                    help="also re-run on the data cut at CUTS points and flag any signal that changes")
     p.set_defaults(func=main)
@@ -74,7 +78,21 @@ def main(args) -> int:
             print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} bars", end="", file=sys.stderr,
                   flush=True)
 
-    result = run(run_backtest(config, bars, instruments=instruments, balances=balances or None,
+    store = None
+    if args.to_store:
+        import tempfile
+
+        from abidance.store.client import connect
+        from abidance.store.migrations import apply_migrations
+
+        try:
+            apply_migrations(connect(args.to_store, "default").command, args.store_database)
+        except Exception as exc:  # noqa: BLE001 - report the store problem, do not trace
+            print(f"abidance backtest: store {args.to_store}: {exc}", file=sys.stderr)
+            return 2
+        store = (lambda: connect(args.to_store, args.store_database), args.store_database,
+                 Path(tempfile.mkdtemp(prefix="abidance-backtest-spool-")))
+    result = run(run_backtest(config, bars, instruments=instruments, balances=balances or None, store=store,
                               taker_bps=fee, maker_bps=fee, slippage_bps=slip, progress=progress,
                               participation=Decimal(args.participation) if args.participation else None,
                               latency_ms=args.latency_ms, spread_bps=Decimal(args.spread_bps)))

@@ -53,7 +53,7 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
                        balances: dict[str, Decimal] | None = None, taker_bps: Decimal = Decimal(10),
                        maker_bps: Decimal = Decimal(10), slippage_bps: Decimal = Decimal(0),
                        participation: Decimal | None = None, latency_ms: int = 0, spread_bps: Decimal = Decimal(0),
-                       on_bus=None, progress=None) -> BacktestResult:
+                       on_bus=None, progress=None, store=None) -> BacktestResult:
     instruments = instruments or sim_instruments()
     inst = {s: instruments[s] for s in bars_by_symbol}
     streams = [iter(sorted(bars, key=lambda b: b.open_time)) for bars in bars_by_symbol.values()]
@@ -78,6 +78,13 @@ async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: 
     strategies = StrategyEngine(bus, clock, build_strategies(config), portfolio,
                                 {s: float(i.filters.price_fp.increment) for s, i in inst.items()})
     components = [portfolio, execution, exits, risk, strategies]
+    if store is not None:
+        # Every event into the store (a database of its own), as the live node records them.
+        from abidance.store.writer import StoreWriter
+
+        connect, database, spool_dir = store
+        components.insert(0, StoreWriter(bus, clock, connect, inst, spool_dir, database=database,
+                                         batch_rows=5000, flush_s=86_400))
     for c in components:
         c.start()
     total = sum(len(b) for b in bars_by_symbol.values())

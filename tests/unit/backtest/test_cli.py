@@ -53,3 +53,35 @@ def test_backtest_command_refuses_an_unknown_symbol(tmp_path):
                           "--candles", "NOPE=missing.feather"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2 and "unknown symbol or missing file" in out.stderr
+
+
+def test_backtest_results_go_to_the_store(tmp_path):
+    import os
+    import signal
+
+    import pytest
+
+    clickhouse_connect = pytest.importorskip("clickhouse_connect")
+    pytest.importorskip("chdb")
+    candles = shared_data("market", "ETH_BTC-5m.feather")
+    (tmp_path / "bt.toml").write_text(CONFIG)
+    # The store in its own process: chdb allows one data directory per process at a time.
+    store = subprocess.Popen([sys.executable, "-m", "abidance.cli", "store", "--data-dir", str(tmp_path / "chdb"),
+                              "--port", "0"], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = store.stdout.readline()
+        url = line.split("ready: ")[1].split()[0]
+        out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "bt.toml"),
+                              "--candles", f"ETHBTC={candles}", "--balance", "BTC=1", "--to-store", url,
+                              "--store-database", "bt_test"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        lines = dict(line.strip().split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), compress=False)
+        count = lambda t: client.query(f"SELECT count() FROM bt_test.{t}").result_rows[0][0]   # noqa: E731
+        assert count("fills") == int(lines["fills"]) and count("bars") == 5760
+        assert count("risk_decisions") > 0 and count("order_events") > 0 and count("equity") > 0
+    finally:
+        store.send_signal(signal.SIGTERM)
+        store.wait(15)
