@@ -31,20 +31,10 @@ def add_parser(sub) -> None:
     p.set_defaults(func=main)
 
 
-def _read(path: str):
-    import pandas as pd
-
-    if path.endswith(".feather"):
-        return pd.read_feather(path)
-    if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path, parse_dates=["date"])
-
-
 def main(args) -> int:
     from decimal import Decimal, InvalidOperation
 
-    from abidance.backtest.data import bars_from_frame
+    from abidance.backtest.data import load_candle_args, parse_balances
     from abidance.backtest.engine import run_backtest, sim_instruments
     from abidance.backtest.report import html_report, summarize
     from abidance.config import ConfigError, load_config
@@ -52,10 +42,7 @@ def main(args) -> int:
 
     try:
         config = load_config(args.config)
-        balances = {}
-        for item in args.balance:
-            asset, _, amount = item.partition("=")
-            balances[asset.strip().upper()] = Decimal(amount)
+        balances = parse_balances(args.balance)
         fee, slip = Decimal(args.fee_bps), Decimal(args.slippage_bps)
     except ConfigError as exc:
         print("abidance backtest: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
@@ -64,14 +51,12 @@ def main(args) -> int:
         print(f"abidance backtest: not a decimal: {exc}", file=sys.stderr)
         return 2
     instruments = sim_instruments()
-    bars = {}
-    for item in args.candles:
-        symbol, _, path = item.partition("=")
-        symbol = symbol.strip().upper()
-        if symbol not in instruments or not Path(path).is_file():
-            print(f"abidance backtest: --candles {item!r}: unknown symbol or missing file", file=sys.stderr)
-            return 2
-        bars[symbol] = bars_from_frame(_read(path), symbol, args.interval, instruments[symbol])
+    try:
+        bars = load_candle_args(args.candles, args.interval, instruments)
+    except ValueError as exc:
+        print(f"abidance backtest: {exc}", file=sys.stderr)
+        return 2
+
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty() and (done == total or done % max(1, total // 50) == 0):
             filled = 40 * done // total

@@ -23,3 +23,37 @@ def bars_from_frame(frame, symbol: str, interval: str, instrument) -> list[Bar]:
         out.append(Bar(symbol, interval, t, t + iv, _units(price, row.open), _units(price, row.high),
                        _units(price, row.low), _units(price, row.close), _units(qty, row.volume), 0))
     return out
+
+
+def read_candles(path: str):
+    """A candle file as a DataFrame: feather, parquet or csv (with a `date` column)."""
+    import pandas as pd
+
+    if path.endswith(".feather"):
+        return pd.read_feather(path)
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, parse_dates=["date"])
+
+
+def parse_balances(items) -> dict[str, Decimal]:
+    """["BTC=1", ...] -> {"BTC": Decimal("1")}; decimal.InvalidOperation on a bad amount."""
+    out = {}
+    for item in items:
+        asset, _, amount = item.partition("=")
+        out[asset.strip().upper()] = Decimal(amount)
+    return out
+
+
+def load_candle_args(items, interval: str, instruments: dict) -> dict[str, list[Bar]]:
+    """["SYMBOL=FILE", ...] -> bars per symbol; ValueError naming the bad item."""
+    from pathlib import Path
+
+    bars = {}
+    for item in items:
+        symbol, _, path = item.partition("=")
+        symbol = symbol.strip().upper()
+        if symbol not in instruments or not Path(path).is_file():
+            raise ValueError(f"--candles {item!r}: unknown symbol or missing file")
+        bars[symbol] = bars_from_frame(read_candles(path), symbol, interval, instruments[symbol])
+    return bars

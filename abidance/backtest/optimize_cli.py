@@ -50,8 +50,7 @@ def _walk_spec(text: str) -> tuple[int, int, bool]:
 def main(args) -> int:
     from decimal import Decimal, InvalidOperation
 
-    from abidance.backtest.cli import _read
-    from abidance.backtest.data import bars_from_frame
+    from abidance.backtest.data import load_candle_args, parse_balances
     from abidance.backtest.engine import sim_instruments
     from abidance.backtest.optimize import (RunSettings, format_walk_forward, optimize, search_space,
                                             strategy_class, walk_forward)
@@ -59,10 +58,7 @@ def main(args) -> int:
 
     try:
         config = load_config(args.config)
-        balances = {}
-        for item in args.balance:
-            asset, _, amount = item.partition("=")
-            balances[asset.strip().upper()] = Decimal(amount)
+        balances = parse_balances(args.balance)
         fee, slip = Decimal(args.fee_bps), Decimal(args.slippage_bps)
         walk = _walk_spec(args.walk_forward) if args.walk_forward else None
         if args.trials <= 0 or args.jobs <= 0:
@@ -81,14 +77,11 @@ def main(args) -> int:
         print(f"abidance optimize: strategy {args.strategy!r} declares no parameter range", file=sys.stderr)
         return 2
     instruments = sim_instruments()
-    bars = {}
-    for item in args.candles:
-        symbol, _, path = item.partition("=")
-        symbol = symbol.strip().upper()
-        if symbol not in instruments or not Path(path).is_file():
-            print(f"abidance optimize: --candles {item!r}: unknown symbol or missing file", file=sys.stderr)
-            return 2
-        bars[symbol] = bars_from_frame(_read(path), symbol, args.interval, instruments[symbol])
+    try:
+        bars = load_candle_args(args.candles, args.interval, instruments)
+    except ValueError as exc:
+        print(f"abidance optimize: {exc}", file=sys.stderr)
+        return 2
     settings = RunSettings(args.objective, args.dd_penalty, balances or None, fee, slip)
     print(f"searching {args.strategy}: " + ", ".join(f"{n} in [{s.low}, {s.high}]" if not s.choices else
                                                       f"{n} in {list(s.choices)}" for n, s in space.items()))
