@@ -12,14 +12,12 @@ node runs the config it was started with.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from abidance.core import topics
-from abidance.core.component import Component
 from abidance.core.events import Alert
+from abidance.store.poller import StorePoller
 
 log = logging.getLogger("abidance.store.config")
 
@@ -48,58 +46,30 @@ def is_live(key: str) -> bool:
         (section == "execution" and name in LIVE_EXECUTION_KEYS)
 
 
-class ConfigWatcher(Component):
+class ConfigWatcher(StorePoller):
+    what = "config versions"
+
     def __init__(self, bus, clock, connect, node, base_dir: Path, database: str = "abidance",
                  interval_s: float = 1.0):
-        super().__init__("ConfigWatcher", bus, clock)
-        self.connect = connect
+        super().__init__("ConfigWatcher", bus, clock, connect, database, interval_s)
         self.node = node
         self.base_dir = Path(base_dir)
-        self.database = database
-        self.interval_s = interval_s
-        self.version: int | None = None      # newest version seen (None until the first poll)
+        self.version: int | None = None      # newest version seen (None until the first look)
         self.applied: list[str] = []
         self.pending_restart: list[str] = []
-        self._client = None
-        self._busy = False
-        self._timer = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._loop = None
 
-    def on_start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="store-config")
-        self._timer = self.clock.call_every(int(self.interval_s * 1e9), self._tick)
+    def query(self, client) -> list:
+        return client.query(
+            f"SELECT version, text FROM {self.database}.config_versions "
+            f"WHERE version > {{v:UInt32}} ORDER BY version DESC LIMIT 1",
+            parameters={"v": self.version or 0}).result_rows
 
-    def on_stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _tick(self, now: int) -> None:
-        if not self._busy:
-            self._busy = True
-            self._executor.submit(self._poll)
-
-    def _poll(self) -> None:
-        try:
-            if self._client is None:
-                self._client = self.connect()
-            rows = self._client.query(
-                f"SELECT version, text FROM {self.database}.config_versions "
-                f"WHERE version > {{v:UInt32}} ORDER BY version DESC LIMIT 1",
-                parameters={"v": self.version or 0}).result_rows
-        except Exception:  # noqa: BLE001 - the store may be down: try again next tick
-            self._client = None
-            rows = []
-        finally:
-            self._busy = False
+    def handle(self, rows: list) -> None:
         if self.version is None:
             # First look: whatever is there already predates this run.
             self.version = rows[0][0] if rows else 0
-            return
-        if rows:
-            self._loop.call_soon_threadsafe(self._consider, int(rows[0][0]), rows[0][1])
+        elif rows:
+            self._consider(int(rows[0][0]), rows[0][1])
 
     def _alert(self, level: str, code: str, message: str) -> None:
         self.bus.publish(topics.ALERTS, Alert(level, "config", code, message, self.clock.time_ns()))
