@@ -224,6 +224,32 @@ def _fee_value(symbol: str, fee_asset: str, fee: Decimal, price: Decimal) -> tup
     return ZERO, ZERO
 
 
+def book_fill(b: dict, symbol: str, side: str, qty: Decimal, price: Decimal, fee: Decimal,
+              fee_asset: str) -> tuple[Decimal, Decimal]:
+    """Book one fill at average cost into `b` (keys qty, cost, realized, fees), as the portfolio
+    does: a buy adds what it received at its price, a sell realises `sold x price - cost of the
+    sold share`; fees are costs. Returns (realised PnL, fee value), both in the quote asset.
+    A fee in a third asset has no price here: when `b` has an "unpriced" mapping it is kept there.
+    """
+    fee_value, fee_base = _fee_value(symbol, fee_asset, fee, price)
+    if fee and not fee_value and not fee_base and "unpriced" in b:
+        b["unpriced"][fee_asset] += fee
+    if side == "BUY":
+        received = qty - fee_base
+        b["qty"] += received
+        b["cost"] += price * received
+        realized = -fee_value
+    else:
+        disposed = min(qty + fee_base, b["qty"])
+        removed = b["cost"] if disposed == b["qty"] else (b["cost"] * disposed / b["qty"] if b["qty"] else ZERO)
+        realized = price * disposed - removed - fee_value
+        b["qty"] -= disposed
+        b["cost"] -= removed
+    b["realized"] += realized
+    b["fees"] += fee_value
+    return realized, fee_value
+
+
 def round_trips(fills: pd.DataFrame, steps: dict[str, Decimal] | None = None
                 ) -> tuple[list[RoundTrip], dict[tuple[str, str], dict]]:
     """Closed round trips, and per (strategy_id, symbol) the open state: quantity, realised PnL,
@@ -243,26 +269,14 @@ def round_trips(fills: pd.DataFrame, steps: dict[str, Decimal] | None = None
                                    "trip_fees": ZERO, "trip_fills": 0, "opened": None, "held": [],
                                    "volume": ZERO, "fills": 0})
         qty, price = _dec(row.qty), _dec(row.price)
-        fee_value, fee_base = _fee_value(row.symbol, row.commission_asset, _dec(row.commission), price)
         ts = pd.Timestamp(row.ts)
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
         b["fills"] += 1
         b["volume"] += qty * price
-        if row.side == "BUY":
-            if b["opened"] is None:      # flat (or only dust left): a new trip starts
-                b["trip_pnl"], b["trip_fees"], b["trip_fills"], b["opened"] = ZERO, ZERO, 0, ts
-            received = qty - fee_base
-            b["qty"] += received
-            b["cost"] += price * received
-            realized = -fee_value
-        else:
-            disposed = min(qty + fee_base, b["qty"])
-            removed = b["cost"] if disposed == b["qty"] else (b["cost"] * disposed / b["qty"] if b["qty"] else ZERO)
-            realized = price * disposed - removed - fee_value
-            b["qty"] -= disposed
-            b["cost"] -= removed
-        b["realized"] += realized
-        b["fees"] += fee_value
+        if row.side == "BUY" and b["opened"] is None:      # flat (or only dust left): a new trip starts
+            b["trip_pnl"], b["trip_fees"], b["trip_fills"], b["opened"] = ZERO, ZERO, 0, ts
+        realized, fee_value = book_fill(b, row.symbol, row.side, qty, price, _dec(row.commission),
+                                        row.commission_asset)
         b["trip_pnl"] += realized
         b["trip_fees"] += fee_value
         b["trip_fills"] += 1

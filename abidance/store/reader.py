@@ -24,6 +24,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from abidance.reports.metrics import book_fill
 from abidance.store import schema
 from abidance.store.migrations import check_identifier
 
@@ -124,8 +125,9 @@ class StoreReader:
     def pnl_by(self, by: str = "strategy", start=None, end=None):
         """Realised PnL per strategy or per symbol, computed from the fills.
 
-        Average cost, as the portfolio books it: a buy adds its quantity at its price, a sell
-        realises `sold x price - cost of the sold share`; fees are costs. A fee paid in the
+        Average cost, as the portfolio books it (`abidance.reports.metrics.book_fill`, shared with
+        the dashboard's round trips): a buy adds its quantity at its price, a sell realises
+        `sold x price - cost of the sold share`; fees are costs. A fee paid in the
         quote asset counts as it is, one paid in the base asset at the fill price (a buy's
         base fee reduces the quantity received, a sell's leaves with the sold quantity); a
         fee in a third asset (BNB) has no price here and is listed in `unpriced_fees`.
@@ -148,32 +150,9 @@ class StoreReader:
             if b is None:
                 b = books[key] = {"qty": ZERO, "cost": ZERO, "realized": ZERO, "fees": ZERO, "fills": 0,
                                   "buy": ZERO, "sell": ZERO, "unpriced": defaultdict(lambda: ZERO)}
-            qty, price, fee = Decimal(qty), Decimal(price), Decimal(fee or 0)
-            fee_base = ZERO
-            if not fee:
-                fee_value = ZERO
-            elif fee_asset and symbol.endswith(fee_asset) and symbol != fee_asset:
-                fee_value = fee
-            elif fee_asset and symbol.startswith(fee_asset):
-                fee_value, fee_base = fee * price, fee
-            else:
-                fee_value = ZERO
-                b["unpriced"][fee_asset] += fee
-            if str(side).upper() == "BUY":
-                received = qty - fee_base
-                b["qty"] += received
-                b["cost"] += price * received
-                realized = -fee_value
-                b["buy"] += qty
-            else:
-                disposed = min(qty + fee_base, b["qty"])
-                removed = b["cost"] if disposed == b["qty"] else (b["cost"] * disposed / b["qty"] if b["qty"] else ZERO)
-                realized = price * disposed - removed - fee_value
-                b["qty"] -= disposed
-                b["cost"] -= removed
-                b["sell"] += qty
-            b["realized"] += realized
-            b["fees"] += fee_value
+            side = str(side).upper()
+            book_fill(b, symbol, side, Decimal(qty), Decimal(price), Decimal(fee or 0), fee_asset or "")
+            b["buy" if side == "BUY" else "sell"] += Decimal(qty)
             b["fills"] += 1
         out: dict[str, dict] = {}
         for (strategy, symbol), b in books.items():
