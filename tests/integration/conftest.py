@@ -11,28 +11,27 @@ from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfi
 from abidance.exchange.sim.server import SimServer
 
 
-class RunningSim:
-    def __init__(self, cfg: SimConfig):
+class LoopThread:
+    """A uvloop event loop running on its own thread: submit coroutines or calls to it."""
+
+    def __init__(self, name: str):
         import uvloop
 
         self.loop = uvloop.new_event_loop()
-        self.server = SimServer(cfg)
-        self._thread = threading.Thread(target=self.loop.run_forever, name="sim", daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
-        self.call(self.server.start())
 
     def call(self, coro, timeout: float = 10.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def run(self, fn, timeout: float = 10.0):
-        """Run fn() on the sim's loop (the exchange is single-threaded) and return its result."""
+        """Run fn() on the loop (what lives there is single-threaded) and return its result."""
         async def wrapper():
             return fn()
         return self.call(wrapper(), timeout)
 
-    def close(self) -> None:
-        self.call(self.server.stop())
-
+    def shutdown(self) -> None:
+        """Cancel what is left, stop the loop and its thread, close the loop."""
         async def cancel_the_rest():
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for t in tasks:
@@ -46,6 +45,17 @@ class RunningSim:
         # garbage-collected from another thread crashes the interpreter.
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+
+
+class RunningSim(LoopThread):
+    def __init__(self, cfg: SimConfig):
+        super().__init__("sim")
+        self.server = SimServer(cfg)
+        self.call(self.server.start())
+
+    def close(self) -> None:
+        self.call(self.server.stop())
+        self.shutdown()
 
     @property
     def rest_url(self) -> str:

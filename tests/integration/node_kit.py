@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 from abidance.config import parse_config
 from abidance.core import topics
 from abidance.runtime.node import TradingNode
+from tests.integration.conftest import LoopThread
 
 
 def node_config(sim, state_dir: Path, body: str, **env):
@@ -33,21 +32,17 @@ reconnect_initial_s = 0.05
     return parse_config(text, state_dir, env=dict(env))
 
 
-class RunningNode:
+class RunningNode(LoopThread):
     """TradingNode.start()/stop() on a private loop thread; events recorded by topic."""
 
     def __init__(self, config, topics_to_record=(topics.RISK_DECISIONS, topics.ORDER_EVENTS, topics.FILLS,
                                                  topics.TRADING_STATE, topics.ALERTS, topics.SIGNALS,
                                                  topics.RECONCILIATION)):
-        import uvloop
-
-        self.loop = uvloop.new_event_loop()
+        super().__init__("node")
         self.events: dict[str, list] = {t: [] for t in topics_to_record}
         self.timeline: list[tuple[str, object]] = []      # every recorded event, in bus order
         self.node = None
         self._config = config
-        self._thread = threading.Thread(target=self.loop.run_forever, name="node", daemon=True)
-        self._thread.start()
 
         async def make_and_start():
             self.node = TradingNode(config)
@@ -57,14 +52,6 @@ class RunningNode:
             await self.node.start()
 
         self.call(make_and_start(), 30)
-
-    def call(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def run(self, fn, timeout: float = 10.0):
-        async def wrapper():
-            return fn()
-        return self.call(wrapper(), timeout)
 
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition"):
         end = time.monotonic() + timeout
@@ -78,17 +65,7 @@ class RunningNode:
         try:
             self.call(self.node.stop(), 30)
         finally:
-            async def cancel_the_rest():
-                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-            self.call(cancel_the_rest())
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
+            self.shutdown()
 
 
 def sim_balances(sim) -> dict[str, Decimal]:
