@@ -16,11 +16,13 @@ def add_parser(sub) -> None:
     p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
-    p.add_argument("--fee-bps", default="10", help="taker and maker fee in bps (default 10 = 0.1 %%)")
-    p.add_argument("--slippage-bps", default="0", help="market-order slippage in bps (default 0)")
+    # The fill model comes from the config's [backtest] section; these flags override it.
+    p.add_argument("--fee-bps", help="taker and maker fee in bps for every symbol (config: backtest.taker_bps, "
+                   "maker_bps and the per-symbol tables; default 10 = 0.1 %%)")
+    p.add_argument("--slippage-bps", help="market-order slippage in bps (config: backtest.slippage_bps)")
     p.add_argument("--participation", help="fill at most this share of a bar's volume per bar (partial fills)")
-    p.add_argument("--latency-ms", type=int, default=0, help="orders reach only bars opening this long after")
-    p.add_argument("--spread-bps", default="0", help="market orders also pay half this spread")
+    p.add_argument("--latency-ms", type=int, help="orders reach only bars opening this long after")
+    p.add_argument("--spread-bps", help="market orders also pay half this spread")
     p.add_argument("--report", help="write an HTML report here")
     p.add_argument("--to-store", metavar="URL", help="also write every event into this store (an `abidance store` "
                    "or a ClickHouse server), in the database given by --store-database")
@@ -31,11 +33,18 @@ def add_parser(sub) -> None:
     p.set_defaults(func=main)
 
 
+def _dec(text):
+    from decimal import Decimal
+
+    return Decimal(text) if text is not None else None
+
+
 def main(args) -> int:
     from decimal import Decimal, InvalidOperation
 
     from abidance.backtest.data import load_candle_args, parse_balances
     from abidance.backtest.engine import run_backtest, sim_instruments
+    from abidance.backtest.venue import FillModel
     from abidance.backtest.report import html_report, summarize
     from abidance.config import ConfigError, load_config
     from abidance.runtime.loop import run
@@ -43,12 +52,20 @@ def main(args) -> int:
     try:
         config = load_config(args.config)
         balances = parse_balances(args.balance)
-        fee, slip = Decimal(args.fee_bps), Decimal(args.slippage_bps)
+        fee = Decimal(args.fee_bps) if args.fee_bps is not None else None
+        fill = FillModel.from_config(
+            config.backtest, slippage_bps=_dec(args.slippage_bps), spread_bps=_dec(args.spread_bps),
+            participation=_dec(args.participation), latency_ms=args.latency_ms,
+            **({"taker_bps": fee, "maker_bps": fee, "taker_by_symbol": {}, "maker_by_symbol": {}} if fee is not None
+               else {}))
     except ConfigError as exc:
         print("abidance backtest: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
         return 2
     except InvalidOperation as exc:
         print(f"abidance backtest: not a decimal: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
     instruments = sim_instruments()
     try:
@@ -78,9 +95,7 @@ def main(args) -> int:
         store = (lambda: connect(args.to_store, args.store_database), args.store_database,
                  Path(tempfile.mkdtemp(prefix="abidance-backtest-spool-")))
     result = run(run_backtest(config, bars, instruments=instruments, balances=balances or None, store=store,
-                              taker_bps=fee, maker_bps=fee, slippage_bps=slip, progress=progress,
-                              participation=Decimal(args.participation) if args.participation else None,
-                              latency_ms=args.latency_ms, spread_bps=Decimal(args.spread_bps)))
+                              fill=fill, progress=progress))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars})
@@ -93,7 +108,7 @@ def main(args) -> int:
         from abidance.backtest.lookahead import lookahead_check
 
         changed = run(lookahead_check(config, bars, cuts=args.lookahead_check, instruments=instruments,
-                                      balances=balances or None, taker_bps=fee, maker_bps=fee, slippage_bps=slip))
+                                      balances=balances or None, fill=fill))
         for c in changed:
             print(f"LOOK-AHEAD: with data cut at {c.cut_ns} the signal at {c.ts_event} changed: {c.full} -> "
                   f"{c.truncated}")

@@ -13,7 +13,28 @@ def _units(fp, value) -> int:
     return fp.to_units(Decimal(repr(float(value))).quantize(fp.increment))
 
 
-def bars_from_frame(frame, symbol: str, interval: str, instrument) -> list[Bar]:
+class BarSeries(list):
+    """Bars of one symbol in time order, with their integer columns (numpy int64) alongside:
+    the backtester's compiled fast path reads the columns, everything else the Bars."""
+
+    COLUMNS = ("open", "high", "low", "close", "volume", "open_time", "close_time")
+
+    def __init__(self, bars=()):
+        super().__init__(sorted(bars, key=lambda b: b.open_time))      # linear when already in order
+        self._columns = None
+
+    @property
+    def columns(self) -> dict:
+        if self._columns is None or len(self._columns["close"]) != len(self):
+            import numpy as np
+            from operator import attrgetter
+
+            self._columns = {name: np.fromiter(map(attrgetter(name), self), np.int64, len(self))
+                             for name in self.COLUMNS}
+        return self._columns
+
+
+def bars_from_frame(frame, symbol: str, interval: str, instrument) -> BarSeries:
     """A DataFrame with date, open, high, low, close, volume (freqtrade/Binance layout)."""
     iv = parse_interval(interval)
     price, qty = instrument.filters.price_fp, instrument.filters.qty_fp
@@ -22,7 +43,9 @@ def bars_from_frame(frame, symbol: str, interval: str, instrument) -> list[Bar]:
         t = int(row.date.value) if hasattr(row.date, "value") else int(row.date)
         out.append(Bar(symbol, interval, t, t + iv, _units(price, row.open), _units(price, row.high),
                        _units(price, row.low), _units(price, row.close), _units(qty, row.volume), 0))
-    return out
+    series = BarSeries(out)
+    series.columns        # built once with the data, not on each run
+    return series
 
 
 def read_candles(path: str):

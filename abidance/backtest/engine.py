@@ -1,4 +1,4 @@
-"""Run the node's engines over recorded bars: `run_backtest(config, bars)`.
+"""Run the node's engines over recorded bars: `Backtest(config, bars).run()`.
 
 The strategies, the risk engine, the execution engine, the exit manager and the
 portfolio are the live node's classes; only the clock (TestClock, moved bar by bar) and
@@ -6,14 +6,22 @@ the venue (BacktestVenue) differ. For each bar, in time order across symbols: th
 moves to the bar's open and the venue fills what the bar reaches; the portfolio marks the
 close; the clock moves to the close and the bar is published (strategies see it only
 now); the orders it caused are sent to the venue, to fill in a later bar.
+
+The venue answers at once, so the execution engine runs its requests inline
+(`ExecutionEngine(inline=True)`): a backtest needs no event loop and can be stepped
+bar by bar (`start()`, `step()`, `finish()`), as the RL environment does.
 """
 
 from __future__ import annotations
 
 import heapq
+from operator import attrgetter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+
+from abidance._core.barloop import run_until_action
 from abidance.core import topics
 from abidance.core.bus import MessageBus
 from abidance.core.clock import TestClock
@@ -23,8 +31,16 @@ from abidance.execution.exits import ExitManager
 from abidance.portfolio.portfolio import Portfolio
 from abidance.risk.engine import RiskEngine
 from abidance.runtime.node import build_strategies
+from abidance.strategy.compiled import CompiledBarStrategy
 from abidance.strategy.engine import StrategyEngine
-from abidance.backtest.venue import BacktestVenue
+from abidance.backtest.data import BarSeries
+from abidance.backtest.equity import EquityCurve
+from abidance.backtest.venue import BacktestVenue, FillModel
+
+DAY_S = 86_400
+
+
+_open_time = attrgetter("open_time")
 
 
 @dataclass
@@ -32,7 +48,7 @@ class BacktestResult:
     fills: list = field(default_factory=list)
     orders: list = field(default_factory=list)          # OrderEvents
     decisions: list = field(default_factory=list)
-    equity: list = field(default_factory=list)          # EquityPoints, one per bar
+    equity: EquityCurve | list = field(default_factory=list)     # one point per bar
     balances: dict = field(default_factory=dict)
     final_equity: Decimal = Decimal(0)
     bars: int = 0
@@ -49,71 +65,169 @@ def sim_instruments() -> dict:
     return parse_exchange_info(SimExchange(default_symbols(), lambda: 0).exchange_info())
 
 
-async def run_backtest(config, bars_by_symbol: dict[str, list], *, instruments: dict | None = None,
-                       balances: dict[str, Decimal] | None = None, taker_bps: Decimal = Decimal(10),
-                       maker_bps: Decimal = Decimal(10), slippage_bps: Decimal = Decimal(0),
-                       participation: Decimal | None = None, latency_ms: int = 0, spread_bps: Decimal = Decimal(0),
-                       on_bus=None, progress=None, store=None) -> BacktestResult:
-    instruments = instruments or sim_instruments()
-    inst = {s: instruments[s] for s in bars_by_symbol}
-    streams = [iter(sorted(bars, key=lambda b: b.open_time)) for bars in bars_by_symbol.values()]
-    first = min((b[0].open_time for b in bars_by_symbol.values() if b), default=0)
-    clock, bus = TestClock(first), MessageBus()
-    out = BacktestResult()
-    bus.subscribe(topics.FILLS, out.fills.append)
-    bus.subscribe(topics.ORDER_EVENTS, out.orders.append)
-    bus.subscribe(topics.RISK_DECISIONS, out.decisions.append)
-    if on_bus is not None:
-        on_bus(bus)          # extra subscribers (checks, progress)
-    quote = config.risk.quote_asset
-    start = balances if balances is not None else {quote: Decimal(10_000)}
-    day = 86_400
-    portfolio = Portfolio(bus, clock, quote, inst, dict(start), equity_interval_s=day)
-    venue = BacktestVenue(bus, clock, inst, taker_bps=taker_bps, maker_bps=maker_bps, slippage_bps=slippage_bps,
-                          participation=participation, latency_ms=latency_ms, spread_bps=spread_bps)
-    execution = ExecutionEngine(bus, clock, venue, inst)
-    exits = ExitManager(bus, clock, execution)
-    risk = RiskEngine(bus, clock, config.risk, inst, portfolio, ClientOrderIds("bt", seed=1), 0.0, None,
-                      config.execution.max_slippage_bps, poll_interval_s=day)
-    strategies = StrategyEngine(bus, clock, build_strategies(config), portfolio,
-                                {s: float(i.filters.price_fp.increment) for s, i in inst.items()})
-    components = [portfolio, execution, exits, risk, strategies]
-    if store is not None:
-        # Every event into the store (a database of its own), as the live node records them.
-        from abidance.store.writer import StoreWriter
+class Backtest:
+    """One backtest run over bars_by_symbol ({symbol: [Bar, ...]}), steppable."""
 
-        connect, database, spool_dir = store
-        components.insert(0, StoreWriter(bus, clock, connect, inst, spool_dir, database=database,
-                                         batch_rows=5000, flush_s=86_400))
-    for c in components:
-        c.start()
-    total = sum(len(b) for b in bars_by_symbol.values())
-    heap = []
-    for i, it in enumerate(streams):
-        bar = next(it, None)
-        if bar is not None:
-            heapq.heappush(heap, (bar.open_time, i, bar))
-    try:
-        while heap:
-            _, i, bar = heapq.heappop(heap)
-            clock.advance_to(max(clock.time_ns(), bar.open_time))
-            venue.on_bar(bar)
-            portfolio.set_mark(bar.symbol, inst[bar.symbol].filters.price_fp.increment * bar.close)
-            clock.advance_to(max(clock.time_ns(), bar.close_time))
-            bus.publish(topics.BARS, bar)
-            await execution.drain()
-            out.equity.append(portfolio.snapshot(clock.time_ns()))
-            out.bars += 1
-            if progress is not None:
-                progress(out.bars, total)
-            nxt = next(streams[i], None)
-            if nxt is not None:
-                heapq.heappush(heap, (nxt.open_time, i, nxt))
-    finally:
-        for c in reversed(components):
-            c.stop()
-    out.quote_asset = quote
-    out.base_assets = {s: i.base_asset for s, i in inst.items()}
-    out.balances = portfolio.balances()
-    out.final_equity = portfolio.equity()
-    return out
+    def __init__(self, config, bars_by_symbol: dict[str, list], *, instruments: dict | None = None,
+                 balances: dict[str, Decimal] | None = None, fill: FillModel | None = None,
+                 on_bus=None, progress=None, store=None, **fill_overrides):
+        # The fill model: `fill`, else the config's [backtest] section with any keyword
+        # (taker_bps=, slippage_bps=, participation=, ...) on top.
+        fill = fill or FillModel.from_config(config.backtest, **fill_overrides)
+        instruments = instruments or sim_instruments()
+        missing = sorted(set(bars_by_symbol) - set(instruments))
+        if missing:
+            raise ValueError(f"no instrument for {', '.join(missing)} (bars given for them)")
+        self.instruments = inst = {s: instruments[s] for s in bars_by_symbol}
+        self._bars = bars_by_symbol
+        self.total = sum(len(b) for b in bars_by_symbol.values())
+        first = min((b[0].open_time for b in bars_by_symbol.values() if b), default=0)
+        self.clock, self.bus = clock, bus = TestClock(first), MessageBus()
+        self.result = out = BacktestResult()
+        bus.subscribe(topics.FILLS, out.fills.append)
+        bus.subscribe(topics.ORDER_EVENTS, out.orders.append)
+        bus.subscribe(topics.RISK_DECISIONS, out.decisions.append)
+        if on_bus is not None:
+            on_bus(bus)          # extra subscribers (checks, progress)
+        self.progress = progress
+        self.quote = quote = config.risk.quote_asset
+        start = balances if balances is not None else {quote: Decimal(10_000)}
+        self.portfolio = Portfolio(bus, clock, quote, inst, dict(start), equity_interval_s=DAY_S)
+        self.venue = BacktestVenue(bus, clock, inst, fill)
+        self.execution = ExecutionEngine(bus, clock, self.venue, inst, inline=True)
+        self.exits = ExitManager(bus, clock, self.execution)
+        self.risk = RiskEngine(bus, clock, config.risk, inst, self.portfolio, ClientOrderIds("bt", seed=1), 0.0,
+                               None, config.execution.max_slippage_bps, poll_interval_s=DAY_S)
+        self.strategies = StrategyEngine(bus, clock, build_strategies(config), self.portfolio,
+                                         {s: float(i.filters.price_fp.increment) for s, i in inst.items()})
+        self.curve = out.equity = EquityCurve(self.portfolio, inst)
+        bus.subscribe(topics.FILLS, self.curve.on_fill)
+        # The risk engine's equity breakers need the account valued on every bar, and the store
+        # records an equity row per bar; otherwise the portfolio's daily snapshot is enough
+        # (the curve above is recorded either way).
+        self._snapshot_each_bar = bool(config.risk.max_drawdown or config.risk.daily_loss_limit or store)
+        self.components = [self.portfolio, self.execution, self.exits, self.risk, self.strategies]
+        if store is not None:
+            # Every event into the store (a database of its own), as the live node records them.
+            from abidance.store.writer import StoreWriter
+
+            connect, database, spool_dir = store
+            self.components.insert(0, StoreWriter(bus, clock, connect, inst, spool_dir, database=database,
+                                                  batch_rows=5000, flush_s=DAY_S))
+        self._queue: list = []          # every bar, in time order across symbols
+        self._next = 0
+        self._fast = None               # (kernel-running strategies, columns) when fast-forward applies
+        self._handoff = False           # the next bar was already seen by the kernel
+        self._finished = False
+
+    def start(self) -> None:
+        for c in self.components:
+            c.start()
+        # Timsort is linear on bars already in order (the usual case).
+        streams = [bars if isinstance(bars, BarSeries) else sorted(bars, key=_open_time)
+                   for bars in self._bars.values()]
+        self._queue = streams[0] if len(streams) == 1 else list(heapq.merge(*streams, key=_open_time))
+        self._fast = self._fast_forward_plan()
+
+    def step(self):
+        """Process the next bar (in time order across symbols); None when there is none left."""
+        if self._fast is not None and not self._handoff and self._next < len(self._queue):
+            self._fast_forward()
+        self._handoff = False
+        if self._next >= len(self._queue):
+            return None
+        bar = self._queue[self._next]
+        self._next += 1
+        clock, out = self.clock, self.result
+        if bar.open_time > clock.time_ns():
+            clock.advance_to(bar.open_time)
+        if self.venue.resting:
+            self.venue.on_bar(bar)
+        self.portfolio.set_mark_ticks(bar.symbol, bar.close)
+        if bar.close_time > clock.time_ns():
+            clock.advance_to(bar.close_time)
+        self.bus.publish(topics.BARS, bar)
+        if self._snapshot_each_bar:
+            self.portfolio.snapshot(bar.close_time)
+        self.curve.record(bar.close_time, bar.symbol, bar.close)
+        out.bars += 1
+        if self.progress is not None:
+            self.progress(out.bars, self.total)
+        return bar
+
+    # ---- fast-forward ------------------------------------------------------------------
+
+    def _fast_forward_plan(self):
+        """Compiled strategies only, one symbol, nothing else listening to bars: the kernels can
+        run over the quiet bars in C (see _fast_forward). None when any of that is not so."""
+        strategies = [s for s in self.strategies.strategies.values() if s.id not in self.strategies.disabled]
+        if len(self._bars) != 1 or not strategies or not all(isinstance(s, CompiledBarStrategy) for s in strategies):
+            return None
+        symbol = next(iter(self._bars))
+        bars = self._queue
+        if not bars or any(bars[0].interval != s.timeframe or symbol not in s.traded_symbols for s in strategies):
+            return None
+        expected = {self.risk.handle_bar, self.strategies.handle_bar}
+        if set(self.bus._subscribers.get(topics.BARS, ())) - expected or self._snapshot_each_bar:
+            return None
+        if len(strategies) != 1:
+            return None             # one kernel per run: several would each stop the others' bars
+        cols = bars.columns if isinstance(bars, BarSeries) else BarSeries(bars).columns
+        return strategies[0], symbol, cols
+
+    def _fast_forward(self) -> None:
+        """Run the kernel over bars until one it acts on, while nothing else can happen: no
+        order resting, no exit armed, no timer due. Those bars only move the marks and the curve."""
+        strategy, symbol, cols = self._fast
+        if strategy.id in self.strategies.disabled:
+            self._fast = None
+            return
+        if self.venue.resting or self.exits.brackets:
+            return
+        i, n = self._next, len(self._queue)
+        due = self.clock.next_timer_ns()
+        stop = n if due is None else min(n, int(np.searchsorted(cols["close_time"], due, side="left")))
+        if stop <= i:
+            return
+        kernel = strategy.kernels[symbol]
+        j = run_until_action(kernel, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], i, stop)
+        if j > i:
+            last = self._queue[j - 1]
+            self.clock.advance_to(max(self.clock.time_ns(), last.close_time))
+            self.portfolio.set_mark_ticks(symbol, last.close)
+            self.risk.handle_bar(last)
+            self.curve.extend(cols["close_time"][i:j].tolist(), symbol, cols["close"][i:j].tolist())
+            self.result.bars += j - i
+            self._next = j
+            if self.progress is not None:
+                self.progress(self.result.bars, self.total)
+        if j < stop:
+            strategy.take_action(symbol, self._queue[j].close_time)   # the next step() hands it over
+            self._handoff = True
+
+    def finish(self) -> BacktestResult:
+        if not self._finished:
+            self._finished = True
+            for c in reversed(self.components):
+                c.stop()
+            out = self.result
+            out.quote_asset = self.quote
+            out.base_assets = {s: i.base_asset for s, i in self.instruments.items()}
+            out.balances = self.portfolio.balances()
+            out.final_equity = self.portfolio.equity()
+        return self.result
+
+    def run(self) -> BacktestResult:
+        self.start()
+        try:
+            while self.step() is not None:
+                pass
+        finally:
+            result = self.finish()
+        return result
+
+
+async def run_backtest(config, bars_by_symbol: dict[str, list], **options) -> BacktestResult:
+    """Run a whole backtest (the keyword options are Backtest's). A coroutine for the callers
+    that run inside an event loop (the store writer's thread, the CLI); the work is synchronous."""
+    return Backtest(config, bars_by_symbol, **options).run()

@@ -16,8 +16,7 @@ def fills_frame(result) -> pd.DataFrame:
 
 
 def equity_frame(result) -> pd.DataFrame:
-    return pd.DataFrame([{"ts": pd.Timestamp(p.ts_event, tz="UTC"), "equity": p.equity,
-                          "positions_value": p.positions_value, "drawdown": p.drawdown} for p in result.equity])
+    return result.equity.frame()
 
 
 def summarize(result, steps: dict[str, Decimal] | None = None) -> dict:

@@ -10,7 +10,9 @@ later bar. Fill model (documented assumptions, chosen in the constructor):
   waits for the next bars (partial fills, PARTIALLY_FILLED updates).
 - `latency_ms`: an order only reaches bars that open at least that long after it was sent.
 - `spread_bps`: market orders also pay half this spread.
-- Fees are charged in the asset received, as Binance does without BNB.
+- Fees are charged in the asset received, as Binance does without BNB; maker and taker
+  rates per instrument (`FillModel.maker_by_symbol` / `taker_by_symbol`), else the defaults.
+The model comes from the config's [backtest] section (`FillModel.from_config`).
 Updates reach the execution engine on topics.ORDER_UPDATES, exactly as the live user
 stream delivers them, so the same engines and accounting run in backtest and live.
 """
@@ -18,6 +20,7 @@ stream delivers them, so the same engines and accounting run in backtest and liv
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from abidance.core import topics
@@ -26,20 +29,71 @@ from abidance.core.events import OrderUpdate
 BPS = Decimal(10_000)
 
 
+@dataclass(frozen=True)
+class FillModel:
+    """How the simulated venue fills: fees, slippage, spread, volume participation, latency."""
+
+    taker_bps: Decimal = Decimal(10)
+    maker_bps: Decimal = Decimal(10)
+    taker_by_symbol: dict = field(default_factory=dict)     # symbol -> bps
+    maker_by_symbol: dict = field(default_factory=dict)
+    slippage_bps: Decimal = Decimal(0)
+    spread_bps: Decimal = Decimal(0)
+    participation: Decimal | None = None                     # share of volume per bar/trade; None = all
+    latency_ms: int = 0
+
+    def __post_init__(self):
+        for name in ("taker_bps", "maker_bps", "slippage_bps", "spread_bps"):
+            value = Decimal(getattr(self, name))
+            if not value.is_finite() or value < 0:
+                raise ValueError(f"{name} must be a finite decimal >= 0, got {getattr(self, name)}")
+            object.__setattr__(self, name, value)
+        for name in ("taker_by_symbol", "maker_by_symbol"):
+            table = {s: Decimal(v) for s, v in getattr(self, name).items()}
+            bad = [s for s, v in table.items() if not v.is_finite() or v < 0]
+            if bad:
+                raise ValueError(f"{name}.{bad[0]} must be a finite decimal >= 0, got {table[bad[0]]}")
+            object.__setattr__(self, name, table)
+        if self.participation is not None:
+            p = Decimal(self.participation)
+            if not Decimal(0) < p <= 1:
+                raise ValueError(f"participation must be within (0, 1], got {self.participation}")
+            object.__setattr__(self, "participation", p)
+        if int(self.latency_ms) < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
+
+    @classmethod
+    def from_config(cls, section, **overrides) -> "FillModel":
+        """The [backtest] section, with the given (non-None) values on top."""
+        values = {"taker_bps": section.taker_bps, "maker_bps": section.maker_bps,
+                  "taker_by_symbol": dict(section.taker_bps_by_symbol),
+                  "maker_by_symbol": dict(section.maker_bps_by_symbol), "slippage_bps": section.slippage_bps,
+                  "spread_bps": section.spread_bps, "participation": section.participation or None,
+                  "latency_ms": section.latency_ms}
+        known = {f.name for f in fields(cls)}
+        for name, value in overrides.items():
+            if name not in known:
+                raise TypeError(f"unknown fill model setting {name!r}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def rates(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """(maker, taker) fee rates of symbol, as fractions of the notional."""
+        return (self.maker_by_symbol.get(symbol, self.maker_bps) / BPS,
+                self.taker_by_symbol.get(symbol, self.taker_bps) / BPS)
+
+
 class BacktestVenue:
-    def __init__(self, bus, clock, instruments: dict, *, taker_bps: Decimal = Decimal(10),
-                 maker_bps: Decimal = Decimal(10), slippage_bps: Decimal = Decimal(0),
-                 participation: Decimal | None = None, latency_ms: int = 0, spread_bps: Decimal = Decimal(0)):
+    def __init__(self, bus, clock, instruments: dict, fill: FillModel | None = None):
         self.bus = bus
         self.clock = clock
         self.instruments = instruments
-        self.taker = Decimal(taker_bps) / BPS
-        self.maker = Decimal(maker_bps) / BPS
-        self.slippage = (Decimal(slippage_bps) + Decimal(spread_bps) / 2) / BPS
-        if participation is not None and not Decimal(0) < Decimal(participation) <= 1:
-            raise ValueError(f"participation must be within (0, 1], got {participation}")
-        self.participation = Decimal(participation) if participation is not None else None
-        self.latency_ns = int(latency_ms) * 1_000_000
+        self.fill = fill = fill or FillModel()
+        self.rates = {s: fill.rates(s) for s in instruments}
+        self.slippage = (fill.slippage_bps + fill.spread_bps / 2) / BPS
+        self.participation = fill.participation
+        self.latency_ns = int(fill.latency_ms) * 1_000_000
         self._filled: dict[str, int] = {}            # cid -> steps filled so far
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
@@ -116,7 +170,7 @@ class BacktestVenue:
         if order.order_type == "MARKET" and self.slippage:
             moved = price * (1 + self.slippage if order.side == "BUY" else 1 - self.slippage)
             price = moved.quantize(f.price_fp.increment, rounding=ROUND_HALF_EVEN)
-        rate = self.maker if maker else self.taker
+        rate = self.rates[order.symbol][0 if maker else 1]
         if order.side == "BUY":
             commission, asset = qty * rate, inst.base_asset
         else:

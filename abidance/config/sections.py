@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from abidance.config.schema import (
-    BOOL, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
+    BOOL, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
 )
 from abidance.exchange.binance.config import VENUES, BinanceConfig
 
@@ -122,6 +122,48 @@ class StoreSection:
     market_data: bool = key(BOOL, True, "Also record trades, bars and book tops (high volume).")
 
 
+@dataclass(frozen=True)
+class MlSection:
+    min_oos_auc: float = key(FLOAT, 0.55, "Promotion to live needs at least this out-of-sample ROC AUC "
+                             "(0.5 = no skill); `abidance models promote --force` with a reason overrides.",
+                             ge=0.5, le=1)
+    min_oos_trades: int = key(INT, 50, "Promotion to live needs at least this many out-of-sample signals "
+                              "(trades) behind its metrics.", ge=0)
+    min_confidence: float = key(FLOAT, 0.55, "A model's signal is acted on (live) or recorded as a would-be "
+                                "signal (shadow) only when its probability reaches this.", ge=0.5, le=1)
+    drift_window: int = key(INT, 500, "Rolling window, in live predictions, over which feature drift (PSI) and "
+                            "the live hit rate are measured.", ge=20, le=100000)
+    drift_psi_threshold: float = key(FLOAT, 0.25, "Demote a live model to shadow when a feature's PSI against "
+                                     "its training distribution exceeds this (0.1 = moderate, 0.25 = large shift) "
+                                     "and the PSI that windows of this length reach inside the training data.",
+                                     gt=0)
+    min_live_hit_rate_ratio: float = key(FLOAT, 0.7, "Demote a live model to shadow when its live hit rate falls "
+                                         "below this share of its out-of-sample hit rate; 0 = off.", ge=0, le=1)
+    drift_min_outcomes: int = key(INT, 50, "Realised outcomes needed in the window before the live hit rate is "
+                                  "judged.", ge=1)
+    registry_poll_s: float = key(FLOAT, 5.0, "Seconds between the node's reads of the model registry (a "
+                                 "promotion or demotion made with `abidance models` takes effect then).", gt=0)
+    close_on_demote: bool = key(BOOL, True, "When drift demotes a live model, sell what its strategy bought "
+                                "(its exits are no longer traded); false leaves the position to the risk limits, "
+                                "the exits and the operator.")
+
+
+@dataclass(frozen=True)
+class BacktestSection:
+    taker_bps: Decimal = key(QTY, "10", "Taker fee in bps of the notional (10 = 0.1 %, Binance's base rate), "
+                             "charged in the asset received.")
+    maker_bps: Decimal = key(QTY, "10", "Maker fee in bps, for limit orders that rested before filling.")
+    taker_bps_by_symbol: dict = key(QTY_TABLE, {}, "Per-instrument taker fees overriding backtest.taker_bps, "
+                                    "e.g. { BTCUSDT = \"0\" } for a zero-fee pair.")
+    maker_bps_by_symbol: dict = key(QTY_TABLE, {}, "Per-instrument maker fees overriding backtest.maker_bps.")
+    slippage_bps: Decimal = key(QTY, "0", "Market orders fill this many bps worse than the next open / trade.")
+    spread_bps: Decimal = key(QTY, "0", "Market orders also pay half this spread (bar data has no book).")
+    participation: Decimal = key(QTY, "0", "Fill at most this share of a bar's (or trade's) volume; the rest "
+                                 "waits (partial fills); \"0\" = no volume limit.")
+    latency_ms: int = key(INT, 0, "An order reaches only bars opening (trades printed) at least this long after "
+                          "it was sent.", ge=0)
+
+
 @dataclass(frozen=True, kw_only=True)
 class StrategyConfig:
     id: str = key(STR, REQUIRED, "Unique name of this strategy instance (orders and reports carry it).",
@@ -180,8 +222,13 @@ EXECUTION = Section.of("execution", ExecutionSection, "How orders are worked onc
 DATA = Section.of("data", DataSection, "Market data the node subscribes to and builds.")
 STORE = Section.of("store", StoreSection, "The ClickHouse store every event is written to (docs/store.md). Its "
                    "user and password come from ABIDANCE_STORE_USER / ABIDANCE_STORE_PASSWORD, never this file.")
+ML = Section.of("ml", MlSection, "Machine-learning models in the node: promotion criteria, the confidence to "
+                "act, and the drift safeguards that demote a live model to shadow (docs/registry.md).")
+BACKTEST = Section.of("backtest", BacktestSection, "The backtester's fill model and fees (docs/backtest.md); "
+                      "`abidance backtest` flags override them.")
 STRATEGY = Section.of("strategies", StrategyConfig, "One [[strategies]] table per strategy instance.")
-SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA, STORE)}
+SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA, STORE, ML,
+                                                           BACKTEST)}
 VERSION = Spec(INT, CONFIG_VERSION, "Version of this file's layout, for later migrations.", choices=(CONFIG_VERSION,),
                attr="config_version")
 SIM_DOC = ("The local simulator's settings, passed through as a raw table and validated by the simulator "
@@ -199,6 +246,8 @@ class NodeConfig:
     execution: ExecutionSection = field(default_factory=ExecutionSection)
     data: DataSection = field(default_factory=DataSection)
     store: StoreSection = field(default_factory=StoreSection)
+    ml: MlSection = field(default_factory=MlSection)
+    backtest: BacktestSection = field(default_factory=BacktestSection)
     strategies: tuple[StrategyConfig, ...] = ()
     sim: dict[str, Any] = field(default_factory=dict)     # raw [sim] table: the simulator validates it
 

@@ -28,10 +28,24 @@ NS = 1_000_000_000
 SENDERS = 8         # new-order requests in flight at once
 
 
+def run_inline(coro) -> None:
+    """Run a coroutine that never suspends (an in-process venue's call) to its end, now."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise RuntimeError("a venue call suspended in inline mode: an inline venue must answer at once")
+
+
 class ExecutionEngine(Component):
-    def __init__(self, bus, clock, client, instruments: dict, *, cancel_replace: bool = False, is_ours=None):
+    def __init__(self, bus, clock, client, instruments: dict, *, cancel_replace: bool = False, is_ours=None,
+                 inline: bool = False):
         super().__init__("ExecutionEngine", bus, clock)
         self.client = client
+        # inline: the client answers at once (the backtest venue), so requests run to completion
+        # where they are made, without an event loop: a backtest steps synchronously.
+        self.inline = inline
         self.instruments = instruments
         self.cancel_replace = cancel_replace
         self.is_ours = is_ours or (lambda cid: False)
@@ -70,6 +84,9 @@ class ExecutionEngine(Component):
         return [o for o in self.orders.values() if o.is_open]
 
     def _spawn(self, coro) -> None:
+        if self.inline:
+            run_inline(coro)
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -85,6 +102,9 @@ class ExecutionEngine(Component):
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
     def _send_new(self, order: Order) -> None:
+        if self.inline:
+            run_inline(self._submit(order))
+            return
         if self._outbox is None:
             loop = asyncio.get_running_loop()
             self._outbox = asyncio.Queue()

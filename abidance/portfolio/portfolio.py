@@ -173,6 +173,10 @@ class Portfolio(Component):
         """Set a mark by hand (backtests, tests): an exact price on the symbol's tick grid."""
         self._marks[symbol] = self.instruments[symbol].price.to_units(_dec(price, "price"))
 
+    def set_mark_ticks(self, symbol: str, ticks: int) -> None:
+        """Set a mark already in the symbol's ticks (the backtester's bar closes)."""
+        self._marks[symbol] = ticks
+
     def handle_fill(self, fill: Fill) -> None:
         inst = self.instruments.get(fill.symbol)
         if inst is None:

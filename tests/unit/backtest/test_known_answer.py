@@ -101,3 +101,65 @@ def test_volume_participation_splits_a_fill_over_bars_and_latency_delays_it(tmp_
     assert buys[0].ts_event == bars[3].open_time
     statuses = [o.status for o in result.orders if o.side == "BUY"]
     assert "PARTIALLY_FILLED" in statuses and statuses[-1] == "FILLED"
+
+
+def config_with(tmp_path, extra: str):
+    (tmp_path / "bts.py").write_text(STRATEGY)
+    return parse_config(f"""
+config_version = 1
+[node]
+mode = "live"
+strategies_dir = "{tmp_path}"
+[risk]
+quote_asset = "USDT"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "1000"
+min_confidence = 0.0
+{extra}
+[[strategies]]
+id = "bts"
+class = "bts:BuyThenSell"
+symbols = ["BTCUSDT"]
+timeframe = "1m"
+""", tmp_path, env={})
+
+
+FIVE_BARS = [("100", "101", "99", "100"), ("100", "105", "99", "104"), ("104", "111", "103", "110"),
+             ("110", "112", "108", "109"), ("109", "109", "109", "109")]
+
+
+def test_fees_per_instrument_come_from_the_config(tmp_path):
+    bars = [bar(i, *p) for i, p in enumerate(FIVE_BARS)]
+    cfg = config_with(tmp_path, '[backtest]\ntaker_bps = "10"\ntaker_bps_by_symbol = { BTCUSDT = "25" }')
+    result = asyncio.run(run_backtest(cfg, {"BTCUSDT": bars}, balances={"USDT": Decimal("10000")}))
+    buy, sell = result.fills
+    assert (buy.quantity, buy.commission, buy.commission_asset) == (Decimal("10.00000"), Decimal("0.025"), "BTC")
+    # 9.975 BTC left, sold in whole steps at 110, 0.25 % fee in USDT.
+    assert (sell.quantity, sell.commission) == (Decimal("9.97500"), Decimal("2.7431250"))
+    assert result.final_equity == Decimal("10000") - 1000 + Decimal("9.975") * 110 - Decimal("2.743125")
+    # A keyword on top of the config wins over it (the CLI's flags do this).
+    zero = asyncio.run(run_backtest(cfg, {"BTCUSDT": bars}, balances={"USDT": Decimal("10000")},
+                                    taker_by_symbol={}, taker_bps=Decimal(0)))
+    assert [f.commission for f in zero.fills] == [0, 0]
+    assert zero.final_equity == Decimal("10100")
+
+
+def test_a_bad_fill_model_is_refused_naming_the_setting(tmp_path):
+    import pytest
+
+    from abidance.backtest.venue import FillModel
+    from abidance.config import ConfigError
+
+    with pytest.raises(ValueError, match="participation must be within"):
+        FillModel(participation=Decimal("1.5"))
+    with pytest.raises(ValueError, match=r"taker_by_symbol.BTCUSDT must be a finite decimal >= 0"):
+        FillModel(taker_by_symbol={"BTCUSDT": Decimal("NaN")})
+    with pytest.raises(TypeError, match="unknown fill model setting 'fee'"):
+        FillModel.from_config(config(tmp_path).backtest, fee=1)
+    with pytest.raises(ConfigError, match="backtest.participation"):
+        config_with(tmp_path, '[backtest]\nparticipation = "2"')
