@@ -35,6 +35,9 @@ class TradeEvent:
     ts_event: int
     ts_init: int
 
+def trade_event(symbol: str, trade_id: int, price: int, qty: int, buyer_is_maker: bool, ts_trade: int,
+                ts_event: int = -1, ts_init: int = -1) -> TradeEvent: ...
+
 class AggTradeEvent:
     symbol: str
     agg_id: int

@@ -11,8 +11,12 @@ def add_parser(sub) -> None:
                        description="Backtest on the live engines: strategies, risk, execution and portfolio under "
                                    "a simulated clock and venue (docs/backtest.md).")
     p.add_argument("--config", required=True, help="node config TOML (strategies, risk)")
-    p.add_argument("--candles", action="append", required=True, metavar="SYMBOL=FILE",
-                   help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
+                      help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
+    data.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
+                      help="recorded trades for a symbol (timestamp ms, id, side, price, amount): bars are built "
+                           "from them as live and orders fill at the next trade")
     p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
@@ -42,7 +46,7 @@ def _dec(text):
 def main(args) -> int:
     from decimal import Decimal, InvalidOperation
 
-    from abidance.backtest.data import load_candle_args, parse_balances
+    from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances
     from abidance.backtest.engine import run_backtest, sim_instruments
     from abidance.backtest.venue import FillModel
     from abidance.backtest.report import html_report, summarize
@@ -69,15 +73,20 @@ def main(args) -> int:
         return 2
     instruments = sim_instruments()
     try:
-        bars = load_candle_args(args.candles, args.interval, instruments)
+        if args.trades:
+            trades, bars = load_trade_args(args.trades, instruments), None
+        else:
+            trades, bars = None, load_candle_args(args.candles, args.interval, instruments)
     except ValueError as exc:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
 
+    unit = "trades" if trades else "bars"
+
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty() and (done == total or done % max(1, total // 50) == 0):
             filled = 40 * done // total
-            print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} bars", end="", file=sys.stderr,
+            print(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} {unit}", end="", file=sys.stderr,
                   flush=True)
 
     store = None
@@ -94,16 +103,29 @@ def main(args) -> int:
             return 2
         store = (lambda: connect(args.to_store, args.store_database), args.store_database,
                  Path(tempfile.mkdtemp(prefix="abidance-backtest-spool-")))
-    result = run(run_backtest(config, bars, instruments=instruments, balances=balances or None, store=store,
-                              fill=fill, progress=progress))
+    built: dict[str, list] = {}        # on trades: the bars the engines built, for the report's chart
+
+    def collect(bus) -> None:
+        from abidance.core import topics
+
+        bus.subscribe(topics.BARS, lambda bar: built.setdefault(bar.symbol, []).append(bar))
+
+    result = run(run_backtest(config, bars, trades=trades, instruments=instruments, balances=balances or None,
+                              store=store, fill=fill, progress=progress, on_bus=collect if trades else None))
+    symbols = list(trades or bars)
+    chart_bars = bars or {s: [b for b in built.get(s, []) if b.interval == config.strategies[0].timeframe]
+                          for s in symbols} if config.strategies else bars or built
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars})
+    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in symbols})
     for key, value in summary.items():
         print(f"{key:>16}: {value if not isinstance(value, float) else f'{value:.4f}'}")
     if args.report:
-        html_report(result, bars, summary, args.report, instruments)
+        html_report(result, chart_bars, summary, args.report, instruments)
         print(f"report: {args.report}")
+    if args.lookahead_check and trades:
+        print("look-ahead check: runs on candles (--candles), not on trades", file=sys.stderr)
+        return 2
     if args.lookahead_check:
         from abidance.backtest.lookahead import lookahead_check
 

@@ -48,15 +48,38 @@ def bars_from_frame(frame, symbol: str, interval: str, instrument) -> BarSeries:
     return series
 
 
+def trades_from_frame(frame, symbol: str, instrument) -> list:
+    """Recorded trades (freqtrade/ccxt layout: timestamp in ms, id, side, price, amount) ->
+    TradeEvents in ticks and steps, in time order. `side` is the taker's: a "sell" means the
+    buyer was the maker."""
+    from abidance._core.wire import trade_event
+
+    price, qty = instrument.filters.price_fp, instrument.filters.qty_fp
+    out = []
+    for row in frame.itertuples(index=False):
+        ts = int(row.timestamp) * 1_000_000
+        try:
+            out.append(trade_event(symbol, int(row.id), _units(price, row.price), _units(qty, row.amount),
+                                   str(row.side).lower() == "sell", ts))
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"{symbol} trade {row.id} at {row.timestamp}: {exc}") from None
+    out.sort(key=lambda t: (t.ts_trade, t.trade_id))
+    return out
+
+
 def read_candles(path: str):
     """A candle file as a DataFrame: feather, parquet or csv (with a `date` column)."""
+    return _read_frame(path, parse_dates=["date"])
+
+
+def _read_frame(path: str, **csv_options):
     import pandas as pd
 
     if path.endswith(".feather"):
         return pd.read_feather(path)
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
-    return pd.read_csv(path, parse_dates=["date"])
+    return pd.read_csv(path, **csv_options)
 
 
 def parse_balances(items) -> dict[str, Decimal]:
@@ -70,13 +93,22 @@ def parse_balances(items) -> dict[str, Decimal]:
 
 def load_candle_args(items, interval: str, instruments: dict) -> dict[str, list[Bar]]:
     """["SYMBOL=FILE", ...] -> bars per symbol; ValueError naming the bad item."""
+    return {symbol: bars_from_frame(read_candles(path), symbol, interval, instruments[symbol])
+            for symbol, path in _symbol_files("--candles", items, instruments)}
+
+
+def load_trade_args(items, instruments: dict) -> dict[str, list]:
+    """["SYMBOL=FILE", ...] of recorded trades -> TradeEvents per symbol; ValueError naming the bad item."""
+    return {symbol: trades_from_frame(_read_frame(path), symbol, instruments[symbol])
+            for symbol, path in _symbol_files("--trades", items, instruments)}
+
+
+def _symbol_files(flag: str, items, instruments: dict):
     from pathlib import Path
 
-    bars = {}
     for item in items:
         symbol, _, path = item.partition("=")
         symbol = symbol.strip().upper()
         if symbol not in instruments or not Path(path).is_file():
-            raise ValueError(f"--candles {item!r}: unknown symbol or missing file")
-        bars[symbol] = bars_from_frame(read_candles(path), symbol, interval, instruments[symbol])
-    return bars
+            raise ValueError(f"{flag} {item!r}: unknown symbol or missing file")
+        yield symbol, path

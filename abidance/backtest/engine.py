@@ -43,6 +43,14 @@ DAY_S = 86_400
 _open_time = attrgetter("open_time")
 
 
+def _trade_order(trade) -> tuple[int, int]:
+    return trade.ts_trade, trade.trade_id
+
+
+def _time(event) -> int:
+    return event.ts_trade if hasattr(event, "ts_trade") else event.open_time
+
+
 @dataclass
 class BacktestResult:
     fills: list = field(default_factory=list)
@@ -52,6 +60,7 @@ class BacktestResult:
     balances: dict = field(default_factory=dict)
     final_equity: Decimal = Decimal(0)
     bars: int = 0
+    trades: int = 0                                     # trades fed (trade-driven runs)
     quote_asset: str = ""
     base_assets: dict = field(default_factory=dict)     # symbol -> base asset
 
@@ -66,22 +75,28 @@ def sim_instruments() -> dict:
 
 
 class Backtest:
-    """One backtest run over bars_by_symbol ({symbol: [Bar, ...]}), steppable."""
+    """One backtest run, steppable: over bars ({symbol: [Bar, ...]}) or over trades
+    (`trades={symbol: [TradeEvent, ...]}`: the node's DataEngine builds the bars from them,
+    as live, and orders fill at the next trade)."""
 
-    def __init__(self, config, bars_by_symbol: dict[str, list], *, instruments: dict | None = None,
-                 balances: dict[str, Decimal] | None = None, fill: FillModel | None = None,
-                 on_bus=None, progress=None, store=None, **fill_overrides):
+    def __init__(self, config, bars_by_symbol: dict[str, list] | None = None, *, trades: dict | None = None,
+                 instruments: dict | None = None, balances: dict[str, Decimal] | None = None,
+                 fill: FillModel | None = None, on_bus=None, progress=None, store=None, **fill_overrides):
+        if (trades is None) == (bars_by_symbol is None):
+            raise ValueError("a backtest runs over bars or over trades: give exactly one of them")
+        self.on_trades = trades is not None
+        bars_by_symbol = trades if self.on_trades else bars_by_symbol
         # The fill model: `fill`, else the config's [backtest] section with any keyword
         # (taker_bps=, slippage_bps=, participation=, ...) on top.
         fill = fill or FillModel.from_config(config.backtest, **fill_overrides)
         instruments = instruments or sim_instruments()
         missing = sorted(set(bars_by_symbol) - set(instruments))
         if missing:
-            raise ValueError(f"no instrument for {', '.join(missing)} (bars given for them)")
+            raise ValueError(f"no instrument for {', '.join(missing)} (data given for them)")
         self.instruments = inst = {s: instruments[s] for s in bars_by_symbol}
         self._bars = bars_by_symbol
         self.total = sum(len(b) for b in bars_by_symbol.values())
-        first = min((b[0].open_time for b in bars_by_symbol.values() if b), default=0)
+        first = min((_time(b[0]) for b in bars_by_symbol.values() if b), default=0)
         self.clock, self.bus = clock, bus = TestClock(first), MessageBus()
         self.result = out = BacktestResult()
         bus.subscribe(topics.FILLS, out.fills.append)
@@ -107,6 +122,17 @@ class Backtest:
         # (the curve above is recorded either way).
         self._snapshot_each_bar = bool(config.risk.max_drawdown or config.risk.daily_loss_limit or store)
         self.components = [self.portfolio, self.execution, self.exits, self.risk, self.strategies]
+        if self.on_trades:
+            # Bars from the trades by the node's own DataEngine; the curve is recorded on the
+            # shortest timeframe's closes.
+            from abidance.data.bars import parse_interval
+            from abidance.data.engine import DataEngine
+
+            intervals = sorted({s.timeframe for s in self.strategies.strategies.values()} or {"1m"},
+                               key=parse_interval)
+            self.components.insert(4, DataEngine(bus, clock, list(inst), intervals))
+            self._curve_interval = intervals[0]
+            bus.subscribe(topics.BARS, self._record_bar)
         if store is not None:
             # Every event into the store (a database of its own), as the live node records them.
             from abidance.store.writer import StoreWriter
@@ -123,6 +149,10 @@ class Backtest:
     def start(self) -> None:
         for c in self.components:
             c.start()
+        if self.on_trades:
+            streams = [sorted(trades, key=_trade_order) for trades in self._bars.values()]
+            self._queue = streams[0] if len(streams) == 1 else list(heapq.merge(*streams, key=_trade_order))
+            return
         # Timsort is linear on bars already in order (the usual case).
         streams = [bars if isinstance(bars, BarSeries) else sorted(bars, key=_open_time)
                    for bars in self._bars.values()]
@@ -130,7 +160,9 @@ class Backtest:
         self._fast = self._fast_forward_plan()
 
     def step(self):
-        """Process the next bar (in time order across symbols); None when there is none left."""
+        """Process the next bar or trade (in time order across symbols); None when there is none left."""
+        if self.on_trades:
+            return self._step_trade()
         if self._fast is not None and not self._handoff and self._next < len(self._queue):
             self._fast_forward()
         self._handoff = False
@@ -154,6 +186,27 @@ class Backtest:
         if self.progress is not None:
             self.progress(out.bars, self.total)
         return bar
+
+    def _step_trade(self):
+        if self._next >= len(self._queue):
+            return None
+        trade = self._queue[self._next]
+        self._next += 1
+        if trade.ts_trade > self.clock.time_ns():
+            self.clock.advance_to(trade.ts_trade)     # closes the bars that ended before it, on time
+        self.venue.on_trade(trade)                    # orders placed before this trade
+        self.bus.publish(topics.TRADES, trade)        # marks, bars, strategies' on_trade
+        self.result.trades += 1
+        if self.progress is not None:
+            self.progress(self.result.trades, self.total)
+        return trade
+
+    def _record_bar(self, bar) -> None:
+        if bar.interval == self._curve_interval:
+            if self._snapshot_each_bar:
+                self.portfolio.snapshot(bar.close_time)
+            self.curve.record(bar.close_time, bar.symbol, bar.close)
+            self.result.bars += 1
 
     # ---- fast-forward ------------------------------------------------------------------
 

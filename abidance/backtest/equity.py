@@ -34,8 +34,9 @@ class EquityCurve:
         self.symbols = list(instruments)
         self._index = {s: i for i, s in enumerate(self.symbols)}
         self._tick = [instruments[s].filters.price_fp.increment for s in self.symbols]
+        self._step = {s: instruments[s].filters.qty_fp.increment for s in self.symbols}
         # Holdings after each fill: (cash, ((symbol index, quantity, average price), ...)).
-        self._holdings: list[tuple] = [(portfolio.cash(), ())]
+        self._holdings: list[tuple] = [(portfolio.cash(), (), False)]
         self._dirty = False
         self._ts: list[int] = []
         self._sym: list[int] = []
@@ -51,7 +52,9 @@ class EquityCurve:
             self._dirty = False
             pf = self._portfolio
             held = tuple((self._index[s], q, pf.avg_price(s)) for s, q in pf.positions().items() if s in self._index)
-            self._holdings.append((pf.cash(), held))
+            # Exposed: at least one whole lot held (fee dust left after a sale is not a position).
+            exposed = any(q >= self._step[s] for s, q in pf.positions().items() if s in self._step)
+            self._holdings.append((pf.cash(), held, exposed))
         return len(self._holdings) - 1
 
     def record(self, ts: int, symbol: str, close_ticks: int) -> None:
@@ -85,7 +88,7 @@ class EquityCurve:
         last_key, last = None, None
         for sym, close, seg in zip(self._sym, self._close, self._seg):
             marks[sym] = close
-            c, held = holdings[seg]
+            c, held, _ = holdings[seg]
             if not held:
                 equity.append(c)
                 cash.append(c)
@@ -133,7 +136,8 @@ class EquityCurve:
             yield CurvePoint(self._ts[i], e, cash[i], value[i], peak - e)
 
     def frame(self):
-        """ts, equity, cash, positions_value, drawdown as a DataFrame (Decimals, exact)."""
+        """ts, equity, cash, positions_value, drawdown (Decimals, exact) and exposed (a whole lot
+        held) as a DataFrame."""
         import pandas as pd
 
         equity, cash, value = self._computed()
@@ -142,4 +146,5 @@ class EquityCurve:
             peak = e if peak is None or e > peak else peak
             drawdown.append(peak - e)
         return pd.DataFrame({"ts": pd.to_datetime(self._ts, utc=True), "equity": equity, "cash": cash,
-                             "positions_value": value, "drawdown": drawdown})
+                             "positions_value": value, "drawdown": drawdown,
+                             "exposed": [self._holdings[seg][2] for seg in self._seg]})

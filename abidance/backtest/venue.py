@@ -2,10 +2,14 @@
 
 No look-ahead: an order sent while bar t is processed (at its close) can only fill in a
 later bar. Fill model (documented assumptions, chosen in the constructor):
-- MARKET: the next bar's open, moved against the order by `slippage_bps`; taker fee.
-- LIMIT: fills in the first later bar that trades through the price (BUY: low <= price,
-  SELL: high >= price), at the better of the price and that bar's open; maker fee when it
-  rested, taker when it was marketable at that open.
+Fed by bars (`on_bar`) or by trades (`on_trade`, the paper node and trade backtests):
+- MARKET: the next bar's open / the next trade's price, moved against the order by
+  `slippage_bps`; taker fee.
+- LIMIT on bars: fills in the first later bar that trades through the price (BUY: low <=
+  price, SELL: high >= price), at the better of the price and that bar's open; maker fee
+  when it rested, taker when it was marketable at that open.
+- LIMIT on trades: marketable at the first trade after it arrived -> that trade's price,
+  taker; else it fills when a trade prints strictly through the price, at the price, maker.
 - `participation` (optional): at most that share of a bar's volume fills per bar; the rest
   waits for the next bars (partial fills, PARTIALLY_FILLED updates).
 - `latency_ms`: an order only reaches bars that open at least that long after it was sent.
@@ -99,6 +103,10 @@ class BacktestVenue:
         self._trade_ids = itertools.count(1)
         self.resting: dict[str, tuple] = {}          # cid -> (order, order_id, placed_ns)
         self.fills = 0
+        # Next-trade fills: the last trade id per symbol, and per order the last one before it arrived.
+        self._last_trade_id: dict[str, int] = {}
+        self._arrived_after: dict[str, int] = {}
+        self._seen_trade: set[str] = set()
 
     # ---- the ExecutionClient protocol ----------------------------------------------------
 
@@ -108,11 +116,14 @@ class BacktestVenue:
     async def submit(self, order) -> dict:
         order_id = next(self._ids)
         self.resting[order.client_order_id] = (order, order_id, self.clock.time_ns())
+        self._arrived_after[order.client_order_id] = self._last_trade_id.get(order.symbol, -1)
         return {"orderId": order_id, "clientOrderId": order.client_order_id, "status": "NEW", "executedQty": "0"}
 
     async def cancel(self, order) -> dict:
         entry = self.resting.pop(order.client_order_id, None)
         self._filled.pop(order.client_order_id, None)
+        self._arrived_after.pop(order.client_order_id, None)
+        self._seen_trade.discard(order.client_order_id)
         return {"orderId": entry[1] if entry else order.order_id, "status": "CANCELED",
                 "executedQty": "0", "cummulativeQuoteQty": "0"}
 
@@ -127,38 +138,75 @@ class BacktestVenue:
 
     def on_bar(self, bar) -> None:
         """Fill what this bar reaches (orders placed before it opened), in order of placement."""
-        room = None
-        if self.participation is not None:
-            room = int(Decimal(bar.volume) * self.participation)      # steps this bar can still give
+        room = None if self.participation is None else int(Decimal(bar.volume) * self.participation)
         for cid, (order, order_id, placed) in list(self.resting.items()):
             if order.symbol != bar.symbol or placed + self.latency_ns > bar.open_time:
                 continue
-            price, maker = self._fill_price(order, bar)
-            if price is None:
-                continue
-            done = self._filled.get(cid, 0)
-            qty = order.quantity - done
-            if room is not None:
-                qty = min(qty, room)
-                room -= qty
-            if qty <= 0:
-                continue
-            done += qty
-            complete = done >= order.quantity
-            if complete:
-                del self.resting[cid]
-                self._filled.pop(cid, None)
-            else:
-                self._filled[cid] = done
-            self._fill(order, order_id, price, maker, bar.open_time, qty, done, complete)
+            price, maker = self._bar_fill_price(order, bar)
+            if price is not None:
+                room = self._take(cid, order, order_id, price, maker, bar.open_time, room)
 
-    def _fill_price(self, order, bar) -> tuple[int | None, bool]:
+    def on_trade(self, trade) -> None:
+        """Fill what this trade reaches (next-trade fills): orders that were resting before it
+        printed (a later trade id than the last one seen when the order arrived, and at least
+        the latency after it was sent), in order of placement."""
+        self._last_trade_id[trade.symbol] = trade.trade_id
+        if not self.resting:
+            return
+        room = None if self.participation is None else int(Decimal(trade.qty) * self.participation)
+        for cid, (order, order_id, placed) in list(self.resting.items()):
+            if (order.symbol != trade.symbol or placed + self.latency_ns > trade.ts_trade
+                    or trade.trade_id <= self._arrived_after.get(cid, -1)):
+                continue
+            first = cid not in self._seen_trade
+            self._seen_trade.add(cid)
+            price, maker = self._trade_fill_price(order, trade.price, first)
+            if price is not None:
+                room = self._take(cid, order, order_id, price, maker, trade.ts_trade, room)
+
+    def _take(self, cid: str, order, order_id: int, price: int, maker: bool, ts: int, room: int | None):
+        """Fill what is left of the order (at most room steps); the room left."""
+        done = self._filled.get(cid, 0)
+        qty = order.quantity - done
+        if room is not None:
+            qty = min(qty, room)
+            room -= qty
+        if qty <= 0:
+            return room
+        done += qty
+        complete = done >= order.quantity
+        if complete:
+            del self.resting[cid]
+            self._filled.pop(cid, None)
+            self._arrived_after.pop(cid, None)
+            self._seen_trade.discard(cid)
+        else:
+            self._filled[cid] = done
+        self._fill(order, order_id, price, maker, ts, qty, done, complete)
+        return room
+
+    def _bar_fill_price(self, order, bar) -> tuple[int | None, bool]:
         if order.order_type == "MARKET":
             return bar.open, False
         if order.side == "BUY" and bar.low <= order.price:
             return (bar.open, False) if bar.open <= order.price else (order.price, True)
         if order.side == "SELL" and bar.high >= order.price:
             return (bar.open, False) if bar.open >= order.price else (order.price, True)
+        return None, False
+
+    @staticmethod
+    def _trade_fill_price(order, price: int, first: bool) -> tuple[int | None, bool]:
+        # The first trade after arrival tells whether the limit was marketable (a taker at the
+        # trade's price); later, a resting limit fills only when a trade goes through it
+        # (strictly: at the limit itself the queue ahead is unknown), as a maker at its price.
+        if order.order_type == "MARKET":
+            return price, False
+        through = price < order.price if order.side == "BUY" else price > order.price
+        at = price == order.price
+        if first and (through or at):
+            return price, False
+        if through:
+            return order.price, True
         return None, False
 
     def _fill(self, order, order_id: int, price_ticks: int, maker: bool, ts: int, steps: int, done: int,

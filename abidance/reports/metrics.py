@@ -193,7 +193,9 @@ def account_summary(equity_df: pd.DataFrame, period: str | None = None) -> Accou
     r = periodic_returns(ts, eq, period)
     ppy = PERIODS_PER_YEAR.get(period, SECONDS_PER_YEAR / pd.Timedelta(period).total_seconds())
     exposure = None
-    if "positions_value" in df:
+    if "exposed" in df:             # the backtester's: a whole lot held (fee dust is not exposure)
+        exposure = time_share(ts, list(df["exposed"]))
+    elif "positions_value" in df:
         exposure = time_share(ts, [_dec(v) != 0 for v in df["positions_value"]])
     first, last = _dec(eq[0]), _dec(eq[-1])
     return AccountSummary(first, last, last - first, total_return(eq), cagr(first, last, seconds),

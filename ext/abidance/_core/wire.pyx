@@ -381,6 +381,25 @@ cdef class TradeEvent:
                 f"maker={'buyer' if self.buyer_is_maker else 'seller'} ts={self.ts_event})")
 
 
+def trade_event(str symbol, int64_t trade_id, int64_t price, int64_t qty, bint buyer_is_maker,
+                int64_t ts_trade, int64_t ts_event=-1, int64_t ts_init=-1):
+    """A TradeEvent from values already in ticks and steps (recorded trades, backtests).
+    Checked as the parser checks a frame: positive price and quantity."""
+    if price <= 0 or qty <= 0:
+        raise ValueError(f"trade {symbol} #{trade_id}: price and quantity must be > 0 ticks/steps, "
+                         f"got {price} / {qty}")
+    cdef TradeEvent ev = TradeEvent.__new__(TradeEvent)
+    ev.symbol = symbol
+    ev.trade_id = trade_id
+    ev.price = price
+    ev.qty = qty
+    ev.buyer_is_maker = buyer_is_maker
+    ev.ts_trade = ts_trade
+    ev.ts_event = ts_trade if ts_event < 0 else ts_event
+    ev.ts_init = ev.ts_event if ts_init < 0 else ts_init
+    return ev
+
+
 cdef class AggTradeEvent:
     def __repr__(self):
         return (f"AggTradeEvent({self.symbol} #{self.agg_id} [{self.first_trade_id}..{self.last_trade_id}] "

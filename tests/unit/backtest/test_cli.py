@@ -85,3 +85,22 @@ def test_backtest_results_go_to_the_store(tmp_path):
     finally:
         store.send_signal(signal.SIGTERM)
         store.wait(15)
+
+
+def test_backtest_command_runs_on_recorded_trades(tmp_path):
+    trades = shared_data("market", "XRP_ETH-trades.feather")
+    (tmp_path / "bt.toml").write_text(CONFIG.replace('"BTC"', '"ETH"').replace("ETHBTC", "XRPETH")
+                                      .replace('timeframe = "5m"', 'timeframe = "1m"').replace('"0.1"', '"0.5"')
+                                      .replace("fast = 12, slow = 26", "fast = 3, slow = 8"))
+    report = tmp_path / "report.html"
+    out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "bt.toml"),
+                          "--trades", f"XRPETH={trades}", "--balance", "ETH=10", "--fee-bps", "7.5",
+                          "--report", str(report)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.strip().split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert int(lines["bars"]) > 3000 and int(lines["round_trips"]) > 10 and "exposure" in lines
+    assert "XRPETH" in report.read_text()
+    both = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "bt.toml"),
+                           "--trades", f"XRPETH={trades}", "--candles", f"XRPETH={trades}"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
