@@ -81,7 +81,8 @@ class Backtest:
 
     def __init__(self, config, bars_by_symbol: dict[str, list] | None = None, *, trades: dict | None = None,
                  instruments: dict | None = None, balances: dict[str, Decimal] | None = None,
-                 fill: FillModel | None = None, on_bus=None, progress=None, store=None, **fill_overrides):
+                 fill: FillModel | None = None, strategies: list | None = None, on_bus=None, progress=None,
+                 store=None, **fill_overrides):
         if (trades is None) == (bars_by_symbol is None):
             raise ValueError("a backtest runs over bars or over trades: give exactly one of them")
         self.on_trades = trades is not None
@@ -113,7 +114,8 @@ class Backtest:
         self.exits = ExitManager(bus, clock, self.execution)
         self.risk = RiskEngine(bus, clock, config.risk, inst, self.portfolio, ClientOrderIds("bt", seed=1), 0.0,
                                None, config.execution.max_slippage_bps, poll_interval_s=DAY_S)
-        self.strategies = StrategyEngine(bus, clock, build_strategies(config), self.portfolio,
+        # The config's strategies, plus any instances given (an RL agent, a test's probe).
+        self.strategies = StrategyEngine(bus, clock, build_strategies(config) + list(strategies or ()), self.portfolio,
                                          {s: float(i.filters.price_fp.increment) for s, i in inst.items()})
         self.curve = out.equity = EquityCurve(self.portfolio, inst)
         bus.subscribe(topics.FILLS, self.curve.on_fill)

@@ -155,8 +155,11 @@ class BacktestVenue:
             return
         room = None if self.participation is None else int(Decimal(trade.qty) * self.participation)
         for cid, (order, order_id, placed) in list(self.resting.items()):
-            if (order.symbol != trade.symbol or placed + self.latency_ns > trade.ts_trade
-                    or trade.trade_id <= self._arrived_after.get(cid, -1)):
+            # The trade id orders trades and orders; the latency, when set, compares `placed` with
+            # ts_init (when the trade reached us: the same clock; the exchange's trade time runs on
+            # another one in paper trading against a replay).
+            if (order.symbol != trade.symbol or trade.trade_id <= self._arrived_after.get(cid, -1)
+                    or self.latency_ns and placed + self.latency_ns > trade.ts_init):
                 continue
             first = cid not in self._seen_trade
             self._seen_trade.add(cid)

@@ -143,9 +143,9 @@ class MlSection:
                                   "judged.", ge=1)
     registry_poll_s: float = key(FLOAT, 5.0, "Seconds between the node's reads of the model registry (a "
                                  "promotion or demotion made with `abidance models` takes effect then).", gt=0)
-    close_on_demote: bool = key(BOOL, True, "When drift demotes a live model, sell what its strategy bought "
-                                "(its exits are no longer traded); false leaves the position to the risk limits, "
-                                "the exits and the operator.")
+    close_on_demote: bool = key(BOOL, True, "When a live model is demoted (by drift or an operator), sell what "
+                                "its strategy bought (its exits are no longer traded); false leaves the position "
+                                "to the risk limits, the exits and the operator.")
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,8 @@ class BacktestSection:
                                  "waits (partial fills); \"0\" = no volume limit.")
     latency_ms: int = key(INT, 0, "An order reaches only bars opening (trades printed) at least this long after "
                           "it was sent.", ge=0)
+    balances: dict = key(QTY_TABLE, {}, "Starting balances (ASSET = \"amount\") of backtests run without "
+                         "--balance and of the paper node; {} = 10000 of risk.quote_asset.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,7 +226,8 @@ STORE = Section.of("store", StoreSection, "The ClickHouse store every event is w
                    "user and password come from ABIDANCE_STORE_USER / ABIDANCE_STORE_PASSWORD, never this file.")
 ML = Section.of("ml", MlSection, "Machine-learning models in the node: promotion criteria, the confidence to "
                 "act, and the drift safeguards that demote a live model to shadow (docs/registry.md).")
-BACKTEST = Section.of("backtest", BacktestSection, "The backtester's fill model and fees (docs/backtest.md); "
+BACKTEST = Section.of("backtest", BacktestSection, "Simulated fills: the backtester's and the paper node's "
+                      "(node.mode = \"paper\") fill model, fees and starting balances (docs/backtest.md); "
                       "`abidance backtest` flags override them.")
 STRATEGY = Section.of("strategies", StrategyConfig, "One [[strategies]] table per strategy instance.")
 SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA, STORE, ML,

@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
     p.add_argument("--interval", default="1m", help="kline interval: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d")
+    p.add_argument("--trades", action="store_true",
+                   help="download aggregate trades (for trade-driven backtests: `abidance backtest --trades`) "
+                        "instead of klines, into <out>/<SYMBOL>/trades/")
     p.add_argument("--start", required=True, help="UTC start, inclusive: 2024-01-01 or 2024-01-01T12:00")
     p.add_argument("--end", default="now",
                    help="UTC end, EXCLUSIVE: --end 2024-01-03 stops at 2024-01-03 00:00 (default now)")
@@ -55,6 +58,8 @@ async def run(args) -> int:
     try:
         if args.to_store:
             store = StoreSink(args.to_store)
+        if args.trades:
+            return await _trades(args, cfg, symbols, start, end)
         print(f"abidance download: {','.join(symbols)} {args.interval} from {cfg.rest_url} "
               f"({source}) into {args.out}", flush=True)
         async with BinanceRest(cfg) as rest:
@@ -74,6 +79,22 @@ async def run(args) -> int:
     finally:
         if store is not None:
             store.close()
+    return 0
+
+
+async def _trades(args, cfg, symbols, start, end) -> int:
+    from abidance.data.trades_download import TradesDownloader
+    from abidance.exchange.binance.rest import BinanceRest
+
+    if args.to_store:
+        raise ValueError("--to-store takes klines; trades stay in the day files")
+    print(f"abidance download: {','.join(symbols)} aggregate trades from {cfg.rest_url} into {args.out}", flush=True)
+    async with BinanceRest(cfg) as rest:
+        summary = await TradesDownloader(rest, args.out, progress=lambda line: print(line, flush=True)).run(
+            symbols, start, end)
+    print(summary.line(), flush=True)
+    for symbol, day, first, last in summary.gaps:
+        print(f"  {symbol} {day}: aggregate ids {first}..{last} missing", flush=True)
     return 0
 
 

@@ -15,11 +15,14 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
+from abidance.backtest.venue import BacktestVenue, FillModel
 from abidance.core import topics
 from abidance.core.bus import MessageBus
 from abidance.core.clock import LiveClock
+from abidance.core.component import Component
 from abidance.core.events import Alert, DepthSnapshot
 from abidance.data.engine import DataEngine
 from abidance.exchange.binance.connector import BinanceConnector
@@ -38,6 +41,20 @@ from abidance.strategy.loader import load_strategy_class
 log = logging.getLogger("abidance.node")
 
 DEPTH_LEVELS = 20           # levels per side in a periodic depth snapshot
+
+
+class PaperFills(Component):
+    """Feeds the live trade stream to the paper venue (node.mode = "paper")."""
+
+    def __init__(self, bus, clock, venue):
+        super().__init__("PaperFills", bus, clock)
+        self.venue = venue
+
+    def on_start(self) -> None:
+        self.bus.subscribe(topics.TRADES, self.venue.on_trade)
+
+    def on_stop(self) -> None:
+        self.bus.unsubscribe(topics.TRADES, self.venue.on_trade)
 
 
 def node_credentials(config) -> Credentials:
@@ -103,27 +120,41 @@ class TradingNode:
 
     async def start(self) -> None:
         cfg = self.config
-        if cfg.node.mode != "live":
-            raise ValueError(f"node.mode {cfg.node.mode!r} is not available yet: only 'live' runs today")
+        paper = cfg.node.mode == "paper"
         if not cfg.execution.emulate_stops:
             raise ValueError("execution.emulate_stops = false (Binance-native exits) is not available yet")
         self._loop = asyncio.get_running_loop()
         state = self.state_file.load()
-        self.rest = BinanceRest(cfg.binance, self.credentials or node_credentials(cfg), self.bus, self.clock)
+        # Paper trading reads public market data only: API keys are used when given, never needed.
+        credentials = self.credentials or (Credentials.from_env() if paper else node_credentials(cfg))
+        self.rest = BinanceRest(cfg.binance, credentials, self.bus, self.clock)
         await self.rest.start()
         instruments = await self.rest.load_instruments(self.symbols)
         missing = [s for s in self.symbols if s not in instruments]
         if missing:
             raise ValueError(f"symbols not traded on {cfg.binance.venue}: {', '.join(missing)}")
         self.instruments = instruments
-        balances = {b.asset: b.free + b.locked for b in await self.rest.balances()}
+        if paper:
+            balances = dict(cfg.backtest.balances) or {cfg.risk.quote_asset: Decimal(10_000)}
+        else:
+            balances = {b.asset: b.free + b.locked for b in await self.rest.balances()}
         self.portfolio = Portfolio(self.bus, self.clock, cfg.risk.quote_asset, instruments, balances)
         if "portfolio" in state:
             self.portfolio.from_state(state["portfolio"])
-        client = BinanceExecutionClient(self.rest, instruments)
-        self.execution = ExecutionEngine(self.bus, self.clock, client, instruments,
+        if paper:
+            # Simulated fills on the live trade stream: the backtester's venue (next-trade fills),
+            # answering at once, so requests run inline as in a backtest.
+            client = BacktestVenue(self.bus, self.clock, instruments, FillModel.from_config(cfg.backtest))
+        else:
+            client = BinanceExecutionClient(self.rest, instruments)
+        self.execution = ExecutionEngine(self.bus, self.clock, client, instruments, inline=paper,
                                          cancel_replace=cfg.execution.cancel_replace, is_ours=self.rest.ids.is_ours)
-        self.execution.load_state(state.get("execution", {}))
+        if paper and state.get("execution", {}).get("orders"):
+            # The paper venue does not outlive the process: its resting orders are gone.
+            log.warning("paper mode: %d open paper orders from before the restart are dropped",
+                        len(state["execution"]["orders"]))
+        else:
+            self.execution.load_state(state.get("execution", {}))
         self.exits = ExitManager(self.bus, self.clock, self.execution)
         self.exits.load_state(state.get("exits", {}))
         self.risk = RiskEngine(self.bus, self.clock, cfg.risk, instruments, self.portfolio, self.rest.ids,
@@ -132,7 +163,11 @@ class TradingNode:
         self.strategy_engine = StrategyEngine(self.bus, self.clock, self.strategies, self.portfolio, tick_sizes)
         intervals = list(cfg.data.bar_intervals) + [s.timeframe for s in self.strategies]
         self.data = DataEngine(self.bus, self.clock, self.symbols, intervals)
-        self.components = [self.portfolio, self.execution, self.exits, self.risk, self.data, self.strategy_engine]
+        # Paper fills see a trade after the bars it closes and before the strategies' on_trade: the
+        # order the backtester keeps (bar orders fill at this trade, on_trade orders at the next).
+        paper_fills = [PaperFills(self.bus, self.clock, client)] if paper else []
+        self.components = [self.portfolio, self.execution, self.exits, self.risk, self.data, *paper_fills,
+                           self.strategy_engine]
         if cfg.store.url:
             # First to start, last to stop: it records every other component's events.
             self.store_writer = build_store_writer(cfg, self.bus, self.clock, instruments)
@@ -161,14 +196,14 @@ class TradingNode:
         self.bus.subscribe(topics.ORDER_EVENTS, lambda ev: self.save_state())
         self.connector = BinanceConnector(cfg.binance, self.bus, self.rest, self.clock.time_ns)
         channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])
-        await self.connector.start(self.symbols, channels, user_data=True)
+        await self.connector.start(self.symbols, channels, user_data=not paper)
         self._heartbeat = self.clock.call_every(int(cfg.node.heartbeat_s * 1e9), self._beat)
         if cfg.data.depth and cfg.data.depth_snapshot_s > 0:
             self._depth_timer = self.clock.call_every(int(cfg.data.depth_snapshot_s * 1e9), self._snapshot_books)
         systemd.notify("READY=1")
         systemd.notify(f"STATUS=trading {', '.join(self.symbols)} on {cfg.binance.venue}")
-        log.info("node %s running: %s on %s, strategies %s", cfg.node.name, ", ".join(self.symbols),
-                 cfg.binance.venue, ", ".join(s.id for s in self.strategies))
+        log.info("node %s running: %s on %s (%s), strategies %s", cfg.node.name, ", ".join(self.symbols),
+                 cfg.binance.venue, cfg.node.mode, ", ".join(s.id for s in self.strategies))
         self.started.set()
 
     def _beat(self, now: int) -> None:

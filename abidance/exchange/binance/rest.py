@@ -333,6 +333,11 @@ class BinanceRest:
     async def recent_trades(self, symbol: str, limit: int | None = None) -> list:
         return await self._public("/api/v3/trades", {"symbol": symbol, "limit": limit}, 25)
 
+    async def agg_trades(self, symbol: str, from_id: int | None = None, start_time: int | None = None,
+                         end_time: int | None = None, limit: int | None = None) -> list:
+        return await self._public("/api/v3/aggTrades", {"symbol": symbol, "fromId": from_id, "startTime": start_time,
+                                                        "endTime": end_time, "limit": limit}, 4)
+
     async def book_ticker(self, symbol: str | None = None) -> dict | list:
         return await self._public("/api/v3/ticker/bookTicker", {"symbol": symbol}, 2 if symbol else 4)
 

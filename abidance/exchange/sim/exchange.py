@@ -381,6 +381,24 @@ class SimExchange:
                  "quoteQty": fmt_units(t.quote_units), "time": t.time, "isBuyerMaker": t.buyer_is_maker,
                  "isBestMatch": True} for t in trades]
 
+    def agg_trades(self, symbol, from_id=None, start_time=None, end_time=None, limit: int = 500) -> list[dict]:
+        """GET /api/v3/aggTrades over the trades kept (the last 1000): every simulated trade is its
+        own aggregate (one taker order, one price). fromId, or a startTime/endTime window, or the latest."""
+        mkt = self._market(symbol)
+        limit = self._limit(limit, 500, _RECENT_TRADES)
+        spec = mkt.spec
+        trades = list(mkt.trades)
+        if from_id is not None:
+            trades = [t for t in trades if t.id >= from_id][:limit]
+        elif start_time is not None or end_time is not None:
+            lo = start_time if start_time is not None else end_time - 3_600_000
+            hi = end_time if end_time is not None else lo + 3_600_000
+            trades = [t for t in trades if lo <= t.time <= hi][:limit]
+        else:
+            trades = trades[-limit:]
+        return [{"a": t.id, "p": spec.price_str(t.price_ticks), "q": spec.qty_str(t.qty_steps), "f": t.id,
+                 "l": t.id, "T": t.time, "m": t.buyer_is_maker, "M": True} for t in trades]
+
     def book_ticker(self, symbol) -> dict:
         """GET /api/v3/ticker/bookTicker for one symbol."""
         mkt = self._market(symbol)

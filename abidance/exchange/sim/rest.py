@@ -118,12 +118,9 @@ def trades(call: Call):
 
 
 def agg_trades(call: Call):
-    # Every simulated trade is its own aggregate (one taker order, one price).
-    symbol = call.symbol()
-    limit = call.int_param("limit", 500, 1, 1000)
-    return [{"a": t["id"], "p": t["price"], "q": t["qty"], "f": t["id"], "l": t["id"], "T": t["time"],
-             "m": t["isBuyerMaker"], "M": True}
-            for t in call.venue.exchange.recent_trades(symbol, limit)]
+    return call.venue.exchange.agg_trades(call.symbol(), from_id=call.int_param("fromId"),
+                                          start_time=call.int_param("startTime"), end_time=call.int_param("endTime"),
+                                          limit=call.int_param("limit", 500, 1, 1000))
 
 
 def klines(call: Call):
