@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from abidance.runtime import demo
     from abidance.store import cli as store_cli
     from abidance.exchange.sim import cli as sim_cli
+    from abidance.ml import models_cli, train_cli
 
     replay.add_parser(sub)
     sim_cli.add_parser(sub)
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cli.add_parser(sub)
     optimize_cli.add_parser(sub)
     download_cli.add_parser(sub)
+    models_cli.add_parser(sub)
+    train_cli.add_parser(sub)
     return parser
 
 

@@ -38,14 +38,18 @@ class Figure:
         return self.measured / self.baseline if self.target_kind == "min" else self.baseline / self.measured
 
     def verdict(self) -> str:
+        """MET / MISSED against the target and the minimum ratio; "n/a" when there is nothing to
+        meet (a reference figure: no target, no min_ratio, or no ratio to compare with it)."""
         if self.smoke:
             return "SMOKE RUN (--benchmark-disable: one pass, not a measurement)"
-        ok = True
+        checks = []
         if self.target is not None:
-            ok &= self.measured <= self.target if self.target_kind == "max" else self.measured >= self.target
+            checks.append(self.measured <= self.target if self.target_kind == "max" else self.measured >= self.target)
         if self.min_ratio is not None and self.ratio is not None:
-            ok &= self.ratio >= self.min_ratio
-        return "MET" if ok else "MISSED"
+            checks.append(self.ratio >= self.min_ratio)
+        if not checks:
+            return "n/a"
+        return "MET" if all(checks) else "MISSED"
 
     def line(self) -> str:
         sign = "<=" if self.target_kind == "max" else ">="

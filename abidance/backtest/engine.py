@@ -1,11 +1,14 @@
-"""Run the node's engines over recorded bars: `Backtest(config, bars).run()`.
+"""Run the node's engines over recorded bars or trades: `Backtest(config, bars).run()`,
+`Backtest(config, trades={...}).run()`.
 
 The strategies, the risk engine, the execution engine, the exit manager and the
 portfolio are the live node's classes; only the clock (TestClock, moved bar by bar) and
 the venue (BacktestVenue) differ. For each bar, in time order across symbols: the clock
 moves to the bar's open and the venue fills what the bar reaches; the portfolio marks the
 close; the clock moves to the close and the bar is published (strategies see it only
-now); the orders it caused are sent to the venue, to fill in a later bar.
+now); the orders it caused are sent to the venue, to fill in a later bar. Over trades,
+the node's DataEngine builds the bars from them on clock timers and orders fill at the
+next trade.
 
 The venue answers at once, so the execution engine runs its requests inline
 (`ExecutionEngine(inline=True)`): a backtest needs no event loop and can be stepped

@@ -127,8 +127,10 @@ class MlSection:
     min_oos_auc: float = key(FLOAT, 0.55, "Promotion to live needs at least this out-of-sample ROC AUC "
                              "(0.5 = no skill); `abidance models promote --force` with a reason overrides.",
                              ge=0.5, le=1)
-    min_oos_trades: int = key(INT, 50, "Promotion to live needs at least this many out-of-sample signals "
-                              "(trades) behind its metrics.", ge=0)
+    min_oos_signals: int = key(INT, 50, "Promotion to live needs at least this many out-of-sample signals "
+                               "behind its hit rate: confident calls (p(up) >= min_confidence or <= 1 - "
+                               "min_confidence), one per bar, so calls whose label horizons overlap count each "
+                               "(not a count of independent trades).", ge=0)
     min_confidence: float = key(FLOAT, 0.55, "A model's signal is acted on (live) or recorded as a would-be "
                                 "signal (shadow) only when its probability reaches this.", ge=0.5, le=1)
     drift_window: int = key(INT, 500, "Rolling window, in live predictions, over which feature drift (PSI) and "
@@ -145,7 +147,10 @@ class MlSection:
                                  "promotion or demotion made with `abidance models` takes effect then).", gt=0)
     close_on_demote: bool = key(BOOL, True, "When a live model is demoted (by drift or an operator), sell what "
                                 "its strategy bought (its exits are no longer traded); false leaves the position "
-                                "to the risk limits, the exits and the operator.")
+                                "to the risk limits, the exits and the operator. The sell is sized as the whole "
+                                "position in the symbol, whoever bought it: a model whose symbols another "
+                                "strategy also trades is not deployed (runs predict-only, with an alert) while "
+                                "this is true.")
 
 
 @dataclass(frozen=True)

@@ -277,3 +277,18 @@ class DepthSnapshot:
     ask_prices: tuple[int, ...]
     ask_qtys: tuple[int, ...]
     ts_event: int
+
+
+@dataclass(slots=True)
+class ShadowSignal:
+    """What a model in shadow would have signalled (never sent to the risk engine)."""
+
+    model: str
+    version: int
+    strategy_id: str
+    symbol: str
+    side: str              # "BUY" | "SELL"
+    confidence: float      # p(up) for a buy, 1 - p(up) for a sell, as the live signal would carry
+    price: int             # ticks: the close of the bar behind it
+    reason: str
+    ts_event: int

@@ -41,6 +41,7 @@ REPLACE = "exec.replace"
 # Health and alerts.
 CONNECTOR_HEALTH = "health.connector"
 ALERTS = "health.alerts"
+SHADOW_SIGNALS = "ml.shadow_signals"      # ShadowSignal: what a model in shadow would have signalled
 
 
 def for_symbol(topic: str, symbol: str) -> str:

@@ -163,11 +163,15 @@ class TradingNode:
         self.strategy_engine = StrategyEngine(self.bus, self.clock, self.strategies, self.portfolio, tick_sizes)
         intervals = list(cfg.data.bar_intervals) + [s.timeframe for s in self.strategies]
         self.data = DataEngine(self.bus, self.clock, self.symbols, intervals)
+        from abidance.ml import deployment
+
+        # ML strategies by their registry status (shadow / live, drift demotion): docs/registry.md
+        self.ml_components = await deployment.in_node(self)
         # Paper fills see a trade after the bars it closes and before the strategies' on_trade: the
         # order the backtester keeps (bar orders fill at this trade, on_trade orders at the next).
         paper_fills = [PaperFills(self.bus, self.clock, client)] if paper else []
         self.components = [self.portfolio, self.execution, self.exits, self.risk, self.data, *paper_fills,
-                           self.strategy_engine]
+                           *self.ml_components, self.strategy_engine]
         if cfg.store.url:
             # First to start, last to stop: it records every other component's events.
             self.store_writer = build_store_writer(cfg, self.bus, self.clock, instruments)

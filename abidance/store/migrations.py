@@ -39,8 +39,16 @@ def _initial(database: str, market_ttl_days: int) -> list[str]:
         [t.ddl(database, market_ttl_days) for t in schema.TABLES]
 
 
+def _model_registry(database: str, market_ttl_days: int) -> list[str]:
+    # A store created before the registry gets its tables here; on a fresh store migration 1
+    # already made them (it creates every table of schema.TABLES), and these are no-ops.
+    return [schema.BY_NAME[name].ddl(database, market_ttl_days) for name in ("models", "model_events",
+                                                                           "shadow_signals")]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the database and every table of abidance.store.schema", _initial),
+    Migration(2, "model registry: models, model_events, shadow_signals", _model_registry),
 )
 
 

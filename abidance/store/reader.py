@@ -300,3 +300,31 @@ class StoreReader:
             f"SELECT c.* FROM {self._t('commands')} AS c "
             f"WHERE NOT arrayExists(a -> position(a, c.command_id) > 0, acks){extra} "
             "ORDER BY c.ts, c.command_id", w.params)
+
+    # -- model registry (abidance/ml/registry.py writes these tables) ------------------------------
+    def models(self, name: str | None = None, status: str | None = None):
+        """The current state of every model version (the newest row per name and version), in name and
+        version order: name, version, status, artifact_path, artifact_sha256, feature_set, train_start,
+        train_end, params, in_sample, out_of_sample (JSON strings), created_at, ts (of this state),
+        reason, author. The drift reference (large) is left out."""
+        inner = _Where().eq("m.name", "name", name)
+        outer = _Where().eq("status", "status", status)
+        cols = ("status", "artifact_path", "artifact_sha256", "feature_set", "train_start", "train_end", "params",
+                "in_sample", "out_of_sample", "created_at", "reason", "author")
+        latest = ", ".join(f"argMax(m.{c}, m.ts) AS {c}" for c in cols)
+        return self.query(
+            f"SELECT * FROM (SELECT m.name AS name, m.version AS version, {latest}, max(m.ts) AS ts "
+            f"FROM {self._t('models')} AS m{inner.sql()} GROUP BY m.name, m.version){outer.sql()} "
+            "ORDER BY name, version", {**inner.params, **outer.params})
+
+    def model_events(self, name: str | None = None, version: int | None = None, limit: int = 200):
+        """Registry events (registered, promoted, demoted, retired, retrain_*...), newest first."""
+        w = _Where().eq("name", "name", name).eq("version", "version", version, "UInt32")
+        return self._select("model_events", w, "ts DESC, event_id DESC", limit)
+
+    def shadow_signals(self, model: str | None = None, version: int | None = None, symbol: str | None = None,
+                       start=None, end=None, limit: int = 200):
+        """What models in shadow would have signalled (never traded), newest first."""
+        w = _Where().eq("model", "model", model).eq("version", "version", version, "UInt32") \
+            .eq("symbol", "symbol", symbol).time("ts", start, end)
+        return self._select("shadow_signals", w, "ts DESC, event_id DESC", limit)

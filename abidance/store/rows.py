@@ -6,9 +6,17 @@ them into Decimal(38, 8)'s unscaled integer (value x 1e8), exact by construction
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from abidance.core import topics
+
+E18 = Decimal("1e-18")
+
+
+def money(d: Decimal) -> Decimal:
+    """Computed money (an average price or PnL from a division may carry up to 50 digits) at the
+    store's Decimal(38, 18): rounded half-even there; the portfolio keeps the exact value."""
+    return d.quantize(E18, rounding=ROUND_HALF_EVEN) if d.as_tuple().exponent < -18 else d
 
 
 class Scales:
@@ -52,6 +60,11 @@ def signal(ev, s: Scales, eid: str):
             ev.price * s.price.get(ev.symbol, 0), ev.reason)
 
 
+def shadow_signal(ev, s: Scales, eid: str):
+    return (ev.ts_event, eid, ev.model, ev.version, ev.strategy_id, ev.symbol, ev.side, float(ev.confidence),
+            ev.price * s.price.get(ev.symbol, 0), ev.reason)
+
+
 def risk_decision(ev, s: Scales, eid: str):
     return (ev.ts_event, eid, ev.strategy_id, ev.symbol, ev.side, ev.accepted, ev.reason, ev.message,
             ev.quantity * s.qty.get(ev.symbol, 0), ev.price * s.price.get(ev.symbol, 0), ev.client_order_id,
@@ -84,12 +97,13 @@ def reconciliation(ev, s: Scales, eid: str):
 
 
 def position(ev, s: Scales, eid: str):
-    return (ev.ts_event, eid, ev.symbol, ev.quantity, ev.avg_price, ev.realized_pnl, ev.unrealized_pnl)
+    return (ev.ts_event, eid, ev.symbol, ev.quantity, money(ev.avg_price), money(ev.realized_pnl),
+            money(ev.unrealized_pnl))
 
 
 def equity(ev, s: Scales, eid: str):
-    return (ev.ts_event, eid, ev.equity, ev.cash, ev.positions_value, ev.realized_pnl, ev.unrealized_pnl,
-            ev.fees, ev.drawdown)
+    return (ev.ts_event, eid, money(ev.equity), money(ev.cash), money(ev.positions_value), money(ev.realized_pnl),
+            money(ev.unrealized_pnl), money(ev.fees), money(ev.drawdown))
 
 
 def alert(ev, s: Scales, eid: str):
@@ -115,6 +129,7 @@ ROUTES = {
     topics.RISK_DECISIONS: ("risk_decisions", risk_decision, False),
     topics.ORDER_EVENTS: ("order_events", order_event, False),
     topics.FILLS: ("fills", fill, False),
+    topics.SHADOW_SIGNALS: ("shadow_signals", shadow_signal, False),
     topics.BALANCES: ("balances", balances, True),
     topics.RECONCILIATION: ("balances", reconciliation, True),
     topics.POSITIONS: ("positions", position, False),

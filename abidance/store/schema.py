@@ -103,6 +103,24 @@ TABLES: tuple[Table, ...] = (
     _t("commands", "ts, command_id",
        ("ts", TS), ("command_id", "String"), ("command", SYM), ("reason", "String"), ("author", "String"),
        partition_by="tuple()"),
+    # the model registry (abidance/ml/registry.py; migration 2). `models` is append-only too: every
+    # change of a version writes a new full row and the newest row (largest ts) per (name, version) is
+    # its state, so no UPDATE mutation is ever needed. JSON columns are Strings.
+    _t("models", "name, version, ts",
+       ("ts", TS), ("name", SYM), ("version", "UInt32"), ("status", SYM), ("artifact_path", "String"),
+       ("artifact_sha256", "String"), ("feature_set", "String"), ("train_start", TS), ("train_end", TS),
+       ("params", "String"), ("in_sample", "String"), ("out_of_sample", "String"), ("reference", "String"),
+       ("created_at", TS), ("reason", "String"), ("author", "String"),
+       partition_by="tuple()"),
+    _t("model_events", "ts, name, version",
+       ("ts", TS), ("event_id", "String"), ("name", SYM), ("version", "UInt32"), ("event", SYM),
+       ("from_status", SYM), ("to_status", SYM), ("reason", "String"), ("author", "String"),
+       ("details", "String"),
+       partition_by="tuple()"),
+    # what a model in shadow would have done (never traded), one row per would-be signal
+    _t("shadow_signals", "ts, model, version",
+       ("ts", TS), ("event_id", "String"), ("model", SYM), ("version", "UInt32"), ("strategy_id", SYM),
+       ("symbol", SYM), ("side", SYM), ("confidence", "Float64"), ("price", DEC8), ("reason", "String")),
 )
 
 BY_NAME = {t.name: t for t in TABLES}

@@ -30,7 +30,7 @@ if not os.path.exists(CHROMIUM):
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "dashboard"
 PAGES = [("", "Overview"), ("market", "Market"), ("orders", "Orders and trades"), ("performance", "Performance"),
-         ("risk", "Risk"), ("config", "Config"), ("alerts", "Alerts and logs")]
+         ("risk", "Risk"), ("ml", "ML models"), ("config", "Config"), ("alerts", "Alerts and logs")]
 CHART_PAGES = {"", "market", "performance"}
 
 

@@ -25,6 +25,9 @@ from abidance.store import schema  # noqa: E402
 from abidance.store.client import connect  # noqa: E402
 from abidance.store.migrations import apply_migrations, market_ttl  # noqa: E402
 from tests.integration.store import checks  # noqa: E402
+from abidance.store.migrations import MIGRATIONS
+
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def client():
 @pytest.fixture
 def db(client):
     name = f"abidance_test_{uuid.uuid4().hex[:10]}"
-    assert apply_migrations(client.command, name) == [1]         # no TTL: the checks write 2023 timestamps
+    assert apply_migrations(client.command, name) == ALL_VERSIONS         # no TTL: the checks write 2023 timestamps
     yield name
     client.command(f"DROP DATABASE IF EXISTS {name}")
 

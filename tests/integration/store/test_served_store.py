@@ -28,6 +28,9 @@ from abidance.store.client import connect, redact  # noqa: E402
 from abidance.store.migrations import apply_migrations  # noqa: E402
 from abidance.store.server import StoreServer, split_insert  # noqa: E402
 from tests.integration.store import checks  # noqa: E402
+from abidance.store.migrations import MIGRATIONS
+
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -50,7 +53,7 @@ def client(store):
 def db(client, request):
     """A fresh database with the schema, created through clickhouse-connect's command()."""
     name = "t_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:50]
-    assert apply_migrations(client.command, name) == [1]
+    assert apply_migrations(client.command, name) == ALL_VERSIONS
     assert apply_migrations(client.command, name) == []
     return name
 
@@ -71,7 +74,7 @@ def test_ping_version_and_migrations(store, client):
     assert _http(store, "/")[2] == b"Ok.\n"
     assert client.ping()
     assert client.server_version.split(".")[0].isdigit()
-    assert store.migrations_applied == [1]
+    assert store.migrations_applied == ALL_VERSIONS
     assert store.url == f"http://127.0.0.1:{store.port}" and store.port > 0
     assert set(client.command("SHOW TABLES FROM abidance").split("\n")) >= {"trades", "fills", "schema_migrations"}
 

@@ -10,6 +10,9 @@ pytest.importorskip("chdb")
 
 from abidance.store import schema  # noqa: E402
 from abidance.store.migrations import MIGRATIONS, applied_versions, apply_migrations, market_ttl  # noqa: E402
+from abidance.store.migrations import MIGRATIONS
+
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
 
 
 @pytest.fixture
@@ -85,8 +88,8 @@ def test_rows_expire_after_ttl(chdb_sql):
 
 
 def test_two_databases_and_bad_names(chdb_sql):
-    assert apply_migrations(chdb_sql, "research") == [1]
-    assert apply_migrations(chdb_sql, "abidance") == [1]
+    assert apply_migrations(chdb_sql, "research") == ALL_VERSIONS
+    assert apply_migrations(chdb_sql, "abidance") == ALL_VERSIONS
     for bad in ("x; DROP DATABASE abidance", "a-b", "", "1abc"):
         with pytest.raises(ValueError):
             apply_migrations(chdb_sql, bad)
@@ -103,9 +106,9 @@ def test_through_clickhouse_connect_chdb_mode(tmp_path):
 
     client = connect(f"chdb://{tmp_path / 'cc'}", database="default")
     try:
-        assert apply_migrations(client.command, "abidance", market_ttl_days=2) == [1]
+        assert apply_migrations(client.command, "abidance", market_ttl_days=2) == ALL_VERSIONS
         assert apply_migrations(client.command, "abidance", market_ttl_days=2) == []
-        assert applied_versions(client.command, "abidance") == [1]
+        assert applied_versions(client.command, "abidance") == ALL_VERSIONS
         assert market_ttl(client.command, "abidance") == {t.name: 2 for t in schema.TABLES if t.market_data}
         counts = StoreReader(client, "abidance").counts()
         assert counts == {t.name: 0 for t in schema.TABLES}

@@ -151,3 +151,24 @@ def test_an_event_that_cannot_be_converted_is_counted_not_fatal(fresh, tmp_path)
 
     stats = run(scenario, fresh, tmp_path)
     assert stats["conversion_errors"] == 1 and count(fresh, "alerts") >= 2
+
+
+def test_computed_money_finer_than_the_store_is_rounded_not_set_aside(fresh, tmp_path):
+    # An average price from a division carries up to 50 digits; the store keeps 18 decimals.
+    from abidance.core.events import EquityPoint, PositionUpdate
+
+    third = Decimal(1) / Decimal(3) * Decimal("65000")          # 21666.666...(46 digits)
+
+    async def scenario(bus, writer, alerts):
+        bus.publish(topics.POSITIONS, PositionUpdate("BTCUSDT", Decimal("0.003"), third, third / 7, -third / 9,
+                                                     1_700_000_000_000_000_000))
+        bus.publish(topics.EQUITY, EquityPoint(third, third, Decimal(0), third / 7, Decimal(0), Decimal("0.1"),
+                                               Decimal(0), 1_700_000_000_000_000_000))
+        await writer.drain()
+        return alerts
+
+    alerts = run(scenario, fresh, tmp_path)
+    assert not [a for a in alerts if a.code == "store_row_rejected"], alerts
+    [(avg,)] = fresh.query("SELECT avg_price FROM abidance.positions").result_rows
+    assert avg == Decimal("21666.666666666666666667")           # half-even at 18 decimals
+    assert count(fresh, "equity") == 1
