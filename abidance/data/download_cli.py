@@ -59,7 +59,7 @@ async def run(args) -> int:
         if args.to_store:
             store = StoreSink(args.to_store)
         if args.trades:
-            return await _trades(args, cfg, symbols, start, end)
+            return await _trades(args, cfg, symbols, start, end, source)
         print(f"abidance download: {','.join(symbols)} {args.interval} from {cfg.rest_url} "
               f"({source}) into {args.out}", flush=True)
         async with BinanceRest(cfg) as rest:
@@ -82,7 +82,7 @@ async def run(args) -> int:
     return 0
 
 
-async def _trades(args, cfg, symbols, start, end) -> int:
+async def _trades(args, cfg, symbols, start, end, source: str) -> int:
     from abidance.data.trades_download import TradesDownloader
     from abidance.exchange.binance.rest import BinanceRest
 
@@ -90,8 +90,9 @@ async def _trades(args, cfg, symbols, start, end) -> int:
         raise ValueError("--to-store takes klines; trades stay in the day files")
     print(f"abidance download: {','.join(symbols)} aggregate trades from {cfg.rest_url} into {args.out}", flush=True)
     async with BinanceRest(cfg) as rest:
-        summary = await TradesDownloader(rest, args.out, progress=lambda line: print(line, flush=True)).run(
-            symbols, start, end)
+        downloader = TradesDownloader(rest, args.out, progress=lambda line: print(line, flush=True), source=source,
+                                      vision_base=args.vision_url)
+        summary = await downloader.run(symbols, start, end)
     print(summary.line(), flush=True)
     for symbol, day, first, last in summary.gaps:
         print(f"  {symbol} {day}: aggregate ids {first}..{last} missing", flush=True)

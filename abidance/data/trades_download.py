@@ -5,7 +5,9 @@ qty as decimal128(38, 8) (exact), first_id, last_id, time (ms), buyer_is_maker. 
 follow the klines' rules (abidance.data.download): written atomically with the window they
 cover and whether it had closed, so a complete day is skipped and a run resumes at the first
 unfinished one; `--to-store` is not offered for trades (they stay in files: the backtester
-reads them with `load_trades`).
+reads them with `load_trades`). With `source="vision"` (the CLI's default on mainnet) a whole
+past day comes from Binance's public aggTrades data file, checksum checked, falling back to
+REST on any failure.
 
 Paging: Binance serves at most 1000 aggregate trades per request and a time window of at most
 one hour, so each hour is asked with startTime/endTime and, when a page is full, continued
@@ -30,7 +32,7 @@ import pyarrow.parquet as pq
 
 from abidance.data.download import (
     DAY_MS, DEC_TYPE, VISION_BASE, DownloadError, check_symbol, day_start_ms, days_between, iso, read_day_meta,
-    write_day,
+    verify_checksum, write_day,
 )
 
 log = logging.getLogger("abidance.data.trades")
@@ -86,6 +88,26 @@ def parse_agg_trades_zip(data: bytes) -> list[dict]:
     return out
 
 
+async def fetch_vision_trades_day(session, symbol: str, d: date, base: str = VISION_BASE) -> list[dict] | None:
+    """One day's aggregate trades from the public data files (None when the file is not there yet).
+    Needs internet access; the checksum file is checked when present."""
+    import aiohttp
+
+    url = vision_trades_url(symbol, d, base)
+    async with session.get(url) as resp:
+        if resp.status == 404:
+            return None
+        resp.raise_for_status()
+        data = await resp.read()
+    try:
+        async with session.get(url + ".CHECKSUM") as resp:
+            if resp.status == 200 and not verify_checksum(data, await resp.text()):
+                raise DownloadError(f"{url}: checksum mismatch")
+    except aiohttp.ClientError:
+        pass
+    return parse_agg_trades_zip(data)
+
+
 def load_trades(out: str | Path, symbol: str):
     """Every downloaded day of symbol as one DataFrame in the recorded-trades layout the backtester
     reads (timestamp ms, id, side of the taker, price, amount; exact decimals as strings)."""
@@ -120,11 +142,31 @@ class TradesDownloader:
     """`client`: a BinanceRest (or anything with async `agg_trades(symbol, from_id, start_time,
     end_time, limit)` and `server_time()`)."""
 
-    def __init__(self, client, out: str | Path, *, progress: Callable[[str], None] | None = None):
+    def __init__(self, client, out: str | Path, *, progress: Callable[[str], None] | None = None,
+                 source: str = "rest", vision_base: str = VISION_BASE, http_session=None):
+        if source not in ("rest", "vision"):
+            raise ValueError(f"source must be 'rest' or 'vision', got {source!r}")
         self.client = client
         self.out = Path(out)
         self.progress = progress or (lambda s: None)
+        self.source = source
+        self.vision_base = vision_base
+        self.http_session = http_session
         self.requests = 0
+
+    async def _vision_day(self, symbol: str, d: date) -> list[dict] | None:
+        import aiohttp
+
+        own = self.http_session is None
+        session = self.http_session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
+        try:
+            return await fetch_vision_trades_day(session, symbol, d, self.vision_base)
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to REST
+            log.warning("data file for %s trades %s not used (%s); using REST", symbol, d, type(exc).__name__)
+            return None
+        finally:
+            if own:
+                await session.close()
 
     async def fetch_window(self, symbol: str, start: int, end: int) -> list[dict]:
         """Aggregate trades printed in [start, end), an hour at a time, continued by id when a page is full."""
@@ -163,8 +205,14 @@ class TradesDownloader:
                     self.progress(f"{symbol} trades {d}: skipped (complete on disk)")
                     continue
                 complete = we <= now_ms
-                table = trades_table(await self.fetch_window(symbol, ws, min(we, now_ms)))
-                write_day(path, table, ws, we, complete, "rest")
+                rows, source = None, "rest"
+                if self.source == "vision" and complete and ws == ds and we == ds + DAY_MS:
+                    rows = await self._vision_day(symbol, d)
+                    source = "vision" if rows is not None else "rest"
+                if rows is None:
+                    rows = await self.fetch_window(symbol, ws, min(we, now_ms))
+                table = trades_table([t for t in rows if ws <= int(t["T"]) < we])
+                write_day(path, table, ws, we, complete, source)
                 gaps = id_gaps(table["agg_id"].to_pylist())
                 summary.gaps += [(symbol, d, a, b) for a, b in gaps]
                 summary.trades += table.num_rows

@@ -119,3 +119,52 @@ params = { fast = 2, slow = 3 }
     result = Backtest(config, trades={"BTCUSDT": trades}, instruments=instruments,
                       balances={"USDT": Decimal(1000)}).run()
     assert result.trades == len(trades) and result.bars > 0
+
+
+def test_whole_past_days_come_from_the_data_files_and_fall_back_to_rest(tmp_path):
+    """A local HTTP server plays data.binance.vision: day 1 has a good file, day 2 a file whose
+    checksum does not match (refused), day 3 none (404). Days 2 and 3 come from REST."""
+    import hashlib
+
+    from aiohttp import web
+
+    venue = FakeVenue(D0 + 3 * 86_400_000 + 3_600_000)
+    day1 = [t for t in venue.trades if t["T"] < D0 + 86_400_000]
+    csv_text = "".join(f"{t['a']},{t['p']},{t['q']},{t['f']},{t['l']},{t['T']},{str(t['m']).lower()},true\n"
+                       for t in day1)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("BTCUSDT-aggTrades-2024-03-01.csv", csv_text)
+    good = buf.getvalue()
+    files = {"2024-03-01": (good, hashlib.sha256(good).hexdigest()), "2024-03-02": (good, "0" * 64)}
+
+    async def handler(request):
+        name = request.match_info["name"]
+        day = name.split("-aggTrades-")[1][:10]
+        if day not in files:
+            return web.Response(status=404)
+        data, digest = files[day]
+        if name.endswith(".CHECKSUM"):
+            return web.Response(text=f"{digest}  BTCUSDT-aggTrades-{day}.zip")
+        return web.Response(body=data)
+
+    async def scenario():
+        app = web.Application()
+        app.router.add_get("/data/spot/daily/aggTrades/BTCUSDT/{name}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            dl = td.TradesDownloader(venue, tmp_path, source="vision", vision_base=f"http://127.0.0.1:{port}")
+            return await dl.run(["BTCUSDT"], D0, D0 + 3 * 86_400_000)
+        finally:
+            await runner.cleanup()
+
+    summary = asyncio.run(scenario())
+    assert summary.days_fetched == 3 and summary.trades == 3 * 43_200
+    sources = [td.read_day_meta(td.trades_day_path(tmp_path, "BTCUSDT", date(2024, 3, d))).source for d in (1, 2, 3)]
+    assert sources == ["vision", "rest", "rest"]
+    frame = td.load_trades(tmp_path, "BTCUSDT")
+    assert list(frame.id) == [t["a"] for t in venue.trades if t["T"] < D0 + 3 * 86_400_000]
