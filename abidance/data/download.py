@@ -346,12 +346,11 @@ def verify_checksum(data: bytes, checksum_text: str) -> bool:
     return hashlib.sha256(data).hexdigest() == expected
 
 
-async def fetch_vision_day(session, symbol: str, interval: str, day: date, base: str = VISION_BASE) -> list[list] | None:
-    """One day's klines from the public data files (None when the file is not there yet: 404).
-    Needs internet access; the checksum file is checked when present."""
+async def fetch_vision_file(session, url: str) -> bytes | None:
+    """A public data file's bytes (None when it is not there yet: 404), checked against its
+    .CHECKSUM file when that is there. Needs internet access."""
     import aiohttp
 
-    url = vision_url(symbol, interval, day=day, base=base)
     async with session.get(url) as resp:
         if resp.status == 404:
             return None
@@ -363,7 +362,13 @@ async def fetch_vision_day(session, symbol: str, interval: str, day: date, base:
                 raise DownloadError(f"{url}: checksum mismatch")
     except aiohttp.ClientError:
         pass
-    return parse_klines_zip(data)
+    return data
+
+
+async def fetch_vision_day(session, symbol: str, interval: str, day: date, base: str = VISION_BASE) -> list[list] | None:
+    """One day's klines from the public data files (None when the file is not there yet)."""
+    data = await fetch_vision_file(session, vision_url(symbol, interval, day=day, base=base))
+    return None if data is None else parse_klines_zip(data)
 
 
 # ---- recorded files ---------------------------------------------------------------------------

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abidance.data.download import (
-    DAY_MS, DEC_TYPE, VISION_BASE, DownloadError, check_symbol, day_start_ms, days_between, iso, read_day_meta,
-    verify_checksum, write_day,
+    DAY_MS, DEC_TYPE, VISION_BASE, DownloadError, check_symbol, day_start_ms, days_between, fetch_vision_file, iso,
+    read_day_meta, write_day,
 )
 
 log = logging.getLogger("abidance.data.trades")
@@ -89,23 +89,9 @@ def parse_agg_trades_zip(data: bytes) -> list[dict]:
 
 
 async def fetch_vision_trades_day(session, symbol: str, d: date, base: str = VISION_BASE) -> list[dict] | None:
-    """One day's aggregate trades from the public data files (None when the file is not there yet).
-    Needs internet access; the checksum file is checked when present."""
-    import aiohttp
-
-    url = vision_trades_url(symbol, d, base)
-    async with session.get(url) as resp:
-        if resp.status == 404:
-            return None
-        resp.raise_for_status()
-        data = await resp.read()
-    try:
-        async with session.get(url + ".CHECKSUM") as resp:
-            if resp.status == 200 and not verify_checksum(data, await resp.text()):
-                raise DownloadError(f"{url}: checksum mismatch")
-    except aiohttp.ClientError:
-        pass
-    return parse_agg_trades_zip(data)
+    """One day's aggregate trades from the public data files (None when the file is not there yet)."""
+    data = await fetch_vision_file(session, vision_trades_url(symbol, d, base))
+    return None if data is None else parse_agg_trades_zip(data)
 
 
 def load_trades(out: str | Path, symbol: str):
