@@ -20,7 +20,9 @@ bytes (no second read of the file); `save_model` writes atomically (abidance.ml.
 from __future__ import annotations
 
 import logging
+import math
 import platform
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,7 +234,7 @@ class LoadedModel:
     path: str = ""
 
     def __post_init__(self):
-        self._fast = linear_sigmoid_predictor(self.model)
+        self._fast = fast_predictor(self.model)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -286,6 +288,12 @@ def load_model(path, expected_sha256: str | None = None) -> LoadedModel:
 # ---- fast path for the live node -------------------------------------------------------------
 
 
+def fast_predictor(model):
+    """p(up) of one feature vector without predict_proba's per-call cost, or None when only
+    predict_proba can serve `model`: the logistic path, else the compiled trees."""
+    return linear_sigmoid_predictor(model) or calibrated_trees_predictor(model)
+
+
 def linear_sigmoid_predictor(model):
     """For a sigmoid-calibrated logistic pipeline: p(up) in numpy, ~50x faster than
     predict_proba's per-call validation (~1 ms for one row). None for any other model
@@ -321,3 +329,94 @@ def linear_sigmoid_predictor(model):
         return min(p, 1.0)      # a probability, whatever the float rounding of the folds' average
 
     return predict_up
+
+
+def calibrated_trees_predictor(model):
+    """For a sigmoid- or isotonic-calibrated HistGradientBoosting ("hgb") or GradientBoosting
+    ("gb") model: p(up) from compiled trees (abidance._core.trees.TreeEnsemble, about 1 us per
+    calibration fold) and each fold's calibrator in Python floats, the operations of
+    predict_proba in its order, so the same bits (checked on real candles in
+    tests/unit/ml/test_trees.py). None for any other model; a tree model the compiled trees
+    cannot reproduce (categorical features, a custom init) is logged and left to predict_proba."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
+    from abidance._core.trees import TreeEnsemble
+
+    if not isinstance(model, CalibratedClassifierCV) or model.method not in CALIBRATIONS:
+        return None
+    folds = []
+    for cc in getattr(model, "calibrated_classifiers_", ()):
+        if not isinstance(cc.estimator, (HistGradientBoostingClassifier, GradientBoostingClassifier)) \
+                or len(cc.calibrators) != 1:
+            return None
+        calibrate = _sigmoid(cc.calibrators[0]) if model.method == "sigmoid" else _isotonic(cc.calibrators[0])
+        if calibrate is None:
+            return None
+        try:
+            trees = TreeEnsemble.from_estimator(cc.estimator)
+        except ValueError as exc:
+            log.warning("compiled trees cannot serve this model, predict_proba will: %s", exc)
+            return None
+        folds.append((trees.raw_score, calibrate))
+    if not folds:
+        return None
+    k = float(len(folds))
+
+    def predict_up(x) -> float:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 1:
+            x = x.reshape(-1)
+        total = 0.0
+        for raw_score, calibrate in folds:
+            p = calibrate(raw_score(x))
+            if 1.0 < p <= 1.0 + 1e-5:       # predict_proba's own clip of rounding just above 1
+                p = 1.0
+            total += p
+        return total / k
+
+    return predict_up
+
+
+def _sigmoid(calibrator):
+    """scikit-learn's expit(-(a z + b)): scipy computes it as 1 / (1 + exp(a z + b)) with libm's
+    exp, which math.exp is."""
+    a, b = getattr(calibrator, "a_", None), getattr(calibrator, "b_", None)
+    if a is None or b is None:
+        return None
+    a, b = float(a), float(b)
+
+    def calibrate(z: float) -> float:
+        try:
+            return 1.0 / (1.0 + math.exp(a * z + b))
+        except OverflowError:       # exp beyond the float range: scipy's 1 / inf
+            return 0.0
+
+    return calibrate
+
+
+def _isotonic(calibrator):
+    """IsotonicRegression(out_of_bounds="clip").predict: the score clipped to the fitted range,
+    then np.interp over the thresholds (scipy's interp1d delegates to it), step for step."""
+    xs, ys = getattr(calibrator, "X_thresholds_", None), getattr(calibrator, "y_thresholds_", None)
+    if xs is None or ys is None or getattr(calibrator, "out_of_bounds", None) != "clip" \
+            or xs.dtype != np.float64 or ys.dtype != np.float64 or len(xs) != len(ys) or len(xs) == 0:
+        return None
+    xs, ys = xs.tolist(), ys.tolist()
+    lo, hi, last = float(calibrator.X_min_), float(calibrator.X_max_), len(xs) - 1
+    if last == 0:
+        return lambda z: ys[0]      # one threshold: a constant, as IsotonicRegression predicts
+
+    def calibrate(z: float) -> float:
+        z = min(max(z, lo), hi)
+        j = bisect_right(xs, z) - 1         # xs[j] <= z < xs[j + 1], as numpy's binary search
+        if j < 0:
+            return ys[0]
+        if j >= last:
+            return ys[last]
+        if xs[j] == z:
+            return ys[j]
+        slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+        return slope * (z - xs[j]) + ys[j]
+
+    return calibrate
