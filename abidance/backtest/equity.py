@@ -35,7 +35,7 @@ class EquityCurve:
         self._index = {s: i for i, s in enumerate(self.symbols)}
         self._tick = [instruments[s].filters.price_fp.increment for s in self.symbols]
         self._step = {s: instruments[s].filters.qty_fp.increment for s in self.symbols}
-        # Holdings after each fill: (cash, ((symbol index, quantity, average price), ...)).
+        # Holdings after each fill: (cash, ((symbol index, quantity, cost), ...), exposed).
         self._holdings: list[tuple] = [(portfolio.cash(), (), False)]
         self._dirty = False
         self._ts: list[int] = []
@@ -51,17 +51,22 @@ class EquityCurve:
         if self._dirty:
             self._dirty = False
             pf = self._portfolio
-            held = tuple((self._index[s], q, pf.avg_price(s)) for s, q in pf.positions().items() if s in self._index)
-            # Exposed: at least one whole lot held (fee dust left after a sale is not a position).
-            exposed = any(q >= self._step[s] for s, q in pf.positions().items() if s in self._step)
-            self._holdings.append((pf.cash(), held, exposed))
+            held, exposed = [], False
+            for s, (q, cost) in pf.holdings().items():     # one read of the portfolio per fill
+                i = self._index.get(s)
+                if i is not None:
+                    held.append((i, q, cost))
+                    # Exposed: at least one whole lot held (fee dust left after a sale is not a position).
+                    exposed = exposed or q >= self._step[s]
+            self._holdings.append((pf.cash(), tuple(held), exposed))
         return len(self._holdings) - 1
 
     def record(self, ts: int, symbol: str, close_ticks: int) -> None:
         self._ts.append(ts)
         self._sym.append(self._index[symbol])
         self._close.append(close_ticks)
-        self._seg.append(self._segment())
+        # Runs on every bar: the call only when a fill changed the holdings.
+        self._seg.append(self._segment() if self._dirty else len(self._holdings) - 1)
         self._values = None
 
     def extend(self, ts, symbol: str, closes) -> None:
@@ -99,8 +104,9 @@ class EquityCurve:
                 v = last                          # same holdings, same close: same value
             else:
                 v = ZERO
-                for s, qty, avg in held:
-                    v += qty * tick[s] * marks[s] if marks[s] is not None else qty * avg
+                for s, qty, cost in held:
+                    # Unmarked: at the average entry price (Portfolio.avg_price: cost / quantity).
+                    v += qty * tick[s] * marks[s] if marks[s] is not None else qty * (cost / qty)
                 last_key, last = key, v
             equity.append(c + v)
             cash.append(c)

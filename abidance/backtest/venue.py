@@ -31,6 +31,8 @@ from abidance.core import topics
 from abidance.core.events import OrderUpdate
 
 BPS = Decimal(10_000)
+ZERO = Decimal(0)
+FEE_UNIT = Decimal("1e-8")          # commissions are rounded to 8 decimals, as Binance reports them
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ class BacktestVenue:
         self.instruments = instruments
         self.fill = fill = fill or FillModel()
         self.rates = {s: fill.rates(s) for s in instruments}
+        # What a fill needs of its symbol, looked up once per fill: (tick, step, base asset,
+        # quote asset, (maker, taker) rates).
+        self._fill_spec = {s: (i.filters.price_fp.increment, i.filters.qty_fp.increment, i.base_asset, i.quote_asset,
+                               self.rates[s]) for s, i in instruments.items()}
         self.slippage = (fill.slippage_bps + fill.spread_bps / 2) / BPS
         self.participation = fill.participation
         self.latency_ns = int(fill.latency_ms) * 1_000_000
@@ -114,6 +120,10 @@ class BacktestVenue:
         return None
 
     async def submit(self, order) -> dict:
+        return self.submit_now(order)
+
+    def submit_now(self, order) -> dict:
+        """submit() without a coroutine: the inline execution engine calls this one."""
         order_id = next(self._ids)
         self.resting[order.client_order_id] = (order, order_id, self.clock.time_ns())
         self._arrived_after[order.client_order_id] = self._last_trade_id.get(order.symbol, -1)
@@ -214,25 +224,25 @@ class BacktestVenue:
 
     def _fill(self, order, order_id: int, price_ticks: int, maker: bool, ts: int, steps: int, done: int,
               complete: bool) -> None:
-        inst = self.instruments[order.symbol]
-        f = inst.filters
-        qty = f.qty_fp.increment * steps
-        price = f.price_fp.increment * price_ticks
+        tick, step, base, quote, rates = self._fill_spec[order.symbol]
+        qty = step * steps
+        price = tick * price_ticks
         if order.order_type == "MARKET" and self.slippage:
             moved = price * (1 + self.slippage if order.side == "BUY" else 1 - self.slippage)
-            price = moved.quantize(f.price_fp.increment, rounding=ROUND_HALF_EVEN)
-        rate = self.rates[order.symbol][0 if maker else 1]
+            price = moved.quantize(tick, ROUND_HALF_EVEN)
+        rate = rates[0 if maker else 1]
         if order.side == "BUY":
-            commission, asset = qty * rate, inst.base_asset
+            commission, asset = qty * rate, base
         else:
-            commission, asset = (qty * price * rate), inst.quote_asset
-        commission = commission.quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN)
+            commission, asset = (qty * price * rate), quote
+        commission = commission.quantize(FEE_UNIT, ROUND_HALF_EVEN)    # rounding positional: ~0.1 us less
         self.fills += 1
+        cid = order.client_order_id
+        # Positional: keyword arguments cost ~0.8 us more for these 23 fields.
         self.bus.publish(topics.ORDER_UPDATES, OrderUpdate(
-            symbol=order.symbol, client_order_id=order.client_order_id, order_id=order_id, side=order.side,
-            order_type=order.order_type, time_in_force=order.time_in_force, execution_type="TRADE",
-            status="FILLED" if complete else "PARTIALLY_FILLED", price=f.price_fp.increment * order.price,
-            quantity=f.qty_fp.increment * order.quantity, stop_price=Decimal(0), last_qty=qty, last_price=price,
-            cumulative_qty=f.qty_fp.increment * done, cumulative_quote=qty * price, commission=commission,
-            commission_asset=asset, trade_id=next(self._trade_ids), is_maker=maker, reject_reason="NONE",
-            request_client_order_id=order.client_order_id, ts_event=ts, ts_init=ts))
+            order.symbol, cid, order_id, order.side, order.order_type, order.time_in_force,
+            "TRADE", "FILLED" if complete else "PARTIALLY_FILLED",       # execution_type, status
+            tick * order.price, step * order.quantity, ZERO,           # price, quantity, stop_price
+            qty, price, step * done, qty * price,                       # last_qty, last_price, cumulative qty/quote
+            commission, asset, next(self._trade_ids), maker,            # commission(_asset), trade_id, is_maker
+            "NONE", cid, ts, ts))                                       # reject_reason, request cid, ts_event, ts_init

@@ -26,6 +26,7 @@ from abidance.execution.orders import (CANCELED, FROM_EXCHANGE, NEW, PARTIALLY_F
 log = logging.getLogger("abidance.execution")
 NS = 1_000_000_000
 SENDERS = 8         # new-order requests in flight at once
+REPORTS_EXECUTED = TERMINAL | {PARTIALLY_FILLED}    # answers whose executedQty is worth catching up on
 
 
 def run_inline(coro) -> None:
@@ -46,6 +47,9 @@ class ExecutionEngine(Component):
         # inline: the client answers at once (the backtest venue), so requests run to completion
         # where they are made, without an event loop: a backtest steps synchronously.
         self.inline = inline
+        # An inline client may also answer a new order synchronously (`submit_now`, the backtest
+        # venue): the same answer as `await submit()` without two coroutines per order (~1 us).
+        self._submit_now = getattr(client, "submit_now", None) if inline else None
         self.instruments = instruments
         self.cancel_replace = cancel_replace
         self.is_ours = is_ours or (lambda cid: False)
@@ -102,6 +106,14 @@ class ExecutionEngine(Component):
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
     def _send_new(self, order: Order) -> None:
+        if self._submit_now is not None:
+            try:
+                answer = self._submit_now(order)
+            except Exception as exc:  # noqa: BLE001 - as in _submit
+                self._submit_failed(order, exc)
+                return
+            self._submitted(order, answer)
+            return
         if self.inline:
             run_inline(self._submit(order))
             return
@@ -173,21 +185,27 @@ class ExecutionEngine(Component):
     async def _submit(self, order: Order) -> None:
         try:
             answer = await self.client.submit(order)
-        except OrderStatusUnknown as exc:
+        except Exception as exc:  # noqa: BLE001 - a client bug must not leave the order in limbo
+            self._submit_failed(order, exc)
+            return
+        self._submitted(order, answer)
+
+    def _submit_failed(self, order: Order, exc: Exception) -> None:
+        """A new order's request raised (called while handling it: log.exception shows it)."""
+        if isinstance(exc, OrderStatusUnknown):
             # Neither placed nor refused for sure: reconciliation will settle it.
             log.error("order %s: outcome unknown (%s); left PENDING_NEW for reconciliation",
                       order.client_order_id, exc.msg)
             self._alert("error", "order_status_unknown", f"order {order.client_order_id}: {exc.msg}")
-            return
-        except (RateLimited, BinanceApiError) as exc:
+        elif isinstance(exc, (RateLimited, BinanceApiError)):
             sent = not isinstance(exc, TransportError) or exc.sent
             reason = f"{exc.code}: {exc.msg}" if sent else f"not sent: {exc.msg}"
             self._move(order, REJECTED, reason)
-            return
-        except Exception as exc:  # noqa: BLE001 - a client bug must not leave the order in limbo
+        else:
             log.exception("order %s: submit failed", order.client_order_id)
             self._move(order, REJECTED, f"submit failed: {type(exc).__name__}: {exc}")
-            return
+
+    def _submitted(self, order: Order, answer: dict) -> None:
         self._apply_answer(order, answer)
         if order.reason.startswith("cancel after ack") and order.is_open:
             self.cancel(order, order.reason)
@@ -216,7 +234,7 @@ class ExecutionEngine(Component):
                        f.get("commissionAsset", ""), int(f.get("tradeId", -1)), False, self.clock.time_ns())
         status = FROM_EXCHANGE.get(answer.get("status", ""), None)
         executed = answer.get("executedQty")
-        if executed is not None and status in TERMINAL | {PARTIALLY_FILLED}:
+        if executed is not None and status in REPORTS_EXECUTED:
             self._catch_up_fills(order, Decimal(executed), Decimal(answer.get("cummulativeQuoteQty", "0")))
         if status is not None:
             self._move(order, status, "")

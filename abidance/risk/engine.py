@@ -174,12 +174,12 @@ class RiskEngine(Component):
         if int(reason) != ACCEPTED:
             return self._deny(signal, reason.name, describe(int(reason), signal.symbol), qty)
         cid = self.ids.next()
+        # Positional (keyword arguments cost ~0.4 us more): OrderRequest's fields in order.
         request = OrderRequest(
-            client_order_id=cid, strategy_id=signal.strategy_id, symbol=signal.symbol, side=signal.side,
-            order_type="LIMIT" if price else "MARKET", quantity=qty, price=price,
-            time_in_force="GTC" if price else "", ts_init=self.clock.time_ns(), stop_loss=signal.stop_loss,
-            take_profit=signal.take_profit, trailing_bps=signal.trailing_bps,
-            timeout_s=self.limit_timeout_s if price else 0.0, reduce_only=signal.side == "SELL")
+            cid, signal.strategy_id, signal.symbol, signal.side, "LIMIT" if price else "MARKET", qty, price,
+            "GTC" if price else "", self.clock.time_ns(),                   # time_in_force, ts_init
+            signal.stop_loss, signal.take_profit, signal.trailing_bps,
+            self.limit_timeout_s if price else 0.0, signal.side == "SELL")  # timeout_s, reduce_only
         self.pre_trade.on_order_open(slot, SIDES[signal.side], qty)
         self._orders[cid] = (slot, SIDES[signal.side], qty)
         self.decisions += 1
