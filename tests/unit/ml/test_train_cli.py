@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
@@ -64,32 +63,41 @@ def signal_run(eth, tmp_path_factory):
 
 
 def test_signal_prints_out_of_sample_metrics_and_the_held_out_backtest(signal_run, eth):
-    from abidance.backtest.data import bars_from_frame, read_candles
-    from abidance.backtest.engine import sim_instruments
-    from abidance.ml.dataset import build_dataset
-    from abidance.ml.labels import ForwardReturn
-    from abidance.ml.models import classification_metrics, load_model
-
     stdout, folder = signal_run
+    cut = int(LAST * 0.75)
     got = printed(stdout)
     model = folder / "ethbtc-logistic.joblib"
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
     assert got["model"] == f"{model} sha256 {sha}"
-    # The held-out AUC is the saved model's on the rows of the last 25 % of the bars, never trained on.
-    inst = sim_instruments()["ETHBTC"]
-    bars = bars_from_frame(read_candles(str(eth)).iloc[-LAST:], "ETHBTC", "5m", inst)
-    data = build_dataset(bars, None, ForwardReturn(12), tick_size=float(inst.filters.price_fp.increment))
-    cut = int(LAST * 0.75)
-    held = data.subset(np.flatnonzero(data.index >= cut))
-    loaded = load_model(model, sha)
-    # One BLAS thread, as the command predicts: a threaded dot product may round differently in
-    # the last bit, enough to reorder near-tied probabilities (seen in CI under load).
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        expected = classification_metrics(held.y, loaded.model.predict_proba(held.X)[:, 1], 0.55)
+    # The held-out AUC is the saved model's on the rows of the last 25 % of the bars, never trained on,
+    # recomputed here from the files alone. In a fresh interpreter, as the command ran: within a
+    # full suite run this process computed 0.5599 where both fresh ones give 0.5597 (some state an
+    # earlier test leaves behind; BLAS threads ruled out) -- noted, not yet found.
+    script = f"""
+import json, sys
+import numpy as np
+from threadpoolctl import threadpool_limits
+from abidance.backtest.data import bars_from_frame, read_candles
+from abidance.backtest.engine import sim_instruments
+from abidance.ml.dataset import build_dataset
+from abidance.ml.labels import ForwardReturn
+from abidance.ml.models import classification_metrics, load_model
+inst = sim_instruments()["ETHBTC"]
+bars = bars_from_frame(read_candles({str(eth)!r}).iloc[-{LAST}:], "ETHBTC", "5m", inst)
+data = build_dataset(bars, None, ForwardReturn(12), tick_size=float(inst.filters.price_fp.increment))
+held = data.subset(np.flatnonzero(data.index >= {cut}))
+loaded = load_model({str(model)!r}, {sha!r})
+with threadpool_limits(limits=1):
+    m = classification_metrics(held.y, loaded.model.predict_proba(held.X)[:, 1], 0.55)
+print(json.dumps({{"auc": m["auc"], "n_acted": m["n_acted"], "end_ns": loaded.meta["data"]["end_ns"],
+                  "first_held_ns": int(held.times[0])}}))
+"""
+    fresh = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert fresh.returncode == 0, fresh.stderr
+    expected = json.loads(fresh.stdout)
     assert got["holdout_auc"] == f"{expected['auc']:.4f}" and got["holdout_signals"] == str(expected["n_acted"])
-    assert loaded.meta["data"]["end_ns"] < held.times[0]            # trained only on rows before the held-out bars
+    assert expected["end_ns"] < expected["first_held_ns"]            # trained only on rows before the held-out bars
     assert 0.3 < float(got["cv_auc"]) < 0.7 and float(got["in_sample_auc"]) > float(got["cv_auc"]) - 0.05
     # The backtest on the held-out bars: the model, buy-and-hold and the rule, side by side.
     assert f"held-out backtest ({LAST - cut} bars" in stdout
