@@ -17,6 +17,7 @@ bar by bar (`start()`, `step()`, `finish()`), as the RL environment does.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from operator import attrgetter
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from abidance.backtest.equity import EquityCurve
 from abidance.backtest.venue import BacktestVenue, FillModel
 
 DAY_S = 86_400
+RUN_GC_THRESHOLD = 100_000      # allocations between young-generation collections during run() (default 700)
 
 
 _open_time = attrgetter("open_time")
@@ -276,12 +278,17 @@ class Backtest:
         return self.result
 
     def run(self) -> BacktestResult:
+        # The cyclic collector rescans every result kept so far (orders, fills, decisions) each
+        # time it runs: ~15 % of a trade-heavy run. Rarer collections for the run; still collected.
+        threshold = gc.get_threshold()
+        gc.set_threshold(RUN_GC_THRESHOLD, *threshold[1:])
         self.start()
         try:
             while self.step() is not None:
                 pass
         finally:
             result = self.finish()
+            gc.set_threshold(*threshold)
         return result
 
 
