@@ -36,7 +36,8 @@ def bar(i: int, o: str, h: str, low: str, c: str) -> Bar:
     return Bar("BTCUSDT", "1m", T0 + i * MIN, T0 + (i + 1) * MIN, t(o), t(h), t(low), t(c), 0, 1)
 
 
-def config(tmp_path):
+def config(tmp_path, extra: str = ""):
+    """The known-answer config; `extra` adds tables (e.g. a [backtest] section)."""
     (tmp_path / "bts.py").write_text(STRATEGY)
     return parse_config(f"""
 config_version = 1
@@ -53,6 +54,7 @@ price_band_bps = 0
 sizing = "fixed_quote"
 fixed_quote = "1000"
 min_confidence = 0.0
+{extra}
 [[strategies]]
 id = "bts"
 class = "bts:BuyThenSell"
@@ -103,39 +105,13 @@ def test_volume_participation_splits_a_fill_over_bars_and_latency_delays_it(tmp_
     assert "PARTIALLY_FILLED" in statuses and statuses[-1] == "FILLED"
 
 
-def config_with(tmp_path, extra: str):
-    (tmp_path / "bts.py").write_text(STRATEGY)
-    return parse_config(f"""
-config_version = 1
-[node]
-mode = "live"
-strategies_dir = "{tmp_path}"
-[risk]
-quote_asset = "USDT"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "1000"
-min_confidence = 0.0
-{extra}
-[[strategies]]
-id = "bts"
-class = "bts:BuyThenSell"
-symbols = ["BTCUSDT"]
-timeframe = "1m"
-""", tmp_path, env={})
-
-
 FIVE_BARS = [("100", "101", "99", "100"), ("100", "105", "99", "104"), ("104", "111", "103", "110"),
              ("110", "112", "108", "109"), ("109", "109", "109", "109")]
 
 
 def test_fees_per_instrument_come_from_the_config(tmp_path):
     bars = [bar(i, *p) for i, p in enumerate(FIVE_BARS)]
-    cfg = config_with(tmp_path, '[backtest]\ntaker_bps = "10"\ntaker_bps_by_symbol = { BTCUSDT = "25" }')
+    cfg = config(tmp_path, '[backtest]\ntaker_bps = "10"\ntaker_bps_by_symbol = { BTCUSDT = "25" }')
     result = asyncio.run(run_backtest(cfg, {"BTCUSDT": bars}, balances={"USDT": Decimal("10000")}))
     buy, sell = result.fills
     assert (buy.quantity, buy.commission, buy.commission_asset) == (Decimal("10.00000"), Decimal("0.025"), "BTC")
@@ -162,4 +138,4 @@ def test_a_bad_fill_model_is_refused_naming_the_setting(tmp_path):
     with pytest.raises(TypeError, match="unknown fill model setting 'fee'"):
         FillModel.from_config(config(tmp_path).backtest, fee=1)
     with pytest.raises(ConfigError, match="backtest.participation"):
-        config_with(tmp_path, '[backtest]\nparticipation = "2"')
+        config(tmp_path, '[backtest]\nparticipation = "2"')
