@@ -57,10 +57,14 @@ def _setup(tmp_path):
     return bars, tick, path, sha, record
 
 
-def _run(bars, tick, path, sha, record, deployed: bool) -> np.ndarray:
+def time_ml_signal(bars, tick, path, sha, record, deployed: bool, compiled: bool = True):
+    """ml_signal's on_bar time per bar (ns), with or without its deployment (drift watch), on the
+    model's compiled fast path or on scikit-learn's predict_proba; and the deployment (or None)."""
     clock, signals = TestClock(bars[0].open_time), []
     s = MLSignal("ml", ["ETHBTC"], {"model_path": str(path), "model_sha256": sha, "min_confidence": 0.51})
     s._abd_ctx = StrategyContext(lambda strategy, signal: signals.append(signal), clock, None, {}, {"ETHBTC": tick})
+    if not compiled:
+        s.load()._fast = None           # the fallback: predict_proba with one thread
     dep = None
     if deployed:
         dep = ModelDeployment(MessageBus(), clock, s, record, ML, InlineRegistry(None))
@@ -74,6 +78,11 @@ def _run(bars, tick, path, sha, record, deployed: bool) -> np.ndarray:
         s.on_bar(bar)
         times[i] = perf() - t0
     assert signals, "the strategy never signalled: the benchmark would not cover the signal path"
+    return times, dep
+
+
+def _run(bars, tick, path, sha, record, deployed: bool) -> np.ndarray:
+    times, dep = time_ml_signal(bars, tick, path, sha, record, deployed)
     if dep is not None:
         assert dep.is_live and dep.monitor.vectors == ML.drift_window and not dep.demotions
     return times[100:]                  # past the features' warm-up

@@ -30,19 +30,13 @@ import pytest
 
 from abidance.backtest.data import bars_from_frame
 from abidance.backtest.engine import sim_instruments
-from abidance.config.sections import MlSection
-from abidance.core.bus import MessageBus
-from abidance.core.clock import TestClock
 from abidance.ml.dataset import build_dataset
 from abidance.ml.drift import reference_histograms
 from abidance.ml.features import FeatureSpec
 from abidance.ml.labels import ForwardReturn
-from abidance.ml.model_deployment import ModelDeployment
 from abidance.ml.models import load_model, save_model, train_model
 from abidance.ml.registry import ModelVersion
-from abidance.ml.registry_link import InlineRegistry
-from abidance.strategy.base import StrategyContext
-from abidance.strategy.builtin.ml_signal import MLSignal
+from benchmarks.bench_deployment import ML, time_ml_signal   # the same deployment settings
 from tests.kit import load_candles
 
 TRAIN = 2500
@@ -51,7 +45,6 @@ WARM = 100                  # bars before the features are warm (and the call ti
 PROBA_ROWS = 500
 PROBA_BARS = slice(1700, 2500)      # 800 bars in which this hgb model's p(up) reaches 0.51 (it signals)
 # Drift never demotes here (the registry is not involved): the watch runs in full on every bar.
-ML = MlSection(min_confidence=0.51, drift_window=500, drift_psi_threshold=1e9, min_live_hit_rate_ratio=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -116,24 +109,7 @@ def test_tree_model_prediction_latency(benchmark, report, models, kind):
 
 
 def _run_strategy(bars, tick, path, sha, record, compiled: bool, deployed: bool) -> np.ndarray:
-    clock, signals = TestClock(bars[0].open_time), []
-    s = MLSignal("ml", ["ETHBTC"], {"model_path": str(path), "model_sha256": sha, "min_confidence": 0.51})
-    s._abd_ctx = StrategyContext(lambda strategy, signal: signals.append(signal), clock, None, {}, {"ETHBTC": tick})
-    if not compiled:
-        s.load()._fast = None           # the fallback: predict_proba with one thread
-    dep = None
-    if deployed:
-        dep = ModelDeployment(MessageBus(), clock, s, record, ML, InlineRegistry(None))
-        dep.start()
-    s.on_start()
-    perf = time.perf_counter_ns
-    times = np.empty(len(bars), dtype=np.int64)
-    for i, bar in enumerate(bars):
-        clock.advance_to(bar.close_time)
-        t0 = perf()
-        s.on_bar(bar)
-        times[i] = perf() - t0
-    assert signals, "the strategy never signalled: the benchmark would not cover the signal path"
+    times, dep = time_ml_signal(bars, tick, path, sha, record, deployed, compiled)
     if dep is not None:
         assert dep.is_live and not dep.demotions
     return times[WARM:]
