@@ -33,9 +33,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from abidance.backtest.research_config import research_config
+from abidance.ml.text import drawdown, number, pct, utc
 
 VARIANTS = ("regime", "static", "buy_and_hold")
-
 
 
 class StrategyDisabledError(ValueError):
@@ -83,36 +83,18 @@ class RegimeEvaluation:
             shares = " ".join(f"{r}:{s:.0%}" for r, s in sorted(w.regime_share.items()))
             for i, name in enumerate(VARIANTS):
                 r = w.results[name]
-                span = f"{_ts(w.test_start)} - {_ts(w.test_end)}" if i == 0 else ""
-                lines.append(f"{w.window if i == 0 else '':>3}  {span:<33}  {name:<12}  {_pct(r.total_return):>8}  "
-                             f"{_dd(r.max_drawdown):>7}  {_num(r.sharpe):>7}  {r.trades:>6}  "
+                span = f"{utc(w.test_start)} - {utc(w.test_end)}" if i == 0 else ""
+                lines.append(f"{w.window if i == 0 else '':>3}  {span:<33}  {name:<12}  {pct(r.total_return):>8}  "
+                             f"{drawdown(r.max_drawdown):>7}  {number(r.sharpe, 2):>7}  {r.trades:>6}  "
                              f"{r.fills:>5}  {shares if i == 0 else ''}")
         lines.append("-" * len(head))
         for name in VARIANTS:
             t = self.totals.get(name, {})
-            lines.append(f"total {name:<12} compounded {_pct(t.get('compounded_return')):>8}  "
-                         f"mean sharpe {_num(t.get('mean_sharpe')):>7}  worst dd {_dd(t.get('worst_drawdown')):>7}  "
+            lines.append(f"total {name:<12} compounded {pct(t.get('compounded_return')):>8}  "
+                         f"mean sharpe {number(t.get('mean_sharpe'), 2):>7}  worst dd {drawdown(t.get('worst_drawdown')):>7}  "
                          f"trades {t.get('trades', 0):>5}  best in {t.get('best_windows', 0)} window(s)")
         lines.append(self.verdict)
         return "\n".join(lines)
-
-
-def _ts(ns: int) -> str:
-    import pandas as pd
-
-    return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%d %H:%M")
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:+.2%}"
-
-
-def _dd(v) -> str:
-    return "-" if v is None else f"{v:.2%}"
-
-
-def _num(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
 
 
 # ---- configs -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from abidance.ml.text import drawdown, number, pct, utc
 
 PROG = "abidance train"
 
@@ -204,24 +205,6 @@ class _Stages:
         self.bar.close()
 
 
-def _ts(ns: int) -> str:
-    import pandas as pd
-
-    return pd.Timestamp(int(ns), tz="UTC").strftime("%Y-%m-%d %H:%M")
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:+.2%}"
-
-
-def _dd(v) -> str:
-    return "-" if v is None else f"{v:.2%}"
-
-
-def _num(v) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
 def _load_bars(args, instruments, many: bool = False, store_client=None, database: str = "abidance",
                symbol: str | None = None) -> dict:
     """{symbol: Bars} from --candles, else from the store's bars table; --last keeps the newest N."""
@@ -383,8 +366,8 @@ def _train_signal(args, ml, registry, database, instruments, labeler, holdout, m
             raise InputError(str(exc)) from None
     model_path = Path(args.out) if args.out else Path(args.model_dir) / (
         f"{name}-v{version}.joblib" if version else f"{name}.joblib")
-    print(f"data: {symbol} {args.interval}, {len(series)} bars, {_ts(series[0].open_time)} .. "
-          f"{_ts(series[-1].close_time)} UTC")
+    print(f"data: {symbol} {args.interval}, {len(series)} bars, {utc(series[0].open_time)} .. "
+          f"{utc(series[-1].close_time)} UTC")
     progress = _Stages(STAGES, f"train {name}")
     t0 = time.perf_counter()
     try:
@@ -399,8 +382,8 @@ def _train_signal(args, ml, registry, database, instruments, labeler, holdout, m
     elapsed = time.perf_counter() - t0
     metrics = _signal_metrics(run)
     h = run.holdout
-    print(f"trained on {len(run.train)} rows ({_ts(run.train.times[0])} .. {_ts(run.train.times[-1])}); "
-          f"held out: {h['bars'] - h['cut_bar']} bars, {h['rows']} rows ({_ts(h['start_ns'])} .. {_ts(h['end_ns'])}), "
+    print(f"trained on {len(run.train)} rows ({utc(run.train.times[0])} .. {utc(run.train.times[-1])}); "
+          f"held out: {h['bars'] - h['cut_bar']} bars, {h['rows']} rows ({utc(h['start_ns'])} .. {utc(h['end_ns'])}), "
           f"never trained on; {elapsed:.1f} s")
     for key, value in metrics:
         print(f"{key}: {value}")
@@ -420,19 +403,19 @@ def _train_signal(args, ml, registry, database, instruments, labeler, holdout, m
               f"promote with `abidance models promote {mv.name} {mv.version}`")
     if args.report:
         _write_report(args.report, f"Abidance training: {name}",
-                      f"{symbol} {args.interval}, {kind}, labels {run.labels}; held out from {_ts(h['start_ns'])} UTC",
+                      f"{symbol} {args.interval}, {kind}, labels {run.labels}; held out from {utc(h['start_ns'])} UTC",
                       metrics, run.comparison.text() + "\n" + _verdict(run), run.charts())
     return 0
 
 
 def _signal_metrics(run) -> list[tuple[str, str]]:
     cv, ho, ins, t = run.result.oos, run.holdout_metrics, run.result.in_sample, run.comparison.table
-    rows = [("cv_auc", _num(cv["auc"])), ("cv_log_loss", _num(cv["log_loss"])), ("cv_hit_rate", _num(cv["hit_rate"])),
-            ("holdout_auc", _num(ho["auc"])), ("holdout_log_loss", _num(ho["log_loss"])),
-            ("holdout_hit_rate", _num(ho["hit_rate"])), ("holdout_signals", str(ho["n_acted"])),
-            ("in_sample_auc", _num(ins["auc"]))]
+    rows = [("cv_auc", number(cv["auc"])), ("cv_log_loss", number(cv["log_loss"])), ("cv_hit_rate", number(cv["hit_rate"])),
+            ("holdout_auc", number(ho["auc"])), ("holdout_log_loss", number(ho["log_loss"])),
+            ("holdout_hit_rate", number(ho["hit_rate"])), ("holdout_signals", str(ho["n_acted"])),
+            ("in_sample_auc", number(ins["auc"]))]
     for name, r in t.items():
-        rows += [(f"{name}_return", _pct(r["total_return"])), (f"{name}_max_drawdown", _dd(r["max_drawdown"])),
+        rows += [(f"{name}_return", pct(r["total_return"])), (f"{name}_max_drawdown", drawdown(r["max_drawdown"])),
                  (f"{name}_round_trips", str(r["round_trips"]))]
     if run.importances:
         rows.append(("top_features", ", ".join(run.importances["names"][:3])))
@@ -499,10 +482,10 @@ def _retrain(args, ml, cfg) -> int:
         registry.close()
     c = outcome.challenger
     print(f"retrain: {name} on {len(series)} {symbol} {args.interval} bars; held out "
-          f"{_ts(outcome.holdout['start_ns'])} .. {_ts(outcome.holdout['end_ns'])} UTC")
-    print(f"challenger: {c.label} {outcome.metric} {_num(outcome.challenger_score)}")
+          f"{utc(outcome.holdout['start_ns'])} .. {utc(outcome.holdout['end_ns'])} UTC")
+    print(f"challenger: {c.label} {outcome.metric} {number(outcome.challenger_score)}")
     print(f"champion: {f'v{outcome.champion.version} ' if outcome.champion else 'none '}"
-          f"{outcome.metric} {_num(outcome.champion_score)}")
+          f"{outcome.metric} {number(outcome.champion_score)}")
     print(f"outcome: {c.label} is {c.status} ({'promoted' if outcome.promoted else 'not promoted'}): {outcome.reason}")
     return 0
 
@@ -546,8 +529,8 @@ def _regime(args) -> int:
     metrics = []
     for name in VARIANTS:
         t = ev.totals[name]
-        metrics += [(f"{name}_compounded_return", _pct(t["compounded_return"])),
-                    (f"{name}_worst_drawdown", _dd(t["worst_drawdown"])), (f"{name}_trades", str(t["trades"]))]
+        metrics += [(f"{name}_compounded_return", pct(t["compounded_return"])),
+                    (f"{name}_worst_drawdown", drawdown(t["worst_drawdown"])), (f"{name}_trades", str(t["trades"]))]
     metrics.append(("windows", str(len(ev.windows))))
     for key, value in metrics:
         print(f"{key}: {value}")
@@ -599,14 +582,14 @@ def _rl(args) -> int:
     curve = agent.learning_curve
     k = max(1, min(16, len(curve) // 4))
     first, last = curve["episode_return"].head(k).mean(), curve["episode_return"].tail(k).mean()
-    print(f"trained on bars 0..{cut - 1} ({_ts(bars[0].open_time)} .. {_ts(bars[cut - 1].close_time)}), "
+    print(f"trained on bars 0..{cut - 1} ({utc(bars[0].open_time)} .. {utc(bars[cut - 1].close_time)}), "
           f"{args.timesteps} timesteps in {trained_s:.1f} s; held out bars {cut}..{len(bars) - 1} "
-          f"({_ts(bars[cut].open_time)} .. {_ts(bars[-1].close_time)})")
+          f"({utc(bars[cut].open_time)} .. {utc(bars[-1].close_time)})")
     print(table.to_string())
-    metrics = [("episodes", str(len(curve))), ("first_episodes_return", _num(first)),
-               ("last_episodes_return", _num(last))]
+    metrics = [("episodes", str(len(curve))), ("first_episodes_return", number(first)),
+               ("last_episodes_return", number(last))]
     for name, row in table.iterrows():
-        metrics += [(f"{name}_return", _pct(row["total_return"])), (f"{name}_max_drawdown", _dd(row["max_drawdown"])),
+        metrics += [(f"{name}_return", pct(row["total_return"])), (f"{name}_max_drawdown", drawdown(row["max_drawdown"])),
                     (f"{name}_trades", str(int(row["trades"])))]
     for key, value in metrics:
         print(f"{key}: {value}")
