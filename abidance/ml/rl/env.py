@@ -25,7 +25,7 @@ from abidance.core import topics
 from abidance.ml.rl.agent_strategy import AgentStrategy
 from abidance.ml.rl.bars import BarArrays
 from abidance.ml.rl.fill_model import E8, FixedPointFills
-from abidance.ml.rl.observations import PNL_CLIP, MarketObservations, ObservationSpec
+from abidance.ml.rl.observations import PNL_CLIP, ObservationSpec, observed_window
 from abidance.ml.rl.vec_env import LONG, cash_units, check_reward_scale
 
 AGENT_ID = "rl-agent"
@@ -61,19 +61,9 @@ class EngineTradingEnv(gym.Env):
                                           fraction=fraction)
         self.cash0 = cash_units(starting_cash)
         self.config = research_config(fm.quote_asset, fm.fraction)
-        n = len(self.bars)
-        start, end = window if window is not None else (0, n - 1)
-        if not 0 <= start < end <= n - 1:
-            raise ValueError(f"window must be (start, end) bar indices with 0 <= start < end <= {n - 1}, got {window}")
-        self.observation_spec = observation or ObservationSpec.fit(self.bars, start, end)
-        self.market = MarketObservations(self.observation_spec, self.bars)
-        start = max(start, self.market.first_valid)
-        if start >= end:
-            raise ValueError(f"window {window} ends before the features are warm (bar {self.market.first_valid})")
-        if episode_bars is not None and not 1 <= episode_bars <= end - start:
-            raise ValueError(f"episode_bars must be within [1, {end - start}] for window {start}..{end}, "
-                             f"got {episode_bars}")
-        self.window, self.episode_bars, self.reward_scale = (start, end), episode_bars, float(reward_scale)
+        self.observation_spec, self.market, self.window = observed_window(self.bars, window, observation,
+                                                                          episode_bars)
+        self.episode_bars, self.reward_scale = episode_bars, float(reward_scale)
         self.action_space = spaces.Discrete(2)
         self.observation_space = self.observation_spec.space()
         self.backtest: Backtest | None = None

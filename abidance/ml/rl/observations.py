@@ -96,3 +96,23 @@ class MarketObservations:
             pnl = np.where(holding, 100.0 * np.log(close / np.where(entry > 0, entry, close)), 0.0)
         out[:, n_feat + 1] = np.clip(pnl, -PNL_CLIP, PNL_CLIP)
         return out
+
+
+def observed_window(bars, window: tuple[int, int] | None, observation: ObservationSpec | None,
+                    episode_bars: int | None) -> tuple[ObservationSpec, MarketObservations, tuple[int, int]]:
+    """Both environments' set-up: the (start, end) bar window (the whole series by default),
+    checked and moved past the features' warm-up, the observation spec (fitted on the window
+    unless given) and the observations of every bar."""
+    n = len(bars)
+    start, end = window if window is not None else (0, n - 1)
+    if not 0 <= start < end <= n - 1:
+        raise ValueError(f"window must be (start, end) bar indices with 0 <= start < end <= {n - 1}, got {window}")
+    spec = observation or ObservationSpec.fit(bars, start, end)
+    market = MarketObservations(spec, bars)
+    start = max(start, market.first_valid)      # no observation before the features are warm
+    if start >= end:
+        raise ValueError(f"window {window} ends before the features are warm (bar {market.first_valid})")
+    if episode_bars is not None and not 1 <= episode_bars <= end - start:
+        raise ValueError(f"episode_bars must be within [1, {end - start}] for window {start}..{end}, "
+                         f"got {episode_bars}")
+    return spec, market, (start, end)

@@ -33,7 +33,7 @@ from gymnasium.vector.utils import batch_space
 
 from abidance.ml.rl.bars import BarArrays
 from abidance.ml.rl.fill_model import E8, FixedPointFills
-from abidance.ml.rl.observations import MarketObservations, ObservationSpec
+from abidance.ml.rl.observations import ObservationSpec, observed_window
 
 FLAT, LONG = 0, 1
 
@@ -95,19 +95,8 @@ class TradingVecEnv(VectorEnv):
         self.cash0 = cash_units(starting_cash)
         self._max_cash = self.cash0 * int(max_growth)
         self.fills_model.check_headroom(int(self.bars.high.max()) * 2, self._max_cash)
-        n = len(self.bars)
-        start, end = window if window is not None else (0, n - 1)
-        if not 0 <= start < end <= n - 1:
-            raise ValueError(f"window must be (start, end) bar indices with 0 <= start < end <= {n - 1}, got {window}")
-        self.observation_spec = observation or ObservationSpec.fit(self.bars, start, end)
-        self.market = MarketObservations(self.observation_spec, self.bars)
-        start = max(start, self.market.first_valid)      # no observation before the features are warm
-        if start >= end:
-            raise ValueError(f"window {window} ends before the features are warm (bar {self.market.first_valid})")
-        if episode_bars is not None and not 1 <= episode_bars <= end - start:
-            raise ValueError(f"episode_bars must be within [1, {end - start}] for window {start}..{end}, "
-                             f"got {episode_bars}")
-        self.window = (start, end)
+        self.observation_spec, self.market, self.window = observed_window(self.bars, window, observation,
+                                                                          episode_bars)
         self.episode_bars = episode_bars
         self.reward_scale = float(reward_scale)
         self.num_envs = int(num_envs)
