@@ -105,8 +105,8 @@ class EquityCurve:
             else:
                 v = ZERO
                 for s, qty, cost in held:
-                    # Unmarked: at the average entry price (Portfolio.avg_price: cost / quantity).
-                    v += qty * tick[s] * marks[s] if marks[s] is not None else qty * (cost / qty)
+                    # Unmarked: at what was paid, as Portfolio.positions_value values it.
+                    v += qty * tick[s] * marks[s] if marks[s] is not None else cost
                 last_key, last = key, v
             equity.append(c + v)
             cash.append(c)
