@@ -304,11 +304,22 @@ class Errors:
                  else f"is not a known key (known: {', '.join(known)})")
 
 
+# Keys that once existed, with what replaced them: a config that still sets one gets this, not "unknown key".
+RETIRED_KEYS = {
+    "binance.listen_key_keepalive_s": "is no longer used: Binance switched off the listenKey user-data flow on "
+                                      "2026-02-20 (POST /api/v3/userDataStream answers 410 Gone). User data now "
+                                      "comes over the WebSocket API with nothing to keep alive; remove the key "
+                                      "(see binance.user_data_auth and binance.ws_api_url).",
+}
+
+
 def validate(section: Section, table: Mapping[str, Any], where: str, errors: Errors) -> dict[str, Any]:
     """The attribute values of the keys in `table` that are valid; every problem goes to `errors`."""
     values = {}
     for name in table:
-        if name not in section.keys:
+        if f"{where}.{name}" in RETIRED_KEYS:
+            errors.add(f"{where}.{name}", RETIRED_KEYS[f"{where}.{name}"])
+        elif name not in section.keys:
             errors.unknown(f"{where}.{name}", name, list(section.keys))
     for name, spec in section.keys.items():
         if name not in table:

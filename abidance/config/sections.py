@@ -191,6 +191,8 @@ BINANCE_DESCRIPTIONS: dict[str, str] = {
     "venue": f"Named venue: {', '.join(repr(v) for v in VENUES)}; any other name needs rest_url and ws_url.",
     "rest_url": "REST base URL; \"\" = the venue's.",
     "ws_url": "WebSocket streams base URL; \"\" = the venue's.",
+    "ws_api_url": "WebSocket API URL (user data and orders); \"\" = the venue's (on the simulator: ws_url + "
+                  "/ws-api/v3).",
     "recv_window_ms": "How long a signed request stays valid after its timestamp, in ms (at most 60000).",
     "request_timeout_s": "Seconds to wait for a REST answer.",
     "time_sync_interval_s": "Seconds between measurements of the server clock offset.",
@@ -209,7 +211,11 @@ BINANCE_DESCRIPTIONS: dict[str, str] = {
     "depth_snapshot_limit": "Levels requested in a REST depth snapshot when syncing a book.",
     "depth_stream_speed": "Depth stream update speed: '100ms' or '1000ms'.",
     "health_interval_s": "Seconds between connector health reports.",
-    "listen_key_keepalive_s": "Seconds between user data stream listen key keepalives.",
+    "user_data_auth": "How the user-data subscription is authorised on the WebSocket API: 'signature' "
+                      "(userDataStream.subscribe.signature, any key type) or 'logon' (session.logon, Ed25519 "
+                      "keys only, then userDataStream.subscribe).",
+    "order_transport": "Where orders, cancels and order queries go: 'ws_api' (the WebSocket API, lower "
+                       "latency) or 'rest'.",
 }
 
 

@@ -48,6 +48,23 @@ class OrderUpdate:
     request_client_order_id: str  # id of the request behind this event: on a cancel, the cancel's own id
     ts_event: int           # transaction time, ns
     ts_init: int            # when we received it, ns
+    order_list_id: int = -1  # the order list (OCO, OTO, OTOCO) this order belongs to, -1 for none
+
+
+@dataclass(frozen=True, slots=True)
+class OrderListUpdate:
+    """One listStatus event: an order list (OCO, OTO, OTOCO) changed as a whole."""
+
+    symbol: str
+    order_list_id: int
+    contingency_type: str       # OCO | OTO (an OTOCO reports OTO)
+    list_status_type: str       # RESPONSE | EXEC_STARTED | UPDATED | ALL_DONE
+    list_order_status: str      # EXECUTING | ALL_DONE | REJECT
+    list_client_order_id: str
+    reject_reason: str
+    orders: tuple[tuple[int, str], ...]     # (orderId, clientOrderId) of each leg
+    ts_event: int
+    ts_init: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +104,7 @@ class Reconciliation:
 
     open_orders: tuple[OrderUpdate, ...]
     balances: tuple[Balance, ...]
-    reason: str             # "start" | "reconnect" | "listen_key_expired"
+    reason: str             # "start" | "reconnect" | "stream_terminated"
     ts_init: int
 
 

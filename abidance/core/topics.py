@@ -13,9 +13,11 @@ KLINES = "data.klines"
 BOOKS = "data.books"                 # a book changed (ready or not): BookUpdate
 BOOK_STATUS = "data.book_status"     # a book became ready / not ready: BookStatusChanged
 DEPTH_SNAPSHOTS = "data.depth_snapshots"   # DepthSnapshot: top levels of each ready book, periodically
+PARTIAL_DEPTH = "data.partial_depth"       # DepthSnapshot: Binance's partial-depth streams (<s>@depth5/10/20)
 
 # Account and orders (published by the connector, consumed by execution and portfolio).
 ORDER_UPDATES = "exec.order_updates"
+ORDER_LIST_UPDATES = "exec.order_list_updates"   # OrderListUpdate (listStatus)
 BALANCES = "account.balances"
 RECONCILIATION = "account.reconciliation"
 

@@ -84,7 +84,7 @@ async def _embedded_sim(config):
     state_dir = Path(config.node.state_dir) / "embedded-sim"
     shutil.rmtree(state_dir, ignore_errors=True)      # a new simulator knows nothing of old orders
     node = dataclasses.replace(config.node, state_dir=state_dir)
-    binance = dataclasses.replace(config.binance, venue="sim", rest_url=sim.rest_url, ws_url=sim.ws_url)
+    binance = dataclasses.replace(config.binance, venue="sim").with_urls(sim.rest_url, sim.ws_url)
     print(f"abidance run: embedded simulator at {sim.rest_url} / {sim.ws_url}; state in {state_dir}", flush=True)
     return dataclasses.replace(config, node=node, binance=binance), sim
 

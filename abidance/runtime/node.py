@@ -28,6 +28,7 @@ from abidance.data.engine import DataEngine
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
 from abidance.exchange.binance.rest import BinanceRest
+from abidance.exchange.binance.ws_orders import WsApiExecutionClient
 from abidance.execution.engine import ExecutionEngine
 from abidance.execution.exits import ExitManager
 from abidance.execution.venue import BinanceExecutionClient
@@ -141,10 +142,14 @@ class TradingNode:
         self.portfolio = Portfolio(self.bus, self.clock, cfg.risk.quote_asset, instruments, balances)
         if "portfolio" in state:
             self.portfolio.from_state(state["portfolio"])
+        self.connector = BinanceConnector(cfg.binance, self.bus, self.rest, self.clock.time_ns)
+        self.connector.use_instruments(instruments)
         if paper:
             # Simulated fills on the live trade stream: the backtester's venue (next-trade fills),
             # answering at once, so requests run inline as in a backtest.
             client = BacktestVenue(self.bus, self.clock, instruments, FillModel.from_config(cfg.backtest))
+        elif cfg.binance.order_transport == "ws_api":
+            client = WsApiExecutionClient(self.connector.api(), self.rest, instruments)
         else:
             client = BinanceExecutionClient(self.rest, instruments)
         self.execution = ExecutionEngine(self.bus, self.clock, client, instruments, inline=paper,
@@ -198,7 +203,6 @@ class TradingNode:
         else:
             self.risk.announce("node started")
         self.bus.subscribe(topics.ORDER_EVENTS, lambda ev: self.save_state())
-        self.connector = BinanceConnector(cfg.binance, self.bus, self.rest, self.clock.time_ns)
         channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])
         await self.connector.start(self.symbols, channels, user_data=not paper)
         self._heartbeat = self.clock.call_every(int(cfg.node.heartbeat_s * 1e9), self._beat)

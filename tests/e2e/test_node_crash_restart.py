@@ -5,95 +5,15 @@ it cleanly, cancelling its orders."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 from abidance.exchange.sim.config import SimConfig
+from tests.e2e.node_process import STRATEGY, config_text, start_node, wait
 from tests.integration.conftest import RunningSim
 from tests.integration.node_kit import sim_balances
-
-STRATEGY = '''
-from abidance.strategy import Strategy
-
-
-class OneShot(Strategy):
-    """Buys at market once, then rests one limit buy 5% under the bid: an open order to crash with."""
-
-    wants_book = True
-
-    def on_start(self):
-        self.step = 0
-
-    def on_book(self, book):
-        bid = book.best_bid()[0]
-        if self.step == 0:
-            self.step = 1
-            self.buy(book.symbol, 1.0, reason="first buy")
-        elif self.step == 1 and self.position(book.symbol) > 0:
-            self.step = 2
-            self.buy(book.symbol, 1.0, price=bid * 95 // 100, reason="resting limit")
-'''
-
-
-def config_text(sim, state: Path, strategies: Path, enabled: bool) -> str:
-    return f"""
-config_version = 1
-[node]
-name = "crash"
-mode = "live"
-state_dir = "{state}"
-strategies_dir = "{strategies}"
-symbols = ["ETHUSDT"]
-heartbeat_s = 0.5
-log_format = "json"
-cancel_orders_on_stop = true
-[binance]
-venue = "sim"
-rest_url = "{sim.rest_url}"
-ws_url = "{sim.ws_url}"
-client_order_prefix = "crash"
-[risk]
-quote_asset = "USDT"
-max_order_notional = "100"
-max_gross_exposure = "1000"
-price_band_bps = 1000
-sizing = "fixed_quote"
-fixed_quote = "30"
-min_confidence = 0.0
-[data]
-depth = true
-[[strategies]]
-id = "one-shot"
-class = "oneshot:OneShot"
-symbols = ["ETHUSDT"]
-timeframe = "1m"
-enabled = {"true" if enabled else "false"}
-"""
-
-
-def start_node(cfg: Path, notify_socket: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if notify_socket:
-        env["NOTIFY_SOCKET"] = notify_socket      # as systemd sets it for Type=notify
-    return subprocess.Popen([sys.executable, "-m", "abidance.cli", "run", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-
-
-def wait(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_node_killed_with_an_open_order_reconciles_on_restart_without_duplicates(tmp_path):
     sim = RunningSim(SimConfig(seed=13))

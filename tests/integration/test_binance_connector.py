@@ -11,20 +11,12 @@ import logging
 from decimal import Decimal
 
 import pytest
-import uvloop
 from picows import WSMsgType
 
 from abidance.core import topics
-from abidance.core.bus import MessageBus
-from abidance.exchange.binance.config import BinanceConfig
-from abidance.exchange.binance.connector import BinanceConnector
-from abidance.exchange.binance.credentials import Credentials
-from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
+from tests.integration.connector_kit import SYMBOLS, admin, books_ready, run_with_connector, set_paused, until
 from tests.integration.conftest import RunningSim
-from tests.integration.test_sim_faults import admin
-
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
 @pytest.fixture(scope="module")
@@ -41,39 +33,6 @@ def clean_faults(sim):
                                  "rest_5xx_rate": 0, "rest_429_rate": 0, "rest_418_rate": 0,
                                  "max_connection_s": 86400})
     set_paused(sim, False)
-
-
-def set_paused(sim, paused: bool) -> None:
-    sim.run(lambda: setattr(sim.server.venue, "paused", paused))
-
-
-def run_with_connector(sim, scenario, *, symbols=SYMBOLS, channels=("trade", "depth"), user_data=False,
-                       timeout=40.0, **overrides):
-    cfg = BinanceConfig(venue="sim", rest_url=sim.rest_url, ws_url=sim.ws_url, **overrides)
-
-    async def main():
-        bus = MessageBus()
-        async with BinanceRest(cfg, Credentials(DEMO_API_KEY, DEMO_API_SECRET), bus) as rest:
-            conn = BinanceConnector(cfg, bus, rest)
-            await conn.start(symbols, channels, user_data=user_data)
-            try:
-                return await asyncio.wait_for(scenario(conn, bus, rest), timeout)
-            finally:
-                await conn.stop()
-
-    return uvloop.run(main())
-
-
-async def until(predicate, timeout: float = 10.0, what: str = "condition"):
-    end = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def books_ready(conn, timeout: float = 10.0):
-    await until(lambda: all(b.ready for b in conn.books.values()), timeout, "books ready")
 
 
 async def assert_books_match_simulator(sim, conn, depth: int = 50):
@@ -160,11 +119,22 @@ async def _stall(sim, seconds):
     venue.faults.stall(seconds * venue.clock.speed, venue.clock.now_ms())
 
 
-def test_connection_is_renewed_before_its_maximum_age(sim):
+def test_connection_is_renewed_before_its_maximum_age_without_a_gap_a_duplicate_or_a_resync(sim):
+    """Make-before-break: the new connection is subscribed before the old one closes."""
     async def scenario(conn, bus, rest):
+        trades, status = [], []
+        bus.subscribe(topics.TRADES, trades.append)
+        bus.subscribe(topics.BOOK_STATUS, status.append)
         await books_ready(conn)
-        await until(lambda: conn.streams.reconnects >= 1, 10, "proactive reconnect")
-        await books_ready(conn, 15)
+        await until(lambda: conn.streams.handovers >= 3, 20, "three renewals")
+        await until(lambda: len(trades) > 50, 10, "trades")
+        assert conn.streams.reconnects == 0
+        assert sum(b.resyncs for b in conn.books.values()) == 0
+        assert [s.ready for s in status] == [True] * len(conn.books)     # never not ready after the first sync
+        for symbol in conn.books:
+            ids = [t.trade_id for t in trades if t.symbol == symbol]
+            assert ids == list(range(ids[0], ids[0] + len(ids))), f"{symbol}: a gap or a duplicate trade"
+        await assert_books_match_simulator(sim, conn)
 
     run_with_connector(sim, scenario, max_connection_age_s=1.5, reconnect_initial_s=0.05)
 
@@ -274,3 +244,30 @@ def test_orders_whose_reply_is_lost_are_found_not_duplicated(sim):
         assert rest.counters.order_resubmits == 0
 
     run_with_connector(sim, scenario, symbols=("ETHUSDT",), channels=("trade",))
+
+
+def test_partial_depth_streams_arrive_as_top_level_snapshots_equal_to_the_book(sim):
+    """`<s>@depth5@100ms` on its own connection: the top levels in ticks and steps, as the venue has them."""
+    async def scenario(conn, bus, rest):
+        snaps = []
+        bus.subscribe(topics.PARTIAL_DEPTH, snaps.append)
+        await until(lambda: len(snaps) >= 3, 10, "partial-depth snapshots")
+        set_paused(sim, True)
+        try:
+            await asyncio.sleep(0.4)
+            n = len(snaps)
+            await until(lambda: len(snaps) > n, 5, "a snapshot of the frozen book")
+            last = snaps[-1]
+            truth = sim.run(lambda: sim.server.venue.exchange.depth("BTCUSDT", 5))
+            codec = conn.parser.codec("BTCUSDT")
+            assert last.update_id == truth["lastUpdateId"]
+            assert list(zip(last.bid_prices, last.bid_qtys)) == [
+                (codec.price.to_units(p), codec.qty.to_units(q)) for p, q in truth["bids"]]
+            assert list(zip(last.ask_prices, last.ask_qtys)) == [
+                (codec.price.to_units(p), codec.qty.to_units(q)) for p, q in truth["asks"]]
+        finally:
+            set_paused(sim, False)
+        assert conn.partial_dropped == 0 and conn.parser.dropped == 0
+        assert len(conn.partial.connections) == 1 and conn.streams.connection_of("btcusdt@depth5@100ms") is None
+
+    run_with_connector(sim, scenario, symbols=("BTCUSDT",), channels=("trade", "depth5"))

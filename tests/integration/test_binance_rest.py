@@ -11,6 +11,7 @@ import logging
 import time
 from decimal import Decimal
 from urllib.parse import unquote
+from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import orjson
@@ -201,18 +202,14 @@ def test_float_money_is_refused_before_anything_is_sent(sim):
     with_rest(sim, go)
 
 
-def test_listen_key_create_keepalive_close(sim):
-    async def go(rest):
-        key = await rest.listen_key_create()
-        assert isinstance(key, str) and len(key) > 10
-        await rest.listen_key_keepalive(key)
-        await rest.listen_key_close(key)
-        with pytest.raises(BinanceApiError) as info:
-            await rest.listen_key_keepalive(key)
-        assert info.value.code == -1125
-        assert rest.counters.time_syncs == 0      # API-key requests are not signed
-
-    with_rest(sim, go)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_retired_listen_key_endpoints_answer_410_gone_as_binance_does(sim, method):
+    """Binance switched the listenKey flow off on 2026-02-20: its nginx answers 410 with an HTML page."""
+    with pytest.raises(HTTPError) as info:
+        urlopen(Request(sim.rest_url + "/api/v3/userDataStream", method=method,
+                        headers={"X-MBX-APIKEY": API_KEY}), timeout=5)
+    assert info.value.code == 410
+    assert b"410 Gone" in info.value.read() and "html" in info.value.headers["Content-Type"]
 
 
 def test_wrong_secret_gives_1022_without_the_secret_in_the_error(sim):
@@ -504,8 +501,6 @@ def test_logs_never_contain_the_api_key_or_secret(sim, caplog, lost_answers):
         await rest.cancel_order("BTCUSDT", order_id=placed["orderId"])
         with pytest.raises(BinanceApiError):
             await rest.query_order("BTCUSDT", client_order_id="no-such-order")
-        key = await rest.listen_key_create()
-        await rest.listen_key_close(key)
 
     async def wrong_secret(rest):
         with pytest.raises(BinanceApiError):

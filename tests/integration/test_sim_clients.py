@@ -153,21 +153,53 @@ def test_combined_stream_subscribe_list_and_unsubscribe(sim):
     asyncio.run(run())
 
 
-def test_user_data_stream_reports_execution_and_balances(sim):
+def test_ccxt_listen_key_call_fails_with_410_as_on_binance_today(sim):
+    """ccxt still offers the retired listenKey call; Binance (and the simulator) answer 410 Gone."""
     ex = ccxt_client(sim)
-    key = ex.publicPostUserDataStream()["listenKey"]
+    with pytest.raises(ccxt.BaseError) as info:
+        ex.publicPostUserDataStream()
+    assert "410" in str(info.value)
+
+
+def test_websockets_client_gets_user_data_over_the_ws_api_when_ccxt_trades(sim):
+    """User data as Binance sends it today: a WebSocket API subscription, events in an envelope.
+    The client (websockets) and the signature (stdlib hmac over the sorted params) are not ours."""
+    import hashlib
+    import hmac
+    import time
+
+    ex = ccxt_client(sim)
 
     async def run():
-        async with websockets.connect(sim.ws_url + "/ws/" + key) as ws:
+        async with websockets.connect(sim.ws_url + "/ws-api/v3") as ws:
+            params = {"apiKey": API_KEY, "timestamp": int(time.time() * 1000)}
+            payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+            params["signature"] = hmac.new(API_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+            await ws.send(orjson.dumps({"id": "sub-1", "method": "userDataStream.subscribe.signature",
+                                        "params": params}))
+            answer = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert answer["id"] == "sub-1" and answer["status"] == 200
+            sid = answer["result"]["subscriptionId"]
+            assert any(r["rateLimitType"] == "REQUEST_WEIGHT" for r in answer["rateLimits"])
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: ex.create_order("BTC/USDT", "market", "buy", 0.0002))
             kinds = {}
             while not {"executionReport", "outboundAccountPosition"} <= set(kinds):
                 msg = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-                kinds.setdefault(msg["e"], msg)
+                assert set(msg) == {"subscriptionId", "event"} and msg["subscriptionId"] == sid
+                kinds.setdefault(msg["event"]["e"], msg["event"])
             report = kinds["executionReport"]
             assert report["s"] == "BTCUSDT" and report["S"] == "BUY" and report["o"] == "MARKET"
             assert {b["a"] for b in kinds["outboundAccountPosition"]["B"]} >= {"BTC", "USDT"}
+            await ws.send(orjson.dumps({"id": 2, "method": "userDataStream.unsubscribe",
+                                        "params": {"subscriptionId": sid}}))
+            terminated = answered = False
+            while not (terminated and answered):
+                msg = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+                terminated |= msg.get("event", {}).get("e") == "eventStreamTerminated"
+                answered |= msg.get("id") == 2 and msg["status"] == 200
+            await ws.send(orjson.dumps({"id": 3, "method": "session.subscriptions"}))
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["result"] == []
 
     asyncio.run(run())
 

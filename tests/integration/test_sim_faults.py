@@ -12,15 +12,10 @@ import pytest
 from abidance.exchange.sim.config import SimConfig
 from abidance.exchange.sim.faults import FaultSettings
 from tests.integration.conftest import RunningSim
+from tests.integration.connector_kit import admin
 from tests.integration.test_sim_errors import call
 
 websockets = pytest.importorskip("websockets")
-
-
-def admin(sim, path: str, body: dict | None = None):
-    req = Request(sim.rest_url + path, method="POST", data=orjson.dumps(body or {}))
-    with urlopen(req, timeout=5) as resp:
-        return orjson.loads(resp.read())
 
 
 async def depth_ids(sim, seconds: float) -> list[tuple[int, int]]:

@@ -19,8 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("--ws-url", default="", help="stream base URL (overrides the venue's)")
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated symbols")
     p.add_argument("--channels", default="trade,depth", help="comma-separated: trade, aggTrade, depth, bookTicker")
+    p.add_argument("--ws-api-url", default="", help="WebSocket API URL (overrides the venue's)")
     p.add_argument("--user-data", action="store_true",
-                   help="also open the user-data stream (credentials from ABIDANCE_BINANCE_* variables)")
+                   help="also subscribe to user data over the WebSocket API (credentials from ABIDANCE_BINANCE_* "
+                        "variables)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=main)
@@ -46,7 +48,7 @@ async def run(args) -> int:
         rest_url, ws_url = sim.rest_url, sim.ws_url
         creds = Credentials(DEMO_API_KEY, DEMO_API_SECRET)
     try:
-        cfg = BinanceConfig(venue=args.venue, rest_url=rest_url, ws_url=ws_url)
+        cfg = BinanceConfig(venue=args.venue, rest_url=rest_url, ws_url=ws_url, ws_api_url=args.ws_api_url)
         if args.user_data and creds is None:
             creds = Credentials.load()
     except (ValueError, CredentialsError) as exc:
@@ -59,7 +61,8 @@ async def run(args) -> int:
     bus.subscribe(topics.TRADES, lambda ev: trades.__setitem__(ev.symbol, trades.get(ev.symbol, 0) + 1))
     bus.subscribe(topics.ALERTS, lambda a: print(f"ALERT {a.level} {a.code}: {a.message}"))
     bus.subscribe(topics.ORDER_UPDATES, lambda u: print(f"ORDER {u.symbol} {u.client_order_id} {u.execution_type} {u.status}"))
-    print(f"abidance stream: {cfg.venue} REST {cfg.rest_url} streams {cfg.ws_url}", flush=True)
+    print(f"abidance stream: {cfg.venue} REST {cfg.rest_url} streams {cfg.ws_url}"
+          + (f" WebSocket API {cfg.ws_api_url}" if args.user_data else ""), flush=True)
     try:
         async with BinanceRest(cfg, creds, bus) as rest:
             conn = BinanceConnector(cfg, bus, rest)

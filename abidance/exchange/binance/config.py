@@ -13,6 +13,15 @@ VENUES = {
     "testnet": ("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
     "mainnet": ("https://api.binance.com", "wss://stream.binance.com:9443"),
 }
+# The WebSocket API (user data since the listenKey flow was retired on 2026-02-20, and orders).
+# On Binance it is its own host; the simulator serves it on its stream port.
+WS_API_URLS = {
+    "testnet": "wss://ws-api.testnet.binance.vision/ws-api/v3",
+    "mainnet": "wss://ws-api.binance.com:443/ws-api/v3",
+}
+WS_API_PATH = "/ws-api/v3"
+USER_DATA_AUTH = ("signature", "logon")
+ORDER_TRANSPORTS = ("ws_api", "rest")
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,7 @@ class BinanceConfig:
     venue: str = "sim"
     rest_url: str = ""                      # default: the venue's
     ws_url: str = ""                        # default: the venue's
+    ws_api_url: str = ""                    # default: the venue's (the simulator: ws_url + /ws-api/v3)
     # REST
     recv_window_ms: int = 5000              # Binance's default; max 60000
     request_timeout_s: float = 10.0
@@ -40,8 +50,9 @@ class BinanceConfig:
     depth_snapshot_limit: int = 1000
     depth_stream_speed: str = "100ms"       # "100ms" or "1000ms"
     health_interval_s: float = 5.0
-    # User data
-    listen_key_keepalive_s: float = 30 * 60.0
+    # User data and orders over the WebSocket API
+    user_data_auth: str = "signature"       # userDataStream.subscribe.signature, or session.logon (Ed25519)
+    order_transport: str = "ws_api"         # "ws_api" or "rest": where orders, cancels and queries go
 
     def __post_init__(self) -> None:
         if self.venue not in VENUES and not (self.rest_url and self.ws_url):
@@ -52,6 +63,8 @@ class BinanceConfig:
         rest, ws = VENUES.get(self.venue, ("", ""))
         object.__setattr__(self, "rest_url", (self.rest_url or rest).rstrip("/"))
         object.__setattr__(self, "ws_url", (self.ws_url or ws).rstrip("/"))
+        ws_api = self.ws_api_url or WS_API_URLS.get(self.venue) or self.ws_url + WS_API_PATH
+        object.__setattr__(self, "ws_api_url", ws_api.rstrip("/"))
         self._validate()
 
     def _validate(self) -> None:
@@ -72,7 +85,13 @@ class BinanceConfig:
             raise ValueError(f"binance.depth_stream_speed must be '100ms' or '1000ms', got {self.depth_stream_speed!r}")
         if self.reconnect_initial_s > self.reconnect_max_s:
             raise ValueError("binance.reconnect_initial_s must not exceed binance.reconnect_max_s")
-        for name in ("rest_url", "ws_url"):
+        if self.user_data_auth not in USER_DATA_AUTH:
+            raise ValueError(f"binance.user_data_auth must be one of {', '.join(map(repr, USER_DATA_AUTH))}, "
+                             f"got {self.user_data_auth!r}")
+        if self.order_transport not in ORDER_TRANSPORTS:
+            raise ValueError(f"binance.order_transport must be one of {', '.join(map(repr, ORDER_TRANSPORTS))}, "
+                             f"got {self.order_transport!r}")
+        for name in ("rest_url", "ws_url", "ws_api_url"):
             url = getattr(self, name)
             schemes = ("http://", "https://") if name == "rest_url" else ("ws://", "wss://")
             if not url.startswith(schemes):
@@ -80,5 +99,6 @@ class BinanceConfig:
         if not self.client_order_prefix.replace("-", "").replace("_", "").isalnum() or len(self.client_order_prefix) > 8:
             raise ValueError("binance.client_order_prefix must be 1-8 letters, digits, '-' or '_'")
 
-    def with_urls(self, rest_url: str, ws_url: str) -> "BinanceConfig":
-        return replace(self, rest_url=rest_url, ws_url=ws_url)
+    def with_urls(self, rest_url: str, ws_url: str, ws_api_url: str = "") -> "BinanceConfig":
+        """Pointed at other servers (the simulator's ports); the WebSocket API follows ws_url unless given."""
+        return replace(self, rest_url=rest_url, ws_url=ws_url, ws_api_url=ws_api_url or ws_url + WS_API_PATH)

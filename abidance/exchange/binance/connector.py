@@ -1,8 +1,8 @@
 """BinanceConnector: Binance's wire protocol in, internal events out on the bus.
 
     market streams (picows) -> MarketParser (Cython) -> bus topics + local books
-    REST (BinanceRest)      -> instruments, depth snapshots, orders
-    user data stream        -> order / balance events + reconciliation
+    REST (BinanceRest)      -> instruments, depth snapshots, reconciliation (orders when chosen)
+    WebSocket API (picows)  -> user data: order / balance / order-list events; orders (by default)
 
 Events: TradeEvent on TRADES, AggTradeEvent on AGG_TRADES, DepthDiffEvent on
 DEPTH_DIFFS, BookTickerEvent on BOOK_TICKERS, KlineEvent on KLINES; the OrderBook of a
@@ -23,15 +23,19 @@ from abidance._core.wire import (AggTradeEvent, BookTickerEvent, DepthDiffEvent,
 from abidance.core import topics
 from abidance.core.bus import MessageBus
 from abidance.core.events import Alert, ConnectorHealth
+from abidance.exchange.binance import partial_depth
 from abidance.exchange.binance.book_sync import BookSync
 from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.handover import hand_over
 from abidance.exchange.binance.health import HealthBook
 from abidance.exchange.binance.streams import MarketStreams, StreamConnection
 from abidance.exchange.binance.user_stream import UserDataStream
+from abidance.exchange.binance.ws_api import WsApiConnection
 
 log = logging.getLogger("abidance.binance")
 
 CHANNELS = ("trade", "aggTrade", "depth", "bookTicker")
+PARTIAL_DEPTH_CHANNELS = {"depth5": 5, "depth10": 10, "depth20": 20}     # on their own connections
 KLINE_INTERVALS = {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"}
 DROP_LOG_EVERY = 1000       # after the first few, log one malformed message in this many
 
@@ -55,7 +59,14 @@ class BinanceConnector:
         self.books: dict[str, BookSync] = {}
         self.health = HealthBook()
         self.streams = MarketStreams(config, self._on_frame, self._on_stream_state, clock_ns)
+        self.streams.on_renew = self._renew
+        # Partial-depth streams (Binance's top-N snapshots) on their own connections: the hot
+        # path above never looks at them.
+        self.partial = MarketStreams(config, self._on_partial_frame, self._on_stream_state, clock_ns)
+        self.partial_dropped = 0
+        self._handovers: set[asyncio.Task] = set()
         self.user: UserDataStream | None = None
+        self.ws_api: WsApiConnection | None = None
         self._health_task: asyncio.Task | None = None
         self._depth_streams: dict[str, str] = {}       # stream name -> symbol
         self._drops_logged = 0
@@ -64,13 +75,33 @@ class BinanceConnector:
 
     async def start(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth"),
                     kline_intervals: Iterable[str] = (), user_data: bool = False) -> None:
-        self.use_instruments(await self.rest.load_instruments())
+        if not self.instruments:
+            self.use_instruments(await self.rest.load_instruments())
         await self.subscribe(symbols, channels, kline_intervals)
         self.streams.start()
+        self.partial.start()
         if user_data:
-            self.user = UserDataStream(self.config, self.rest, self.bus, self.clock_ns)
+            self.user = UserDataStream(self.config, self.rest, self.bus, self.api(), self.clock_ns)
             await self.user.start()
         self._health_task = asyncio.get_running_loop().create_task(self._publish_health(), name="connector-health")
+
+    def api(self) -> WsApiConnection:
+        """The WebSocket API connection (user data, and orders when binance.order_transport = "ws_api"),
+        made on first use; it shares the REST client's credentials, clock offset and request budget."""
+        if self.ws_api is None:
+            rest = self.rest
+            self.ws_api = WsApiConnection(self.config, rest.credentials, rest.limiter, rest.clock,
+                                          time_offset_ms=lambda: rest.time_offset_ms,
+                                          on_state=self._on_api_state)
+            self.ws_api.start()
+        return self.ws_api
+
+    def _on_api_state(self, conn, state: str, reason: str) -> None:
+        if state == "disconnected":
+            self.bus.publish(topics.ALERTS, Alert("warning", "binance.ws_api", "ws_api_disconnected",
+                                                  f"WebSocket API connection lost: {reason or 'closed'}; "
+                                                  "reconnecting (user data is re-subscribed and reconciled)",
+                                                  self.clock_ns()))
 
     def use_instruments(self, instruments: dict) -> None:
         """The symbols the parser understands, with their tick and step."""
@@ -83,9 +114,14 @@ class BinanceConnector:
             self._health_task.cancel()
         for sync in self.books.values():
             sync.stop()
+        for task in list(self._handovers):
+            task.cancel()
         await self.streams.stop()
+        await self.partial.stop()
         if self.user is not None:
             await self.user.stop()
+        if self.ws_api is not None:
+            await self.ws_api.stop()
 
     # ---- subscriptions ---------------------------------------------------------------
 
@@ -93,8 +129,10 @@ class BinanceConnector:
         s = symbol.lower()
         names = []
         for ch in channels:
+            if ch in PARTIAL_DEPTH_CHANNELS:
+                continue
             if ch not in CHANNELS:
-                raise ValueError(f"unknown channel {ch!r}; known: {', '.join(CHANNELS)}")
+                raise ValueError(f"unknown channel {ch!r}; known: {', '.join(CHANNELS + tuple(PARTIAL_DEPTH_CHANNELS))}")
             names.append(f"{s}@depth@{self.config.depth_stream_speed}" if ch == "depth" else f"{s}@{ch}")
         for interval in kline_intervals:
             if interval not in KLINE_INTERVALS:
@@ -104,19 +142,25 @@ class BinanceConnector:
 
     async def subscribe(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth"),
                         kline_intervals: Iterable[str] = ()) -> None:
-        names = []
+        names, partial = [], []
         for symbol in symbols:
             inst = self.instruments.get(symbol)
             if inst is None:
                 raise ValueError(f"unknown symbol {symbol!r}: not in exchangeInfo")
             sym_names = self.stream_names(symbol, channels, kline_intervals)
             names += sym_names
+            partial += [partial_depth.stream_name(symbol, PARTIAL_DEPTH_CHANNELS[ch], self.config.depth_stream_speed)
+                        for ch in channels if ch in PARTIAL_DEPTH_CHANNELS]
             if "depth" in channels and symbol not in self.books:
                 codec = self.parser.codec(symbol)
                 self.books[symbol] = BookSync(codec, self.rest.depth, self.config.depth_snapshot_limit,
                                               self._on_book_ready_change)
-                self._depth_streams[sym_names[list(channels).index("depth")]] = symbol
+                self._depth_streams[sym_names[[c for c in channels if c in CHANNELS].index("depth")]] = symbol
         await self.streams.subscribe(names)
+        if partial:
+            await self.partial.subscribe(partial)
+            if self.streams._started:
+                self.partial.start()
 
     async def unsubscribe(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth")) -> None:
         names = []
@@ -129,7 +173,9 @@ class BinanceConnector:
     # ---- the hot path ----------------------------------------------------------------
 
     def _on_frame(self, conn: StreamConnection, payload: bytes, ts_init: int) -> None:
-        ev = self.parser.parse(payload, ts_init)
+        self._dispatch(conn, self.parser.parse(payload, ts_init), ts_init)
+
+    def _dispatch(self, conn: StreamConnection, ev, ts_init: int) -> None:
         t = type(ev)
         if t is DepthDiffEvent:
             sync = self.books.get(ev.symbol)
@@ -152,6 +198,17 @@ class BinanceConnector:
         elif ev is None:
             self._log_drop()
 
+    def _on_partial_frame(self, conn: StreamConnection, payload: bytes, ts_init: int) -> None:
+        try:
+            snap = partial_depth.parse(payload, self.parser.codec, ts_init)
+        except partial_depth.PartialDepthError as exc:
+            self.partial_dropped += 1
+            if self.partial_dropped <= 10 or self.partial_dropped % DROP_LOG_EVERY == 0:
+                log.warning("partial-depth message dropped (%d so far): %s", self.partial_dropped, exc)
+            return
+        self.bus.publish(topics.PARTIAL_DEPTH, snap)
+        self.health.stats(snap.symbol + "@depthN").record(ts_init, 0)
+
     def _log_drop(self) -> None:
         self._drops_logged += 1
         if self._drops_logged <= 10 or self._drops_logged % DROP_LOG_EVERY == 0:
@@ -170,6 +227,13 @@ class BinanceConnector:
                 symbol = self._depth_streams.get(name)
                 if symbol is not None and symbol in self.books and conn.connects > 1:
                     self.books[symbol].resync(f"stream connection {state}")
+
+    def _renew(self, conn: StreamConnection) -> None:
+        """Before the 24-hour cut: make-before-break (handover.py), so the books need no resync."""
+        task = asyncio.get_running_loop().create_task(
+            hand_over(self.streams, conn, self.parser.parse, self._dispatch), name=f"handover-{conn.conn_id}")
+        self._handovers.add(task)
+        task.add_done_callback(self._handovers.discard)
 
     def _on_book_ready_change(self, sync: BookSync, ready: bool, reason: str) -> None:
         self.bus.publish(topics.BOOK_STATUS, BookStatusChanged(sync.symbol, ready, reason, self.clock_ns()))

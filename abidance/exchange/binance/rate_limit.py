@@ -1,7 +1,8 @@
 """The local request budget, kept in step with Binance's counters, and the 429/418 gate.
 
-Binance counts request weight per IP per minute and new orders per account per 10 s and
-per day, in fixed windows of its clock. We count the same locally and wait (asyncio.sleep,
+Binance counts request weight per IP per minute, raw requests (whatever their weight) per
+IP per 5 minutes, and new orders per account per 10 s and per day, in fixed windows of its
+clock. REST and the WebSocket API spend the same budgets. We count the same locally and wait (asyncio.sleep,
 never a busy loop) before a request that would take us past `weight_safety_margin` of a
 limit; every answer's X-MBX-* headers raise our counts to the server's when they are
 higher (other processes on the same IP or account spend the same budget).
@@ -28,6 +29,7 @@ from abidance.exchange.binance.errors import IpBanned, RateLimited
 log = logging.getLogger("abidance.binance.rate_limit")
 
 MINUTE_MS, TEN_S_MS, DAY_MS = 60_000, 10_000, 86_400_000
+FIVE_MIN_MS = 5 * MINUTE_MS
 SOURCE = "binance.rest"
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,})")
 
@@ -37,13 +39,14 @@ class Limits:
     weight_per_minute: int = 6000
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
+    raw_requests_per_5m: int = 300_000      # 61,000 until Binance raised it on 2026-04-02
 
 
 def limits_from_exchange_info(rate_limits: list, default: Limits) -> Limits:
-    """REQUEST_WEIGHT/1 MINUTE and ORDERS/10 SECOND and /1 DAY from exchangeInfo's rateLimits."""
+    """REQUEST_WEIGHT/1 MINUTE, RAW_REQUESTS/5 MINUTE, ORDERS/10 SECOND and /1 DAY from exchangeInfo."""
     found: dict[str, int] = {}
     keys = {("REQUEST_WEIGHT", "MINUTE", 1): "weight_per_minute", ("ORDERS", "SECOND", 10): "orders_per_10s",
-            ("ORDERS", "DAY", 1): "orders_per_day"}
+            ("ORDERS", "DAY", 1): "orders_per_day", ("RAW_REQUESTS", "MINUTE", 5): "raw_requests_per_5m"}
     for item in rate_limits if isinstance(rate_limits, list) else ():
         if not isinstance(item, dict):
             continue
@@ -92,6 +95,7 @@ class RateLimiter:
         self.limits = Limits(weight_per_minute=config.weight_limit_per_minute)
         self.offset_ms = 0      # server clock minus ours, set by the REST client's time sync
         self._weight = _Window(MINUTE_MS)
+        self._raw = _Window(FIVE_MIN_MS)
         self._orders_10s = _Window(TEN_S_MS)
         self._orders_day = _Window(DAY_MS)
         self._retry_at_ms = 0           # 429: nothing before this (server ms)
@@ -147,6 +151,7 @@ class RateLimiter:
             wait_ms = self._wait_ms(weight, is_order, now)
             if wait_ms <= 0:
                 self._weight.used += weight
+                self._raw.used += 1
                 if is_order:
                     self._orders_10s.used += 1
                     self._orders_day.used += 1
@@ -169,6 +174,10 @@ class RateLimiter:
         # A request heavier than the whole budget still goes alone into a fresh window.
         if w.used and w.used + weight > self._budget(self.limits.weight_per_minute):
             return w.ms_left(now)
+        raw = self._raw
+        raw.roll(now)
+        if raw.used + 1 > self._budget(self.limits.raw_requests_per_5m):
+            return raw.ms_left(now)
         if is_order:
             day = self._orders_day
             day.roll(now)
@@ -186,18 +195,40 @@ class RateLimiter:
 
     def on_response(self, status: int, headers: Mapping[str, str], code: int | None = None,
                     msg: str = "") -> None:
-        """Sync the counts from the X-MBX-* headers; open the 429 or 418 gate."""
+        """A REST answer: sync the counts from the X-MBX-* headers; open the 429 or 418 gate."""
+        self._sync(_int_header(headers, "X-MBX-USED-WEIGHT-1M"), _int_header(headers, "X-MBX-ORDER-COUNT-10S"),
+                   _int_header(headers, "X-MBX-ORDER-COUNT-1D"))
+        if status in (418, 429):
+            self._gate(status, _int_header(headers, "Retry-After"), code, msg)
+
+    def on_ws_answer(self, status: int, rate_limits, code: int | None = None, msg: str = "",
+                     retry_at_ms: int | None = None) -> None:
+        """A WebSocket API answer: sync the counts from its `rateLimits`; open the 429 or 418 gate
+        (the answer's `error.data.retryAfter` is a server time in ms, not a number of seconds)."""
+        counts: dict[tuple, int] = {}
+        for item in rate_limits if isinstance(rate_limits, list) else ():
+            if isinstance(item, dict) and type(item.get("count")) is int:
+                counts[(item.get("rateLimitType"), item.get("interval"), item.get("intervalNum"))] = item["count"]
+        self._sync(counts.get(("REQUEST_WEIGHT", "MINUTE", 1)), counts.get(("ORDERS", "SECOND", 10)),
+                   counts.get(("ORDERS", "DAY", 1)))
+        if status in (418, 429):
+            retry_after_s = None
+            if retry_at_ms is not None:
+                retry_after_s = max(1, -(-(retry_at_ms - self.now_ms()) // 1000))
+            self._gate(status, retry_after_s, code, msg)
+
+    def _sync(self, weight_1m: int | None, orders_10s: int | None, orders_day: int | None) -> None:
+        """The server's counts win when higher (other processes spend the same budget)."""
         now = self.now_ms()
-        for window, name in ((self._weight, "X-MBX-USED-WEIGHT-1M"), (self._orders_10s, "X-MBX-ORDER-COUNT-10S"),
-                             (self._orders_day, "X-MBX-ORDER-COUNT-1D")):
-            server = _int_header(headers, name)
+        for window, server in ((self._weight, weight_1m), (self._orders_10s, orders_10s),
+                               (self._orders_day, orders_day)):
             if server is not None:
                 window.roll(now)
-                if server > window.used:    # the server's number wins when higher
+                if server > window.used:
                     window.used = server
-        if status not in (418, 429):
-            return
-        retry_after_s = _int_header(headers, "Retry-After")
+
+    def _gate(self, status: int, retry_after_s: int | None, code: int | None, msg: str) -> None:
+        now = self.now_ms()
         if status == 418:
             until = now + 1000 * (retry_after_s if retry_after_s is not None else 120)
             stated = _BANNED_UNTIL.search(msg or "")
@@ -211,7 +242,7 @@ class RateLimiter:
             if new_ban:
                 self._alert("critical", "ip_banned",
                             f"Binance banned this IP until {self._banned_until_ms} (ms, server time); "
-                            "REST requests are refused locally until then")
+                            "requests are refused locally until then")
             return
         self._weight.roll(now)
         wait_ms = 1000 * retry_after_s if retry_after_s is not None else self._weight.ms_left(now)

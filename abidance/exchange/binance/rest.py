@@ -37,15 +37,13 @@ from abidance.exchange.binance.errors import (BinanceApiError, IpBanned, OrderSt
 from abidance.exchange.binance.ids import CLIENT_ORDER_ID_RE, ClientOrderIds
 from abidance.exchange.binance.instruments import Instrument, parse_exchange_info
 from abidance.exchange.binance.rate_limit import RateLimiter
+from abidance.exchange.binance.safe_orders import UNKNOWN_QUERY_DELAY_S, place_safely
 
 log = logging.getLogger("abidance.binance.rest")
 
 NONE, API_KEY, SIGNED = 0, 1, 2
 CONNECTIONS_PER_HOST = 16
 KEEPALIVE_S = 30.0
-# Binance may still be placing an order when it answers 5xx/-1007: a short pause before the
-# lookup makes "not found" mean "not placed" far more often.
-UNKNOWN_QUERY_DELAY_S = 0.25
 _ORDER_ENDPOINTS = {("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("DELETE", "/api/v3/openOrders")}
 _NOT_JSON = object()
 _TAGS = re.compile(r"<[^>]*>")
@@ -369,59 +367,16 @@ class BinanceRest:
         params = self.order_params(symbol, side, order_type, quantity, price, time_in_force, stop_price,
                                    quote_order_qty, cid, resp_type)
         encode(params)      # a float price or quantity is a TypeError before anything is sent
-        resubmits = 0
         if presigned is not None and f"newClientOrderId={cid}&" not in presigned + "&":
             raise ValueError("presigned query does not belong to this order")
-        while True:
-            first, presigned = presigned, None      # a resubmit is signed afresh
-            try:
-                result = await self._signed("POST", "/api/v3/order", params, 1, is_order=True, presigned=first)
-                log.info("order %s %s %s %s placed: orderId %s, status %s", cid, symbol, side, order_type,
-                         result.get("orderId"), result.get("status"))
-                return result
-            except OrderStatusUnknown as exc:
-                self.counters.order_status_unknown += 1
-                log.warning("order %s %s: outcome unknown (%s); looking it up by client order id",
-                            cid, symbol, exc.msg)
-            except BinanceApiError as exc:
-                # A resubmit refused as a duplicate: the first attempt did land after all.
-                if not (resubmits and exc.code == -2010 and "duplicate" in exc.msg.lower()):
-                    raise
-                log.warning("order %s %s: resubmit refused as a duplicate; looking the first one up", cid, symbol)
-            found = await self._find_order(symbol, cid)
-            if found is not None:
-                self.counters.orders_found += 1
-                log.warning("order %s %s: found after all (orderId %s, status %s); not resubmitting",
-                            cid, symbol, found.get("orderId"), found.get("status"))
-                return found
-            if resubmits >= self.config.order_retry_attempts:
-                raise OrderStatusUnknown(0, f"order {cid} not found after {resubmits} resubmits; its outcome is "
-                                         "unknown: query it by client order id", client_order_id=cid,
-                                         method="POST", path="/api/v3/order")
-            resubmits += 1
-            self.counters.order_resubmits += 1
-            log.warning("order %s %s: not on the exchange (-2013); resubmitting with the same client order id "
-                        "(%d of %d)", cid, symbol, resubmits, self.config.order_retry_attempts)
 
-    async def _find_order(self, symbol: str, cid: str) -> dict | None:
-        """The order by client id, None when the exchange says it does not exist (-2013)."""
-        last: BinanceApiError | None = None
-        for _ in range(self.config.order_retry_attempts + 1):
-            await asyncio.sleep(self.unknown_query_delay_s)
-            self.counters.order_queries += 1
-            try:
-                return await self.query_order(symbol, client_order_id=cid)
-            except BinanceApiError as exc:
-                if exc.code == -2013:
-                    log.info("order %s %s: lookup says it does not exist", cid, symbol)
-                    return None
-                last = exc
-                # 429 waits at the limiter's gate on the next try; anything else settles nothing.
-                if not (exc.status_unknown or isinstance(exc, RateLimited)):
-                    break
-                log.warning("order %s %s: lookup failed too (%s); trying again", cid, symbol, exc.msg)
-        raise OrderStatusUnknown(getattr(last, "code", 0), f"order {cid}: lookup failed ({last}); its outcome is "
-                                 "unknown", client_order_id=cid, method="GET", path="/api/v3/order") from last
+        async def send(first: bool) -> dict:
+            return await self._signed("POST", "/api/v3/order", params, 1, is_order=True,
+                                      presigned=presigned if first else None)
+
+        return await place_safely(cid, symbol, send, lambda: self.query_order(symbol, client_order_id=cid),
+                                  attempts=self.config.order_retry_attempts, counters=self.counters,
+                                  query_delay_s=self.unknown_query_delay_s)
 
     async def cancel_order(self, symbol: str, order_id: int | None = None,
                            client_order_id: str | None = None) -> dict:
@@ -465,19 +420,3 @@ class BinanceRest:
         return await self._signed("GET", "/api/v3/myTrades", {"symbol": symbol, "orderId": order_id,
                                                               "startTime": start_time, "endTime": end_time,
                                                               "fromId": from_id, "limit": limit}, 20)
-
-    # ---- user data stream (API key only, no signature) --------------------------------
-
-    async def listen_key_create(self) -> str:
-        data = await self._send("POST", "/api/v3/userDataStream", {}, API_KEY, 2)
-        key = data.get("listenKey") if isinstance(data, dict) else None
-        if not isinstance(key, str) or not key:
-            raise BinanceApiError(0, "userDataStream answered without a listenKey", 200,
-                                  method="POST", path="/api/v3/userDataStream")
-        return key
-
-    async def listen_key_keepalive(self, listen_key: str) -> None:
-        await self._send("PUT", "/api/v3/userDataStream", {"listenKey": listen_key}, API_KEY, 2)
-
-    async def listen_key_close(self, listen_key: str) -> None:
-        await self._send("DELETE", "/api/v3/userDataStream", {"listenKey": listen_key}, API_KEY, 2)

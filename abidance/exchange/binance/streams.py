@@ -1,9 +1,9 @@
 """Market-stream WebSocket connections (picows): subscribe, stay connected, stay fresh.
 
-`StreamConnection` is one combined-stream connection that reconnects by itself with
-exponential backoff and jitter. It reconnects when the server drops it, when no message
-has arrived for `stale_after_s`, and before Binance's 24-hour cut. Subscription changes
-are sent as SUBSCRIBE/UNSUBSCRIBE requests paced under Binance's 5 messages a second.
+`StreamConnection` is one combined-stream connection that reconnects by itself
+(ws_connection.py: backoff and jitter, stale streams, before Binance's 24-hour cut).
+Subscription changes are sent as SUBSCRIBE/UNSUBSCRIBE requests paced under Binance's 5
+messages a second.
 `MarketStreams` spreads streams over as many connections as the per-connection limit needs.
 
 Frames go to `on_frame(conn, payload, ts_init)` untouched: parsing is the caller's job.
@@ -18,115 +18,35 @@ import time
 from typing import Callable, Iterable
 
 import orjson
-from picows import WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSMsgType
 
-from abidance.exchange.binance.backoff import Backoff
 from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.ws_connection import WsConnection
 
 log = logging.getLogger("abidance.binance.streams")
 
 MAX_URL_STREAMS_CHARS = 1800   # longer stream lists go by SUBSCRIBE, not in the URL
 
 
-class _Listener(WSListener):
-    """picows callbacks, forwarded to the owning connection."""
-
-    def __init__(self, owner: "StreamConnection"):
-        super().__init__()
-        self.owner = owner
-        self._fragments: list[bytes] = []
-
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self.owner._on_connected(transport)
-
-    def on_ws_frame(self, transport: WSTransport, frame) -> None:
-        t = frame.msg_type
-        if t == WSMsgType.TEXT or t == WSMsgType.BINARY:
-            if frame.fin:
-                self.owner._on_payload(frame.get_payload_as_bytes())
-            else:
-                self._fragments = [frame.get_payload_as_bytes()]
-        elif t == WSMsgType.CONTINUATION:
-            self._fragments.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                payload, self._fragments = b"".join(self._fragments), []
-                self.owner._on_payload(payload)
-        elif t == WSMsgType.CLOSE:
-            self.owner.last_close = f"{frame.get_close_code()} {frame.get_close_message() or b''!r}"
-            transport.send_close(frame.get_close_code())
-            transport.disconnect()
-        # PING is answered by picows (enable_auto_pong); PONG needs nothing.
-
-    def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.owner._on_disconnected()
-
-
-class StreamConnection:
-    _ids = itertools.count(1)
+class StreamConnection(WsConnection):
+    kind = "stream"
 
     def __init__(self, config: BinanceConfig, on_frame: Callable, on_state: Callable | None = None,
-                 clock_ns: Callable[[], int] = time.time_ns, url_path: str = "/stream",
-                 check_stale: bool = True):
-        self.config = config
-        self.conn_id = next(self._ids)
+                 clock_ns: Callable[[], int] = time.time_ns):
+        super().__init__(config, on_state, check_stale=True)
         self.on_frame = on_frame
-        self.on_state = on_state or (lambda conn, state, reason: None)
         self.clock_ns = clock_ns
-        self.url_path = url_path            # "/stream" (combined) or "/ws/<listenKey>"
-        # A user-data stream may be silent for hours: it is checked by pings instead.
-        self.check_stale = check_stale
         self.streams: set[str] = set()      # what we want
         self.active: set[str] = set()       # what the server has confirmed (or was in the URL)
-        self.transport: WSTransport | None = None
-        self.connected = asyncio.Event()
-        self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s, config.reconnect_jitter)
-        self.reconnects = 0
-        self.connects = 0
-        self.messages = 0
-        self.last_message_mono = 0.0
-        self.connected_at_mono = 0.0
-        self.last_close = ""
-        self.last_disconnect_reason = ""
+        self._url_streams: set[str] = set()
         self._request_ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._sent_times: list[float] = []
-        self._task: asyncio.Task | None = None
-        self._watch: asyncio.Task | None = None
-        self._stopping = False
-        self._disconnected = asyncio.Event()
         self._request_lock = asyncio.Lock()
-
-    # ---- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"streams-{self.conn_id}")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self.transport is not None:
-            self.transport.disconnect()
-        for task in (self._task, self._watch):
-            if task is not None:
-                task.cancel()
-        for task in (self._task, self._watch):
-            if task is not None:
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
-        self._task = self._watch = None
-
-    def drop(self, reason: str) -> None:
-        """Close the connection now; the run loop reconnects (used for stale streams and tests)."""
-        if self.transport is not None and not self.transport.is_disconnected:
-            log.warning("stream connection %d: reconnecting: %s", self.conn_id, reason)
-            self.last_disconnect_reason = reason
-            self.transport.disconnect()
+        self.on_renew: Callable[["StreamConnection"], None] | None = None
+        self.renewing = False
 
     def _url(self) -> str:
-        if self.url_path != "/stream":
-            return self.config.ws_url + self.url_path
         names, size = [], 0
         for name in sorted(self.streams):
             size += len(name) + 1
@@ -136,71 +56,13 @@ class StreamConnection:
         self._url_streams = set(names)
         return f"{self.config.ws_url}/stream?streams={'/'.join(names)}" if names else f"{self.config.ws_url}/stream"
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            url = self._url()
-            self._disconnected.clear()
-            try:
-                # picows answers the server's pings (auto pong); staleness is checked by _watchdog.
-                await ws_connect(lambda: _Listener(self), url, websocket_handshake_timeout=10,
-                                 enable_auto_pong=True, max_frame_size=16 * 1024 * 1024,
-                                 enable_auto_ping=not self.check_stale,
-                                 auto_ping_idle_timeout=self.config.stale_after_s,
-                                 auto_ping_reply_timeout=min(10.0, self.config.stale_after_s))
-            except (OSError, asyncio.TimeoutError, Exception) as exc:   # noqa: BLE001 - any failure means retry
-                if self._stopping:
-                    return
-                delay = self.backoff.next_delay()
-                log.warning("stream connection %d: connect to %s failed (%s); retry in %.2fs",
-                            self.conn_id, self.config.ws_url, type(exc).__name__, delay)
-                self.on_state(self, "connect_failed", str(exc))
-                await asyncio.sleep(delay)
-                continue
-            if self.url_path == "/stream":
-                self.active = set(self._url_streams)
-                rest = self.streams - self.active
-                if rest:
-                    loop.create_task(self._send_subscriptions("SUBSCRIBE", sorted(rest)))
-            self._watch = loop.create_task(self._watchdog())
-            await self._disconnected.wait()
-            self._watch.cancel()
-            if self._stopping:
-                return
-            self.reconnects += 1
-            delay = self.backoff.next_delay()
-            log.warning("stream connection %d lost (%s); reconnect #%d in %.2fs", self.conn_id,
-                        self.last_disconnect_reason or self.last_close or "closed by peer", self.reconnects, delay)
-            self.on_state(self, "disconnected", self.last_disconnect_reason or self.last_close)
-            await asyncio.sleep(delay)
-
-    async def _watchdog(self) -> None:
-        cfg = self.config
-        period = min(1.0, cfg.stale_after_s / 4)
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            if self.check_stale and now - self.last_message_mono > cfg.stale_after_s:
-                self.drop(f"no message for {cfg.stale_after_s:g}s (stale)")
-            elif now - self.connected_at_mono > cfg.max_connection_age_s:
-                self.drop(f"connection older than {cfg.max_connection_age_s:g}s (before the 24 h cut)")
-
-    # ---- picows events -------------------------------------------------------------------
-
-    def _on_connected(self, transport: WSTransport) -> None:
-        self.transport = transport
-        self.connects += 1
-        self.connected_at_mono = self.last_message_mono = time.monotonic()
-        self.last_close = self.last_disconnect_reason = ""
-        self.connected.set()
-        log.info("stream connection %d up: %d streams", self.conn_id, len(self.streams))
-        self.on_state(self, "connected", "")
+    def _after_connect(self) -> None:
+        self.active = set(self._url_streams)
+        rest = self.streams - self.active
+        if rest:
+            asyncio.get_running_loop().create_task(self._send_subscriptions("SUBSCRIBE", sorted(rest)))
 
     def _on_payload(self, payload: bytes) -> None:
-        self.messages += 1
-        self.last_message_mono = time.monotonic()
-        if self.backoff.attempt and self.messages % 64 == 0:
-            self.backoff.reset()     # data is flowing again: the next failure starts from scratch
         # Replies ({"result"..}, {"id"..}, {"error"..}) are rare: a two-byte look is enough.
         if len(payload) > 3 and payload[0] == 123:
             c = payload[2]
@@ -208,15 +70,21 @@ class StreamConnection:
                 return
         self.on_frame(self, payload, self.clock_ns())
 
-    def _on_disconnected(self) -> None:
-        self.transport = None
+    def renew(self) -> None:
+        """Before the 24-hour cut: hand over to a fresh connection first when someone can
+        (MarketStreams.on_renew, the connector's make-before-break), else reconnect."""
+        if self.on_renew is not None and not self.renewing:
+            self.renewing = True
+            self.on_renew(self)
+        elif self.on_renew is None:
+            super().renew()
+
+    def _on_lost(self) -> None:
         self.active.clear()
-        self.connected.clear()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("stream connection closed"))
         self._pending.clear()
-        self._disconnected.set()
 
     # ---- subscriptions -------------------------------------------------------------------
 
@@ -301,6 +169,8 @@ class MarketStreams:
         self.on_state = on_state
         self.clock_ns = clock_ns
         self.connections: list[StreamConnection] = []
+        self.on_renew: Callable[[StreamConnection], None] | None = None   # make-before-break (connector)
+        self.handovers = 0
         self._started = False
 
     def connection_of(self, name: str) -> StreamConnection | None:
@@ -318,12 +188,22 @@ class MarketStreams:
                 take, todo = todo[:room], todo[room:]
                 await conn.subscribe(take)
         while todo:
-            conn = StreamConnection(self.config, self.on_frame, self.on_state, self.clock_ns)
             take, todo = todo[:limit], todo[limit:]
-            conn.streams.update(take)
+            conn = self.new_connection(take)
             self.connections.append(conn)
             if self._started:
                 conn.start()
+
+    def new_connection(self, streams: Iterable[str], on_frame: Callable | None = None) -> StreamConnection:
+        conn = StreamConnection(self.config, on_frame or self.on_frame, self.on_state, self.clock_ns)
+        conn.streams.update(streams)
+        conn.on_renew = self.on_renew
+        return conn
+
+    def replace(self, old: StreamConnection, new: StreamConnection) -> None:
+        """`new` takes `old`'s place (after a handover)."""
+        self.connections[self.connections.index(old)] = new
+        self.handovers += 1
 
     async def unsubscribe(self, names: Iterable[str]) -> None:
         for conn in list(self.connections):

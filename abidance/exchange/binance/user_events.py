@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from abidance.core.events import Balance, BalanceDelta, BalanceUpdate, OrderUpdate
+from abidance.core.events import Balance, BalanceDelta, BalanceUpdate, OrderListUpdate, OrderUpdate
 
 SIDES = {"BUY", "SELL"}
 EXECUTION_TYPES = {"NEW", "CANCELED", "REPLACED", "REJECTED", "TRADE", "EXPIRED", "TRADE_PREVENTION",
@@ -78,7 +78,30 @@ def order_update(d: dict, ts_init: int) -> OrderUpdate:
         request_client_order_id=request_cid,
         ts_event=_int(d, "T", w) * 1_000_000,
         ts_init=ts_init,
+        order_list_id=_int(d, "g", w, allow_minus_one=True, default=-1),
     )
+
+
+LIST_STATUS_TYPES = {"RESPONSE", "EXEC_STARTED", "UPDATED", "ALL_DONE"}
+LIST_ORDER_STATUSES = {"EXECUTING", "ALL_DONE", "REJECT"}
+
+
+def order_list_update(d: dict, ts_init: int) -> OrderListUpdate:
+    """listStatus -> OrderListUpdate."""
+    w = "listStatus"
+    rows = d.get("O")
+    if not isinstance(rows, list):
+        raise UserEventError(f"{w}.O must be a list, got {rows!r}")
+    legs = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise UserEventError(f"{w}.O[{i}] must be an object")
+        legs.append((_int(row, "i", f"{w}.O[{i}]"), _str(row, "c", f"{w}.O[{i}]")))
+    return OrderListUpdate(
+        symbol=_str(d, "s", w), order_list_id=_int(d, "g", w), contingency_type=_str(d, "c", w),
+        list_status_type=_str(d, "l", w, LIST_STATUS_TYPES), list_order_status=_str(d, "L", w, LIST_ORDER_STATUSES),
+        list_client_order_id=_str(d, "C", w), reject_reason=d.get("r") if isinstance(d.get("r"), str) else "NONE",
+        orders=tuple(legs), ts_event=_int(d, "T", w) * 1_000_000, ts_init=ts_init)
 
 
 def balances_update(d: dict, ts_init: int) -> BalanceUpdate:
@@ -115,7 +138,7 @@ def order_from_rest(d: dict, ts_init: int) -> OrderUpdate:
         last_qty=Decimal(0), last_price=Decimal(0), cumulative_qty=executed, cumulative_quote=quote,
         commission=Decimal(0), commission_asset="", trade_id=-1, is_maker=False, reject_reason="NONE",
         request_client_order_id="", ts_event=_int(d, "updateTime", w, default=d.get("time", 0)) * 1_000_000,
-        ts_init=ts_init,
+        ts_init=ts_init, order_list_id=_int(d, "orderListId", w, allow_minus_one=True, default=-1),
     )
 
 

@@ -19,6 +19,7 @@ every asset stays constant (the conservation property the tests check).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -57,17 +58,19 @@ class AccountTrade:
 class Account:
     """One trading account. The secret never appears in repr/str."""
 
-    __slots__ = ("account_id", "api_key", "_secret", "balances", "maker_rate", "taker_rate", "can_trade",
-                 "can_withdraw", "can_deposit", "unlimited", "update_time", "orders", "open_orders",
+    __slots__ = ("account_id", "api_key", "_secret", "_ed25519", "balances", "maker_rate", "taker_rate",
+                 "can_trade", "can_withdraw", "can_deposit", "unlimited", "update_time", "orders", "open_orders",
                  "open_client_ids", "client_ids", "trades", "_locks")
 
     def __init__(self, account_id: int, api_key: str | None, secret: str | None,
                  balances: dict | None = None, *, maker_rate: Decimal | None = None,
                  taker_rate: Decimal | None = None, can_trade: bool = True, can_withdraw: bool = True,
-                 can_deposit: bool = True, unlimited: bool = False):
+                 can_deposit: bool = True, unlimited: bool = False, ed25519_public_key=None):
         self.account_id = account_id
         self.api_key = api_key
         self._secret = secret
+        # An Ed25519 API key (cryptography's Ed25519PublicKey): signatures are base64, HMAC is refused.
+        self._ed25519 = ed25519_public_key
         # asset -> [free, locked]
         self.balances: dict[str, list[Decimal]] = {}
         for asset, amount in (balances or {}).items():
@@ -97,17 +100,28 @@ class Account:
 
     @property
     def secret(self) -> str | None:
-        """For the REST layer's signature check; prefer `verify_signature`."""
+        """The HMAC secret (None for an Ed25519 key); prefer `verify_signature`."""
         return self._secret
 
+    @property
+    def key_type(self) -> str:
+        return "ED25519" if self._ed25519 is not None else "HMAC_SHA256"
+
     def verify_signature(self, payload: str | bytes, signature: str) -> bool:
-        """Binance's HMAC-SHA256 hex signature over the exact payload, compared in constant time."""
-        if self._secret is None:
-            return False
+        """The signature over the exact payload: HMAC-SHA256 hex (case-insensitive, compared in
+        constant time) for an HMAC key, base64 (case-sensitive) for an Ed25519 key."""
         if isinstance(payload, str):
             payload = payload.encode()
+        if self._ed25519 is not None:
+            try:
+                self._ed25519.verify(base64.b64decode(signature, validate=True), payload)
+            except Exception:  # noqa: BLE001 - bad base64 or a wrong signature: both are simply invalid
+                return False
+            return True
+        if self._secret is None:
+            return False
         expected = hmac.new(self._secret.encode(), payload, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, signature.lower())
+        return hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8", "replace"))
 
     # ---- balances -----------------------------------------------------------------------------
 

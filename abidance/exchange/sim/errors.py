@@ -91,10 +91,6 @@ def invalid_symbol():
     return BinanceError(-1121, "Invalid symbol.", 400)
 
 
-def invalid_listen_key():
-    return BinanceError(-1125, "This listenKey does not exist.", 400)
-
-
 def bad_interval():
     return BinanceError(-1120, "Invalid interval.", 400)
 

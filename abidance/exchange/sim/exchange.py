@@ -153,13 +153,16 @@ class SimExchange:
 
     # ---- accounts -----------------------------------------------------------------------------
 
-    def create_account(self, api_key: str, secret: str, balances: dict[str, Decimal | str] | None = None, *,
+    def create_account(self, api_key: str, secret: str | None, balances: dict[str, Decimal | str] | None = None, *,
                        maker_rate: Decimal | str | None = None, taker_rate: Decimal | str | None = None,
-                       can_trade: bool = True) -> Account:
+                       can_trade: bool = True, ed25519_public_key=None) -> Account:
+        """An account with an HMAC secret, or (secret None) an Ed25519 public key."""
         if not api_key or api_key in self._by_key:
             raise ValueError("api_key must be non-empty and unique")
+        if (secret is None) == (ed25519_public_key is None):
+            raise ValueError("give exactly one of an HMAC secret or an Ed25519 public key")
         account = Account(len(self._accounts), api_key, secret, balances, maker_rate=maker_rate,
-                          taker_rate=taker_rate, can_trade=can_trade)
+                          taker_rate=taker_rate, can_trade=can_trade, ed25519_public_key=ed25519_public_key)
         account.update_time = self._clock()
         self._accounts[account.account_id] = account
         self._by_key[api_key] = account

@@ -20,6 +20,7 @@ log = logging.getLogger("abidance.sim.faults")
 @dataclass
 class FaultSettings:
     seed: int = 0
+    # The rest_* faults apply to REST requests and WebSocket API requests alike.
     rest_latency_ms: int = 0          # added to every REST response
     rest_5xx_rate: float = 0.0        # share of REST calls answered 503 (order status unknown)
     rest_429_rate: float = 0.0        # share answered 429 with Retry-After
@@ -78,18 +79,25 @@ class Faults:
         return True
 
     async def before_rest(self, path: str) -> None:
-        s = self.settings
         if path.startswith("/admin"):
             return
-        if s.rest_latency_ms > 0:
-            await asyncio.sleep(s.rest_latency_ms / 1000)
-        if self._fire(s.rest_418_rate, "REST 418", path=path):
-            raise errors.ip_banned("Way too many requests; IP banned (injected fault).", 120)
-        if self._fire(s.rest_429_rate, "REST 429", path=path):
-            raise errors.too_many_requests("Too many requests (injected fault).", 1)
-        if self._fire(s.rest_5xx_rate, "REST 503", path=path):
-            raise errors.BinanceError(-1007, "Timeout waiting for response from backend server. "
-                                      "Send status unknown; execution status unknown.", 503)
+        if self.settings.rest_latency_ms > 0:
+            await asyncio.sleep(self.settings.rest_latency_ms / 1000)
+        fault = self.request_fault(path)
+        if fault is not None:
+            raise fault
+
+    def request_fault(self, path: str) -> errors.BinanceError | None:
+        """The injected 418 / 429 / 5xx for one request (REST or WebSocket API), or None."""
+        s = self.settings
+        if self._fire(s.rest_418_rate, "418", path=path):
+            return errors.ip_banned("Way too many requests; IP banned (injected fault).", 120)
+        if self._fire(s.rest_429_rate, "429", path=path):
+            return errors.too_many_requests("Too many requests (injected fault).", 1)
+        if self._fire(s.rest_5xx_rate, "503", path=path):
+            return errors.BinanceError(-1007, "Timeout waiting for response from backend server. "
+                                       "Send status unknown; execution status unknown.", 503)
+        return None
 
     def lose_order_reply(self, path: str) -> bool:
         """After an order was executed: answer 'status unknown' instead of the result?"""

@@ -83,6 +83,13 @@ class RateLimiter:
                 _seconds_until(st.limited_until_ms, now_ms))
         return st.used
 
+    def refund(self, ip: str, weight: int, now_ms: int) -> int:
+        """Give back a charged weight (a request that turned out free); returns the minute's used weight."""
+        st = self._ips.get(ip)
+        if st is not None and st.window == now_ms // MINUTE_MS:
+            st.used = max(0, st.used - weight)
+        return self.used_weight(ip, now_ms)
+
     def ban(self, ip: str, seconds: int, now_ms: int) -> None:
         """Ban an IP (an injected 418 is a real ban: requests in it are refused too)."""
         st = self._ips.setdefault(ip, _IpState())

@@ -218,25 +218,6 @@ def my_trades(call: Call):
         from_id=call.int_param("fromId"), limit=call.int_param("limit", 500, 1, 1000))
 
 
-def listen_key_create(call: Call):
-    return {"listenKey": call.venue.listen_keys.create(call.account.account_id, call.venue.wall_ms())}
-
-
-def listen_key_keepalive(call: Call):
-    key = call.require("listenKey")
-    if not call.venue.listen_keys.keepalive(key, call.account.account_id, call.venue.wall_ms()):
-        raise errors.invalid_listen_key()
-    return {}
-
-
-def listen_key_close(call: Call):
-    key = call.require("listenKey")
-    if not call.venue.listen_keys.close(key, call.account.account_id):
-        raise errors.invalid_listen_key()
-    call.venue.on_listen_key_closed(key)
-    return {}
-
-
 # (method, path, weight, security, is_order, handler)
 ROUTES: list[tuple[str, str, int | Callable[[dict[str, str]], int], int, bool, Handler]] = [
     ("GET", "/api/v3/ping", 1, NONE, False, ping),
@@ -260,10 +241,39 @@ ROUTES: list[tuple[str, str, int | Callable[[dict[str, str]], int], int, bool, H
     ("GET", "/api/v3/allOrders", 20, SIGNED, False, all_orders),
     ("GET", "/api/v3/account", 20, SIGNED, False, account_info),
     ("GET", "/api/v3/myTrades", 20, SIGNED, False, my_trades),
-    ("POST", "/api/v3/userDataStream", 2, API_KEY, False, listen_key_create),
-    ("PUT", "/api/v3/userDataStream", 2, API_KEY, False, listen_key_keepalive),
-    ("DELETE", "/api/v3/userDataStream", 2, API_KEY, False, listen_key_close),
 ]
+
+# Successful order placements and cancels cost no request weight since 2026-04-02 (failed ones
+# still pay): the weight is charged up front, for the 429 gate, and given back on success.
+FREE_WHEN_OK = {("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("DELETE", "/api/v3/openOrders"),
+                ("POST", "/api/v3/order/cancelReplace"), ("POST", "/api/v3/orderList/oco"),
+                ("POST", "/api/v3/orderList/oto"), ("POST", "/api/v3/orderList/otoco"),
+                ("DELETE", "/api/v3/orderList")}
+
+# The listenKey user-data endpoints: retired by Binance on 2026-02-20 07:00 UTC. Its web front end
+# answers 410 Gone with an nginx page (not Binance's JSON), before any weight is counted.
+RETIRED_PATHS = ("/api/v3/userDataStream", "/api/v1/userDataStream")
+GONE_HTML = ("<html><head><title>410 Gone</title></head><body><center><h1>410 Gone</h1></center>"
+             "<hr><center>nginx</center></body></html>")
+
+
+def route(method: str, path: str):
+    """The ROUTES row of (method, path), or None."""
+    for row in ROUTES:
+        if row[0] == method and row[1] == path:
+            return row
+    return None
+
+
+def weight_of(weight, params: dict[str, str]) -> int:
+    return weight(params) if callable(weight) else weight
+
+
+async def call_handler(handler: Handler, call: Call):
+    result = handler(call)
+    if hasattr(result, "__await__"):
+        result = await result
+    return result
 
 
 def _json(status: int, body, headers: dict[str, str]) -> web.Response:
@@ -276,7 +286,9 @@ def _error(exc: BinanceError, headers: dict[str, str]) -> web.Response:
     return _json(exc.http_status, exc.body(), headers)
 
 
-def make_handler(venue, method: str, weight, security: int, is_order: bool, handler: Handler):
+def make_handler(venue, method: str, path: str, weight, security: int, is_order: bool, handler: Handler):
+    free_when_ok = (method, path) in FREE_WHEN_OK
+
     async def endpoint(request: web.Request) -> web.Response:
         ip = request.remote or "?"
         headers: dict[str, str] = {}
@@ -300,7 +312,7 @@ def make_handler(venue, method: str, weight, security: int, is_order: bool, hand
             except web.HTTPRequestEntityTooLarge:
                 raise BinanceError(-1101, f"Request body larger than {MAX_BODY_BYTES} bytes.", 413) from None
             params = parse_params(request.query_string, body)
-            cost = weight(params) if callable(weight) else weight
+            cost = weight_of(weight, params)
             now = venue.wall_ms()
             try:
                 venue.limiter.charge(ip, cost, now)
@@ -309,10 +321,10 @@ def make_handler(venue, method: str, weight, security: int, is_order: bool, hand
             if security != NONE:
                 account = auth.check_api_key(request.headers.get("X-MBX-APIKEY"), venue.exchange.account_by_key)
             if security == SIGNED:
-                auth.check_signed(params, request.query_string, body, account.secret, now)
-            result = handler(Call(venue, params, account, ip))
-            if hasattr(result, "__await__"):
-                result = await result
+                auth.check_signed(params, request.query_string, body, account, now)
+            result = await call_handler(handler, Call(venue, params, account, ip))
+            if free_when_ok:
+                headers["X-MBX-USED-WEIGHT-1M"] = str(venue.limiter.refund(ip, cost, now))
             order_counts()
             if is_order and method == "POST" and venue.faults.lose_order_reply(request.path):
                 raise BinanceError(-1007, "Timeout waiting for response from backend server. "
@@ -345,6 +357,10 @@ def parse_params(query: str, body: str) -> dict[str, str]:
     return params
 
 
+async def gone(request: web.Request) -> web.Response:
+    return web.Response(status=410, text=GONE_HTML, content_type="text/html")
+
+
 async def not_found(request: web.Request) -> web.Response:
     return _json(404, {"code": -1000, "msg": f"Unknown endpoint {request.method} {request.path}."}, {})
 
@@ -353,10 +369,12 @@ def build_app(venue, extra_routes=()) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     by_path: dict[str, dict[str, object]] = {}
     for method, path, weight, security, is_order, handler in ROUTES:
-        by_path.setdefault(path, {})[method] = make_handler(venue, method, weight, security, is_order, handler)
+        by_path.setdefault(path, {})[method] = make_handler(venue, method, path, weight, security, is_order, handler)
     for path, methods in by_path.items():
         for method, endpoint in methods.items():
             app.router.add_route(method, path, endpoint)
+    for path in RETIRED_PATHS:
+        app.router.add_route("*", path, gone)
     for method, path, endpoint in extra_routes:
         app.router.add_route(method, path, endpoint)
     app.router.add_route("*", "/{tail:.*}", not_found)

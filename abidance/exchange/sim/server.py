@@ -1,8 +1,9 @@
 """`abidance sim`: the simulator's process — REST (aiohttp) and streams (picows) on loopback.
 
-SimVenue wires the exchange, its market drivers, aggregates, rate limits, listen keys
-and faults; SimServer runs the periodic work (market steps, depth flushes, kline and
-ticker pushes, listen-key expiry) and the two servers, and stops them cleanly.
+SimVenue wires the exchange, its market drivers, aggregates, rate limits and faults;
+SimServer runs the periodic work (market steps, depth flushes, kline and ticker pushes) and
+the two servers, and stops them cleanly. The stream port also serves the WebSocket API
+(`/ws-api/v3`, ws_api.py): on Binance it is another host, here another path.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, MarketCo
 from abidance.exchange.sim.exchange import SimExchange
 from abidance.exchange.sim.faults import Faults
 from abidance.exchange.sim.limits import RateLimiter
-from abidance.exchange.sim.listen_keys import ListenKeys
 from abidance.exchange.sim.publisher import StreamPublisher
 from abidance.exchange.sim.rest import build_app
-from abidance.exchange.sim.streams import StreamHub, listener_factory
+from abidance.exchange.sim.streams import WS_API_PATH, StreamHub, listener_factory
+from abidance.exchange.sim.ws_api import ApiSession
 from abidance.exchange.sim.symbols import SymbolSpec, default_symbols
 
 log = logging.getLogger("abidance.sim")
@@ -85,7 +86,7 @@ class SimVenue:
         replay = [m for m in cfg.markets if m.source != "synthetic"]
         self.faults = Faults(cfg.faults)
         self.limiter = RateLimiter(cfg.limits)
-        self.listen_keys = ListenKeys()
+        self.ws_api_refused_until = 0.0     # monotonic s: an outage of the WebSocket API (admin, tests)
         specs = symbol_specs(cfg.markets)
         self.symbols = [s.symbol for s in specs]
         self.hub = StreamHub(s.symbol for s in specs)
@@ -120,8 +121,12 @@ class SimVenue:
         """The server clock for signatures and /api/v3/time (with any injected skew)."""
         return time.time_ns() // 1_000_000 + self.faults.settings.clock_skew_ms
 
-    def on_listen_key_closed(self, key: str) -> None:
-        self.hub.close_listen_key(key)
+    def open_api_session(self, query: dict) -> ApiSession | None:
+        """A WebSocket API session for an upgrade request, or None (404) during an outage."""
+        if time.monotonic() < self.ws_api_refused_until:
+            return None
+        flags = query.get("returnRateLimits", ["true"])
+        return ApiSession(self, return_rate_limits=flags[-1] != "false")
 
     def step_market(self) -> None:
         if self.paused:
@@ -149,6 +154,10 @@ class SimServer:
     def ws_url(self) -> str:
         return f"ws://{self.cfg.host}:{self.ws_port}"
 
+    @property
+    def ws_api_url(self) -> str:
+        return f"ws://{self.cfg.host}:{self.ws_port}{WS_API_PATH}"
+
     async def start(self) -> None:
         venue = self.venue
         app = build_app(venue, admin_routes(self))
@@ -158,7 +167,7 @@ class SimServer:
         await site.start()
         self.rest_port = site._server.sockets[0].getsockname()[1]
         self._ws_server = await ws_create_server(
-            listener_factory(venue.hub, venue.listen_keys, venue.wall_ms), self.cfg.host, self.cfg.ws_port,
+            listener_factory(venue.hub, venue.open_api_session), self.cfg.host, self.cfg.ws_port,
             enable_auto_ping=True, auto_ping_idle_timeout=PING_INTERVAL_S, auto_ping_reply_timeout=PONG_TIMEOUT_S,
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY, websocket_handshake_timeout=5)
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
@@ -171,7 +180,6 @@ class SimServer:
             ("depth@100ms", self._every(0.1, lambda: self._flush(fast=True))),
             ("depth@1000ms", self._every(1.0, lambda: self._flush(fast=False))),
             ("klines", self._every(1.0, self._push_klines_and_tickers)),
-            ("listen-keys", self._every(30.0, self._expire_listen_keys)),
         )]
         log.info("abidance sim: REST %s  streams %s  (%d symbols, speed %gx, seed %d)", self.rest_url, self.ws_url,
                  len(venue.drivers), self.cfg.speed, self.cfg.seed)
@@ -227,18 +235,6 @@ class SimServer:
             if hub.has_subscribers(f"{low}@ticker"):
                 hub.publish(f"{low}@ticker", ticker_event(venue.tickers[symbol].snapshot(now), now))
 
-    def _expire_listen_keys(self) -> None:
-        # Listen keys live 60 minutes of wall time, as on Binance, whatever the market speed.
-        now = self.venue.wall_ms()
-        for key in self.venue.listen_keys.expire(now):
-            account = None
-            for conn in list(self.venue.hub.connections):
-                if conn.listen_key == key:
-                    account = conn.account_id
-            if account is not None:
-                self.venue.hub.publish_user(account, {"e": "listenKeyExpired", "E": now, "listenKey": key})
-            self.venue.hub.close_listen_key(key)
-
 
 def ticker_event(t: dict, now: int) -> dict:
     """REST 24hr ticker -> the `<s>@ticker` stream payload."""
@@ -278,9 +274,21 @@ def admin_routes(server: SimServer):
         return web.json_response(asdict(settings))
 
     async def close_connections(request: web.Request) -> web.Response:
+        """?kind=streams|ws-api|all (default all); ?refuse_s=N keeps the WebSocket API refusing
+        new connections for N seconds (an outage while orders keep filling)."""
         await guard(request)
-        n = venue.hub.close_all(b"closed by admin")
-        log.warning("admin: closed %d stream connections", n)
+        kind = request.query.get("kind", "all")
+        try:
+            refuse_s = float(request.query.get("refuse_s", "0"))
+            if kind not in ("streams", "ws-api", "all") or not 0 <= refuse_s <= 3600:
+                raise ValueError
+        except ValueError:
+            return web.json_response({"error": "kind must be streams, ws-api or all; refuse_s within 0..3600"},
+                                     status=400)
+        if refuse_s:
+            venue.ws_api_refused_until = time.monotonic() + refuse_s
+        n = venue.hub.close_all(b"closed by admin", streams=kind != "ws-api", api=kind != "streams")
+        log.warning("admin: closed %d %s connections", n, kind)
         return web.json_response({"closed": n})
 
     async def stall(request: web.Request) -> web.Response:
@@ -320,7 +328,8 @@ async def serve(cfg: SimConfig, ready=None) -> None:
     await server.start()
     key_note = (f"demo API key {DEMO_API_KEY!r}, secret {DEMO_API_SECRET!r}" if cfg.api_key == DEMO_API_KEY
                 else "API key and secret from ABIDANCE_SIM_API_KEY / ABIDANCE_SIM_API_SECRET")
-    print(f"abidance sim ready: REST {server.rest_url}  streams {server.ws_url}  ({key_note})", flush=True)
+    print(f"abidance sim ready: REST {server.rest_url}  streams {server.ws_url}  WebSocket API "
+          f"{server.ws_api_url}  ({key_note})", flush=True)
     if ready is not None:
         ready(server)
     stop = asyncio.Event()

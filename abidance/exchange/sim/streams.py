@@ -1,10 +1,14 @@
 """Binance's WebSocket market and user data streams, served with picows.
 
-Paths: `/ws/<stream>[/<stream>...]` (raw payloads), `/stream?streams=a/b` (each payload
-wrapped as {"stream": name, "data": ...}), and `/ws/<listenKey>` for user data. At run
-time clients send SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS as on Binance; more than
-5 incoming messages a second closes the connection, as does not answering the server's
-pings. Payloads are encoded once per publish, not once per subscriber.
+Paths: `/ws/<stream>[/<stream>...]` (raw payloads) and `/stream?streams=a/b` (each payload
+wrapped as {"stream": name, "data": ...}). At run time clients send SUBSCRIBE / UNSUBSCRIBE /
+LIST_SUBSCRIPTIONS as on Binance; more than 5 incoming messages a second closes the
+connection, as does not answering the server's pings. Payloads are encoded once per publish,
+not once per subscriber.
+
+User data is no longer a stream: since Binance retired the listenKey flow (2026-02-20) it
+reaches the WebSocket API sessions (`/ws-api/v3`, ws_api.py) that subscribed to an account,
+wrapped as {"subscriptionId": N, "event": {...}}. The hub keeps those subscriptions too.
 """
 
 from __future__ import annotations
@@ -58,14 +62,11 @@ def ws_text_frame(payload: bytes) -> bytes:
 class StreamConnection(WSListener):
     """One client connection: its subscriptions and how it wants payloads framed."""
 
-    def __init__(self, hub: "StreamHub", streams: Iterable[str], combined: bool, account_id: int | None = None,
-                 listen_key: str | None = None):
+    def __init__(self, hub: "StreamHub", streams: Iterable[str], combined: bool):
         super().__init__()
         self.hub = hub
         self.combined = combined
         self.initial_streams = list(streams)
-        self.account_id = account_id
-        self.listen_key = listen_key
         self.transport: WSTransport | None = None
         self.streams: set[str] = set()
         self._incoming: deque[float] = deque()
@@ -193,27 +194,42 @@ class StreamConnection(WSListener):
 
 
 class StreamHub:
-    """Stream name -> subscribed connections; user connections by account."""
+    """Stream name -> subscribed connections; account -> the WebSocket API sessions subscribed to it."""
 
     def __init__(self, symbols: Iterable[str]):
         self.symbols = {s.upper() for s in symbols}
         self.subscribers: dict[str, set[StreamConnection]] = {}
         self.connections: set[StreamConnection] = set()
-        self.user_connections: dict[int, set[StreamConnection]] = {}
+        self.api_sessions: set = set()                          # ws_api.ApiSession
+        self.user_subscriptions: dict[int, dict[object, int]] = {}  # account id -> {session: subscriptionId}
         self.published = 0
         self.max_connection_s = 86_400.0
 
     def attach(self, conn: StreamConnection) -> None:
         self.connections.add(conn)
-        if conn.account_id is not None:
-            self.user_connections.setdefault(conn.account_id, set()).add(conn)
 
     def detach(self, conn: StreamConnection) -> None:
         self.connections.discard(conn)
         for name in list(conn.streams):
             self.unsubscribe(conn, name)
-        if conn.account_id is not None:
-            self.user_connections.get(conn.account_id, set()).discard(conn)
+
+    # ---- WebSocket API sessions and their user-data subscriptions -----------------------
+
+    def attach_session(self, session) -> None:
+        self.api_sessions.add(session)
+
+    def detach_session(self, session) -> None:
+        self.api_sessions.discard(session)
+        for subs in self.user_subscriptions.values():
+            subs.pop(session, None)
+
+    def subscribe_user(self, session, account_id: int, subscription_id: int) -> None:
+        self.user_subscriptions.setdefault(account_id, {})[session] = subscription_id
+
+    def unsubscribe_user(self, session, account_id: int) -> None:
+        subs = self.user_subscriptions.get(account_id)
+        if subs is not None:
+            subs.pop(session, None)
 
     def subscribe(self, conn: StreamConnection, name: str) -> None:
         conn.streams.add(name)
@@ -241,13 +257,13 @@ class StreamHub:
         self.published += 1
 
     def publish_user(self, account_id: int, payload: dict) -> None:
-        conns = self.user_connections.get(account_id)
-        if not conns:
+        """One user-data event to every session subscribed to the account, in its envelope."""
+        subs = self.user_subscriptions.get(account_id)
+        if not subs:
             return
         raw = orjson.dumps(payload)
-        for conn in tuple(conns):
-            name = conn.listen_key or ""
-            conn.send_payload(raw, b'{"stream":"' + name.encode() + b'","data":' + raw + b"}")
+        for session, subscription_id in tuple(subs.items()):
+            session.send_event(subscription_id, raw)
 
     async def blast(self, name: str, message: bytes, count: int) -> int:
         """Send one pre-encoded message `count` times to a stream's subscribers, as fast as
@@ -276,34 +292,36 @@ class StreamHub:
             conn.transport.send(WSMsgType.TEXT, b'{"blast":"done"}')
         return sent
 
-    def close_all(self, reason: bytes = b"") -> int:
-        conns = list(self.connections)
+    def close_all(self, reason: bytes = b"", *, streams: bool = True, api: bool = True) -> int:
+        """Close stream connections and/or WebSocket API sessions; returns how many."""
+        conns = (list(self.connections) if streams else []) + (list(self.api_sessions) if api else [])
         for conn in conns:
             conn.close(WSCloseCode.GOING_AWAY, reason)
         return len(conns)
 
-    def close_listen_key(self, key: str) -> None:
-        for conn in list(self.connections):
-            if conn.listen_key == key:
-                conn.close(WSCloseCode.GOING_AWAY, b"listenKey closed")
+
+WS_API_PATH = "/ws-api/v3"
 
 
-def listener_factory(hub: StreamHub, listen_keys, clock_ms):
-    """picows router: the path decides the streams, the framing and the account."""
+def listener_factory(hub: StreamHub, api_session=None):
+    """picows router: the path decides the streams and the framing, or opens a WebSocket API
+    session (`api_session(query)` -> a listener, or None to refuse the upgrade)."""
 
     def factory(request: WSUpgradeRequest):
         try:
             target = request.path.decode() if isinstance(request.path, bytes) else request.path
             parts = urlsplit(target)
             path = parts.path.rstrip("/")
+            if path == WS_API_PATH:
+                return api_session(parse_qs(parts.query)) if api_session is not None else None
             if path == "/stream":
                 query = parse_qs(parts.query)
                 names = query.get("streams", [""])[0].split("/") if query.get("streams") else []
-                return _open(hub, listen_keys, clock_ms, names, combined=True)
+                return _open(hub, names, combined=True)
             if path.startswith("/ws"):
                 rest = path[len("/ws"):].lstrip("/")
                 names = [n for n in rest.split("/") if n] if rest else []
-                return _open(hub, listen_keys, clock_ms, names, combined=False)
+                return _open(hub, names, combined=False)
         except Exception:   # a malformed upgrade must get a 404, never take the server down
             log.exception("bad stream upgrade request")
         return None
@@ -311,17 +329,11 @@ def listener_factory(hub: StreamHub, listen_keys, clock_ms):
     return factory
 
 
-def _open(hub, listen_keys, clock_ms, names, combined: bool):
-    streams, account_id, key = [], None, None
+def _open(hub, names, combined: bool):
+    """A stream connection, or None (a 404) for an unknown stream name (a retired listenKey too)."""
     if len(names) > MAX_STREAMS_PER_CONNECTION:
         return None
-    for name in names:
-        canonical = parse_stream(name, hub.symbols)
-        if canonical is not None:
-            streams.append(canonical)
-            continue
-        acc = listen_keys.account_for(name, clock_ms())
-        if acc is None or account_id is not None:
-            return None
-        account_id, key = acc, name
-    return StreamConnection(hub, streams, combined, account_id, key)
+    streams = [parse_stream(name, hub.symbols) for name in names]
+    if any(s is None for s in streams):
+        return None
+    return StreamConnection(hub, streams, combined)

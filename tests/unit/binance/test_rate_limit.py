@@ -105,9 +105,20 @@ def test_daily_order_budget_spent_then_rate_limited_without_waiting():
 def test_limits_from_real_exchange_info_rate_limits():
     payload = orjson.loads(shared_data("binance-nt", "http", "http_spot_market_exchange_info.json").read_bytes())
     limiter, _, _, _ = make()
-    assert limiter.update_limits(payload["rateLimits"]) == Limits(1200, 50, 160_000)
+    assert limiter.update_limits(payload["rateLimits"]) == Limits(1200, 50, 160_000, 6100)
     assert limiter.update_limits([{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-                                   "limit": "x"}, "junk"]) == Limits(1200, 50, 160_000)
+                                   "limit": "x"}, "junk"]) == Limits(1200, 50, 160_000, 6100)
+
+
+def test_raw_requests_budget_waits_for_the_next_five_minute_window_whatever_the_weight():
+    limiter, clock, sleep, _ = make(weight_per_minute=6000)
+    limiter.update_limits([{"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 10}])
+    for _ in range(9):                        # 90 % of 10
+        run(limiter.reserve(0))
+    assert sleep.waits == []
+    run(limiter.reserve(0))
+    # Binance's windows are aligned: this one ends at the next multiple of 5 minutes.
+    assert sleep.waits == [(300_000 - START_MS % 300_000) / 1000]
 
 
 def test_headers_raise_the_local_counts_but_never_lower_them():

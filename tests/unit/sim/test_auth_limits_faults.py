@@ -6,11 +6,12 @@ from abidance.exchange.sim import auth
 from abidance.exchange.sim.errors import BinanceError
 from abidance.exchange.sim.faults import Faults, FaultSettings
 from abidance.exchange.sim.limits import RateLimitConfig, RateLimiter
-from abidance.exchange.sim.listen_keys import EXPIRY_MS, ListenKeys
+from abidance.exchange.sim.accounts import Account
 from abidance.exchange.sim.streams import parse_stream
 
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 NOW = 1_700_000_000_000
+ACCOUNT = Account(1, "key", SECRET)
 
 
 def signed(query: str) -> str:
@@ -27,12 +28,12 @@ def test_sign_matches_binance_documented_example():
 def test_check_signed_when_query_and_body_then_signature_covers_both():
     query, body = "symbol=BTCUSDT", f"timestamp={NOW}"
     body_signed = f"{body}&signature={auth.sign(SECRET, query + body)}"
-    auth.check_signed({"symbol": "BTCUSDT", "timestamp": str(NOW)}, query, body_signed, SECRET, NOW)
+    auth.check_signed({"symbol": "BTCUSDT", "timestamp": str(NOW)}, query, body_signed, ACCOUNT, NOW)
 
 
 def test_check_signed_when_signature_wrong_then_1022():
     with pytest.raises(BinanceError) as e:
-        auth.check_signed({"timestamp": str(NOW)}, f"timestamp={NOW}&signature=00", "", SECRET, NOW)
+        auth.check_signed({"timestamp": str(NOW)}, f"timestamp={NOW}&signature=00", "", ACCOUNT, NOW)
     assert e.value.code == -1022
 
 
@@ -40,17 +41,50 @@ def test_check_signed_when_signature_wrong_then_1022():
 def test_check_signed_when_outside_recv_window_then_1021(ts):
     q = f"timestamp={ts}"
     with pytest.raises(BinanceError) as e:
-        auth.check_signed({"timestamp": str(ts)}, signed(q), "", SECRET, NOW)
+        auth.check_signed({"timestamp": str(ts)}, signed(q), "", ACCOUNT, NOW)
     assert e.value.code == -1021
 
 
 def test_check_signed_when_missing_timestamp_or_signature_then_1102():
     with pytest.raises(BinanceError) as e:
-        auth.check_signed({}, "symbol=X", "", SECRET, NOW)
+        auth.check_signed({}, "symbol=X", "", ACCOUNT, NOW)
     assert e.value.code == -1102 and "signature" in e.value.msg
     with pytest.raises(BinanceError) as e:
-        auth.check_signed({}, signed("symbol=X"), "", SECRET, NOW)
+        auth.check_signed({}, signed("symbol=X"), "", ACCOUNT, NOW)
     assert e.value.code == -1102 and "timestamp" in e.value.msg
+
+
+# Binance's WebSocket API signing example (web-socket-api.md, "SIGNED request example (HMAC)").
+WS_DOC_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+WS_DOC_PARAMS = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01000000",
+                 "price": "52000.00", "recvWindow": "100", "timestamp": "1645423376532", "apiKey": WS_DOC_KEY}
+
+
+def test_ws_payload_sorts_params_and_matches_binance_documented_signature():
+    payload = auth.ws_payload({**WS_DOC_PARAMS, "signature": "ignored"})
+    assert payload.startswith(f"apiKey={WS_DOC_KEY}&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL")
+    assert auth.sign(SECRET, payload) == "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+
+
+def test_ed25519_account_verifies_base64_signatures_and_refuses_hmac():
+    ed = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
+    import base64
+
+    key = ed.Ed25519PrivateKey.generate()
+    account = Account(2, "edkey", None, ed25519_public_key=key.public_key())
+    payload = f"apiKey=edkey&timestamp={NOW}"
+    good = base64.b64encode(key.sign(payload.encode())).decode()
+    auth.check_signature(account, payload, good)
+    for bad in (auth.sign(SECRET, payload), good[:-4] + "AAA=", "%%%", "é"):
+        with pytest.raises(BinanceError) as e:
+            auth.check_signature(account, payload, bad)
+        assert e.value.code == -1022
+
+
+def test_hmac_signature_with_non_ascii_text_is_invalid_not_a_crash():
+    with pytest.raises(BinanceError) as e:
+        auth.check_signature(ACCOUNT, "timestamp=1", "é" * 64)
+    assert e.value.code == -1022
 
 
 def test_api_key_checks():
@@ -112,18 +146,6 @@ def test_fault_update_names_the_bad_key():
     with pytest.raises(ValueError, match="depth_drop_rate"):
         f.update({"depth_drop_rate": 2})
     assert f.update({"rest_5xx_rate": 0.5}).rest_5xx_rate == 0.5
-
-
-def test_listen_keys_lifecycle():
-    keys = ListenKeys()
-    k = keys.create(7, 0)
-    assert keys.create(7, 10) == k          # the account's valid key is returned again
-    assert keys.account_for(k, 10) == 7
-    assert keys.keepalive(k, 7, EXPIRY_MS - 1)
-    assert keys.account_for(k, EXPIRY_MS + 5) == 7
-    assert not keys.keepalive(k, 8, 0)
-    assert keys.expire(3 * EXPIRY_MS) == [k]
-    assert keys.account_for(k, 0) is None
 
 
 @pytest.mark.parametrize("name,expected", [
