@@ -146,6 +146,7 @@ class PreventedMatch:
     maker_steps: int
     mode: str               # the effective mode
     time: int
+    would_steps: int        # what would have traded without prevention
 
 
 TradeCallback = Callable[[Trade, Order, Order], None]
@@ -408,7 +409,7 @@ class MatchingEngine:
             taker.update_time = now
             if t_q == t_rem:
                 taker.status = EXPIRED_IN_MATCH
-        self._on_prevent(PreventedMatch(match_id, price, taker, maker, t_q, m_q, mode, now))
+        self._on_prevent(PreventedMatch(match_id, price, taker, maker, t_q, m_q, mode, now, min(t_rem, m_rem)))
 
     def _execute(self, taker: Order, maker: Order, side: BookSide, level: Level, price: int, qty: int) -> None:
         quote = price * qty * self.spec.quote_per_tick_step
@@ -438,31 +439,31 @@ class MatchingEngine:
         order.update_time = self._clock()
         self._on_update(order, EXPIRED)
 
-    def _start_trailing(self, order: Order) -> None:
+    def _start_trailing(self, order: Order, now: int) -> None:
         """A trailing stop tracks from placement when it has no stop price, or when its stop
         price condition already holds; the last price is its first reference (FAQ scenario E)."""
         last = self.last_price
         if order.trailing_delta and last is not None and (
                 not order.stop_price_ticks or _stop_hit(order, last)):
-            order.trailing_time = order.time
+            order.trailing_time = now
             order.trail_ref = last
 
     def _accept(self, order: Order, mm_self_trade: bool, check_last: bool) -> None:
         now = self._clock()
         if not order.time:
             order.time = now
-        order.update_time = order.time
+        order.update_time = now
         if order.type in STOP_TYPES:
             order.is_working = False
             order.working_time = -1
-            self._start_trailing(order)
+            self._start_trailing(order, now)
             self.stops.append(order)
             self._on_update(order, NEW)
             if check_last and self.last_price is not None:
                 self._prices.append(self.last_price)
             return
         order.is_working = True
-        order.working_time = order.time
+        order.working_time = now
         self._on_update(order, NEW)
         self._mm_self_trade = mm_self_trade
         try:
