@@ -14,11 +14,6 @@ from tests.unit.sim.kit import SYMBOL, Env, error_of, sample, totals
 DECIMAL_8 = re.compile(r"^-?\d+\.\d{8}$")
 
 
-@pytest.fixture
-def env():
-    return Env()
-
-
 # ---- JSON shapes against the real samples -----------------------------------------------------
 
 def test_new_order_full_when_market_fills_then_keys_order_and_types_match_binance_sample(env):

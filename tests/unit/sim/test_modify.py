@@ -15,11 +15,7 @@ AMENDED_KEYS = ["symbol", "orderId", "orderListId", "origClientOrderId", "client
                 "side", "workingTime", "selfTradePreventionMode"]
 
 
-@pytest.fixture
-def env():
-    e = Env()
-    e.last_at("30000.00")
-    return e
+pytestmark = pytest.mark.usefixtures("last_trade")
 
 
 # ---- amend keep priority --------------------------------------------------------------------------

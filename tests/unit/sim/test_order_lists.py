@@ -23,11 +23,7 @@ LIST_KEYS = ["orderListId", "contingencyType", "listStatusType", "listOrderStatu
              "transactionTime", "symbol", "orders", "orderReports"]
 
 
-@pytest.fixture
-def env():
-    e = Env()
-    e.last_at("30000.00")
-    return e
+pytestmark = pytest.mark.usefixtures("last_trade")
 
 
 def user_events(env, account, kinds=("executionReport", "listStatus")):

@@ -10,11 +10,7 @@ from abidance.exchange.sim.symbols import default_symbols
 from tests.unit.sim.kit import SYMBOL, Env, error_of
 
 
-@pytest.fixture
-def env():
-    e = Env()
-    e.last_at("30000.00")
-    return e
+pytestmark = pytest.mark.usefixtures("last_trade")
 
 
 def test_stop_loss_sell_when_placed_then_locks_base_and_reports_untriggered(env):

@@ -9,11 +9,6 @@ from abidance.exchange.sim.symbols import STP_MODES, default_symbols
 from tests.unit.sim.kit import Env
 
 
-@pytest.fixture
-def env():
-    return Env()
-
-
 def test_mode_when_not_given_then_the_symbols_default_expire_maker_everywhere(env):
     resp = env.limit(env.alice, "BUY", "0.01", "29000.00")
     assert resp["selfTradePreventionMode"] == "EXPIRE_MAKER"
