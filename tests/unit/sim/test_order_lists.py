@@ -95,6 +95,21 @@ def test_oco_buy_when_placed_then_one_lock_for_the_dearer_leg(env):
     assert env.alice.locked("USDT") == D("3110")               # 0.1 x 31,100 (the other leg needs 2,900)
 
 
+def test_oco_buy_when_cheaper_leg_fills_then_pays_its_price_and_the_rest_of_the_lock_returns(env):
+    env.oco(env.alice, **BUY_OCO)
+    env.limit(env.bob, "SELL", "0.1", "29000.00")
+    assert env.alice.locked("USDT") == 0 and env.alice.free("USDT") == D("100000") - D("2900")
+    assert env.alice.free("BTC") == D("2") + D("0.1") - D("0.0001")
+
+
+def test_oco_buy_when_stop_leg_fills_below_its_limit_then_pays_the_fill_price(env):
+    resp = env.oco(env.alice, **BUY_OCO)
+    env.limit(env.bob, "SELL", "0.1", "31050.00")
+    env.last_at("31000.00")                                    # triggers the stop: it buys bob's 31,050
+    assert env.query(env.alice, resp["orders"][0]["orderId"])["status"] == "FILLED"
+    assert env.alice.locked("USDT") == 0 and env.alice.free("USDT") == D("100000") - D("3105")
+
+
 @pytest.mark.parametrize("change,code,msg", [
     (dict(aboveType="STOP_LOSS_LIMIT", abovePrice="31000.00", aboveStopPrice="31000.00", aboveTimeInForce="GTC"),
      -1197, "A stop loss order in a sell OCO must be below."),
