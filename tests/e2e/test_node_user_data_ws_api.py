@@ -18,7 +18,7 @@ import pytest
 from abidance.core import topics
 from abidance.exchange.sim.config import SimConfig
 from tests.e2e.node_process import STRATEGY, config_text, start_node, wait
-from tests.integration.connector_kit import admin
+from tests.integration.sim_kit import admin
 from tests.integration.conftest import RunningSim
 from tests.integration.node_kit import RunningNode, node_config
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import uvloop
 
 from abidance.core.bus import MessageBus
@@ -15,15 +14,6 @@ from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-
-
-def admin(sim, path: str, body: dict | None = None):
-    """POST to the simulator's admin endpoint (a query string may be part of `path`)."""
-    from urllib.request import Request, urlopen
-
-    req = Request(sim.rest_url + path, data=orjson.dumps(body or {}), method="POST")
-    with urlopen(req, timeout=5) as resp:
-        return orjson.loads(resp.read())
 
 
 def set_paused(sim, paused: bool) -> None:

@@ -15,7 +15,8 @@ from picows import WSMsgType
 
 from abidance.core import topics
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
-from tests.integration.connector_kit import SYMBOLS, admin, books_ready, run_with_connector, set_paused, until
+from tests.integration.connector_kit import SYMBOLS, books_ready, run_with_connector, set_paused, until
+from tests.integration.sim_kit import admin
 from tests.integration.conftest import RunningSim
 
 

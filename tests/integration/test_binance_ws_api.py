@@ -20,7 +20,8 @@ from abidance.exchange.binance.ws_api import SIGNED
 from abidance.exchange.binance.ws_orders import WsApiExecutionClient
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
 from abidance.execution.orders import Order
-from tests.integration.connector_kit import admin, books_ready, run_with_connector, until
+from tests.integration.connector_kit import books_ready, run_with_connector, until
+from tests.integration.sim_kit import admin
 from tests.integration.conftest import RunningSim
 
 

@@ -6,34 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from urllib.error import HTTPError
-from urllib.parse import urlencode
-from urllib.request import Request, urlopen
+from urllib.request import urlopen
 
 import orjson
 import pytest
 
-from abidance.exchange.sim import auth
 from abidance.exchange.sim.config import SimConfig
 from abidance.exchange.sim.limits import RateLimitConfig
-from tests.integration.conftest import API_KEY, API_SECRET, RunningSim
-
-
-def call(sim, method: str, path: str, params: dict | None = None, *, key: str | None = API_KEY,
-         signed: bool = False, body: bytes | None = None, secret: str = API_SECRET, ts_offset: int = 0):
-    query = urlencode(params or {})
-    if signed:
-        query = (query + "&" if query else "") + f"timestamp={int(time.time() * 1000) + ts_offset}"
-        query += "&signature=" + auth.sign(secret, query)
-    req = Request(sim.rest_url + path + ("?" + query if query else ""), method=method, data=body)
-    if key:
-        req.add_header("X-MBX-APIKEY", key)
-    try:
-        with urlopen(req, timeout=5) as resp:
-            return resp.status, orjson.loads(resp.read()), dict(resp.headers)
-    except HTTPError as err:
-        return err.code, orjson.loads(err.read()), dict(err.headers)
+from tests.integration.conftest import RunningSim
+from tests.integration.sim_kit import call
 
 
 @pytest.mark.parametrize("method,path,params,signed,code", [

@@ -12,8 +12,7 @@ import pytest
 from abidance.exchange.sim.config import SimConfig
 from abidance.exchange.sim.faults import FaultSettings
 from tests.integration.conftest import RunningSim
-from tests.integration.connector_kit import admin
-from tests.integration.test_sim_errors import call
+from tests.integration.sim_kit import admin, call
 
 websockets = pytest.importorskip("websockets")
 

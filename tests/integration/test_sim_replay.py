@@ -9,7 +9,7 @@ import pandas as pd
 
 from abidance.exchange.sim.config import MarketConfig, SimConfig
 from tests.integration.conftest import RunningSim
-from tests.integration.test_sim_errors import call
+from tests.integration.sim_kit import call
 from tests.kit import shared_data
 
 

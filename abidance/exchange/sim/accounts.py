@@ -8,6 +8,11 @@ Money rules (Binance's defaults):
   * Each fill spends from the order's lock. A BUY limit that fills below its limit price releases
     the difference at once (the lock for that quantity was taken at the limit price).
   * Closing an order (filled, cancelled, expired) returns what is left of its lock to free.
+  * The two legs of an OCO share one lock (only one of them can execute): `share` points both
+    orders at it, fills of either spend from it, and it is released when the last leg closes.
+  * Reducing an order (amend, self-trade decrement) returns the part of its lock it no longer
+    needs (`release_part`); a triggered BUY market stop tops its lock up to the cost of its fill
+    (`top_up`) when the price moved since the lock was taken.
   * Commission = received amount * rate, rounded half-up to 8 decimals (the asset precision);
     the buyer pays it in the base asset, the seller in the quote asset. Binance does not document
     its rounding; half-up matches every sample we have. The caller collects the commission.
@@ -60,7 +65,7 @@ class Account:
 
     __slots__ = ("account_id", "api_key", "_secret", "_ed25519", "balances", "maker_rate", "taker_rate",
                  "can_trade", "can_withdraw", "can_deposit", "unlimited", "update_time", "orders", "open_orders",
-                 "open_client_ids", "client_ids", "trades", "_locks")
+                 "open_client_ids", "client_ids", "trades", "_locks", "_shared")
 
     def __init__(self, account_id: int, api_key: str | None, secret: str | None,
                  balances: dict | None = None, *, maker_rate: Decimal | None = None,
@@ -91,7 +96,8 @@ class Account:
         self.open_client_ids: dict[tuple[str, str], object] = {}  # (symbol, clientOrderId) of open orders
         self.client_ids: dict[tuple[str, str], object] = {}   # (symbol, clientOrderId) -> latest Order
         self.trades: dict[str, list[AccountTrade]] = {}       # symbol -> fills, oldest first
-        self._locks: dict[tuple[str, int], list] = {}         # (symbol, order id) -> [asset, remaining]
+        self._locks: dict[tuple, list] = {}                   # (symbol, order id) -> [asset, remaining, users]
+        self._shared: dict[tuple[str, int], tuple] = {}       # (symbol, order id) -> key of a shared lock
 
     def __repr__(self) -> str:
         return f"Account(id={self.account_id}, api_key={self.api_key!r})"
@@ -156,7 +162,7 @@ class Account:
 
     # ---- order funds --------------------------------------------------------------------------
 
-    def reserve(self, key: tuple[str, int], asset: str, amount: Decimal) -> None:
+    def reserve(self, key: tuple, asset: str, amount: Decimal) -> None:
         """Lock `amount` of `asset` for an order; -2010 insufficient balance when free is short."""
         if self.unlimited:
             return
@@ -165,19 +171,68 @@ class Account:
             raise errors.insufficient_balance()
         bal[0] -= amount
         bal[1] += amount
-        self._locks[key] = [asset, amount]
+        self._locks[key] = [asset, amount, 1]
+
+    def share(self, key: tuple, order_keys: list[tuple[str, int]]) -> None:
+        """The orders of `order_keys` all draw on the lock reserved under `key`."""
+        lock = self._locks.get(key)
+        if lock is None:
+            return
+        lock[2] = len(order_keys)
+        for order_key in order_keys:
+            self._shared[order_key] = key
 
     def release(self, key: tuple[str, int]) -> None:
-        """Return what is left of an order's lock to free (the order closed)."""
+        """Return what is left of an order's lock to free (the order closed). A shared lock
+        goes back when the last order using it closes."""
+        shared = self._shared.pop(key, None)
+        if shared is not None:
+            lock = self._locks.get(shared)
+            if lock is None:
+                return
+            lock[2] -= 1
+            if lock[2] > 0:
+                return
+            key = shared
         lock = self._locks.pop(key, None)
         if lock and lock[1]:
             bal = self.balances[lock[0]]
             bal[0] += lock[1]
             bal[1] -= lock[1]
 
+    def release_part(self, key: tuple[str, int], amount: Decimal) -> None:
+        """Return `amount` of an open order's lock to free (the order needs less now)."""
+        lock = self._locks.get(self._shared.get(key, key))
+        if lock is None or amount <= 0:
+            return
+        amount = min(amount, lock[1])
+        lock[1] -= amount
+        bal = self.balances[lock[0]]
+        bal[0] += amount
+        bal[1] -= amount
+
+    def top_up(self, key: tuple[str, int], amount: Decimal) -> bool:
+        """Lock `amount` more for an order from free; False (nothing moves) when free is short."""
+        if self.unlimited or amount <= 0:
+            return True
+        lock = self._locks.get(self._shared.get(key, key))
+        if lock is None:
+            return False
+        bal = self.balances[lock[0]]
+        if bal[0] < amount:
+            return False
+        bal[0] -= amount
+        bal[1] += amount
+        lock[1] += amount
+        return True
+
     def lock_of(self, key: tuple[str, int]) -> Decimal:
-        lock = self._locks.get(key)
+        lock = self._locks.get(self._shared.get(key, key))
         return lock[1] if lock else ZERO
+
+    def lock_key(self, key: tuple[str, int]) -> tuple:
+        """The key of the lock an order draws on (its own, or its OCO pair's)."""
+        return self._shared.get(key, key)
 
     def apply_fill(self, key: tuple[str, int], *, is_buy: bool, base: str, quote: str, qty: Decimal,
                    quote_amt: Decimal, lock_used: Decimal, rate: Decimal) -> Decimal:
@@ -205,7 +260,7 @@ class Account:
         return fee
 
     def _spend_lock(self, key, asset: str, used: Decimal, spent: Decimal) -> None:
-        lock = self._locks[key]
+        lock = self._locks[self._shared.get(key, key)]
         bal = self.balances[asset]
         lock[1] -= used
         bal[1] -= used

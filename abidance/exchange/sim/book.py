@@ -116,6 +116,14 @@ class Book:
             side._close_level(price)
         return self._emit(side.code, price, level.total)
 
+    def reduce(self, order, qty: int) -> int:
+        """A resting order keeps its place but rests `qty` less (amend, self-trade decrement).
+        Returns the event's update id."""
+        side = self.bids if order.side == "BUY" else self.asks
+        level = side.levels[order.price_ticks]
+        level.total -= qty
+        return self._emit(side.code, level.price, level.total)
+
     def fill_front(self, side: BookSide, level: Level, qty: int, done: bool) -> int:
         """The level's first order traded `qty`; `done` pops it. Returns the event's update id."""
         level.total -= qty

@@ -6,15 +6,19 @@ from __future__ import annotations
 class BinanceError(Exception):
     """An error the simulator answers exactly as Binance would."""
 
-    def __init__(self, code: int, msg: str, http_status: int = 400, retry_after: int | None = None):
+    def __init__(self, code: int, msg: str, http_status: int = 400, retry_after: int | None = None,
+                 data: dict | None = None):
         super().__init__(msg)
         self.code = code
         self.msg = msg
         self.http_status = http_status
         self.retry_after = retry_after
+        self.data = data            # cancelReplace's failure detail: {cancelResult, newOrderResult, ...}
 
     def body(self) -> dict:
-        return {"code": self.code, "msg": self.msg}
+        if self.data is None:
+            return {"code": self.code, "msg": self.msg}
+        return {"code": self.code, "msg": self.msg, "data": self.data}
 
 
 # Constructors for the errors the simulator raises, named as Binance documents them.
@@ -138,3 +142,81 @@ def stop_would_trigger():
 
 def trading_disabled():
     return new_order_rejected("This action is disabled on this account.")
+
+
+def order_type_not_supported(type_):
+    # The matching engine's -2010 messages for an order type the symbol does not enable.
+    what = {"MARKET": "Market", "STOP_LOSS": "Stop loss", "STOP_LOSS_LIMIT": "Stop loss limit",
+            "TAKE_PROFIT": "Take profit", "TAKE_PROFIT_LIMIT": "Take profit limit"}.get(type_, "This")
+    return new_order_rejected(f"{what} orders are not supported for this symbol.")
+
+
+def trailing_not_supported():
+    return new_order_rejected("Trailing stop orders are not supported for this symbol.")
+
+
+def stp_mode_not_allowed():
+    return BinanceError(-1013, "This symbol does not allow the specified self-trade prevention mode.", 400)
+
+
+def bad_enum(param, legal):
+    return BinanceError(-1100, f"Illegal characters found in parameter '{param}'; legal range is '{legal}'.", 400)
+
+
+def client_id_mismatch():
+    return BinanceError(-2039, "Client order ID is not correct for this order ID.", 400)
+
+
+def cancel_restrictions_invalid():
+    return BinanceError(-1145, "Invalid cancelRestrictions", 400)
+
+
+def cancel_restricted():
+    return cancel_rejected("Order was not canceled due to cancel restrictions.")
+
+
+# Order lists. Leg placement rules (-1158, -1165..-1168, -1196..-1199) and the prices' relationship.
+def oco_type_rejected():
+    return BinanceError(-1158, "Order type not supported in OCO.", 400)
+
+
+def oco_leg_position(code):
+    return BinanceError(code, {
+        -1165: "A limit order in a buy OCO must be below.",
+        -1166: "A limit order in a sell OCO must be above.",
+        -1168: "At least one OCO order must be contingent.",
+        -1196: "A stop loss order in a buy OCO must be above.",
+        -1197: "A stop loss order in a sell OCO must be below.",
+        -1198: "A take profit order in a buy OCO must be below.",
+        -1199: "A take profit order in a sell OCO must be above.",
+    }[code], 400)
+
+
+def oco_bad_prices():
+    return new_order_rejected("The relationship of the prices for the orders is not correct.")
+
+
+def no_such_order_list():
+    return BinanceError(-2018, "Order list does not exist.", 400)
+
+
+# Amend keep priority (-2038 ORDER_AMEND_REJECTED carries the matching engine's message).
+def amend_rejected(msg):
+    return BinanceError(-2038, msg, 400)
+
+
+def amend_increase():
+    return amend_rejected("Order amend (quantity increase) is not supported.")
+
+
+def amend_no_change():
+    return amend_rejected("The requested action would change no state; rejecting")
+
+
+# Cancel-replace.
+def cancel_replace_failed(data, http_status=400, retry_after=None):
+    return BinanceError(-2022, "Order cancel-replace failed.", http_status, retry_after, data=data)
+
+
+def cancel_replace_partial(data, http_status=409, retry_after=None):
+    return BinanceError(-2021, "Order cancel-replace partially failed.", http_status, retry_after, data=data)

@@ -8,6 +8,8 @@ ExchangeListener.
 
 One book per symbol holds everyone's orders; simulated liquidity belongs to the market-maker
 account (id 0: unlimited balances, no fees, no user events), driven through the mm_* hooks.
+Neighbours: validation.py checks requests, payloads.py renders Binance's shapes, order_lists.py
+runs OCO/OTO/OTOCO lists and modify.py amends and cancel-replaces working orders.
 """
 
 from __future__ import annotations
@@ -17,19 +19,23 @@ import random
 import re
 from collections import deque
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable, Mapping, NamedTuple, Protocol
 
-from abidance.exchange.sim import errors
+from abidance.exchange.sim import errors, modify, payloads
 from abidance.exchange.sim.accounts import ZERO, Account, AccountTrade
 from abidance.exchange.sim.book import Book
-from abidance.exchange.sim.matching import (BUY, CANCELED, EXPIRED, FILLED, FOK, GTC, IOC, LIMIT, LIMIT_MAKER, MARKET,
-                                            MM_ACCOUNT_ID, OPEN_STATUSES, SELL, STOP_TYPES, MatchingEngine, Order,
-                                            Trade)
-from abidance.exchange.sim.symbols import (ORDER_TYPES, SymbolSpec, fmt8, fmt_units, parse_units, units_to_dec)
+from abidance.exchange.sim.matching import (BUY, CANCELED, EXPIRED, EXPIRED_IN_MATCH, FILLED, GTC, IOC, LIMIT,
+                                            LIMIT_MAKER, MARKET, MARKET_TYPES, MM_ACCOUNT_ID, NEW, OPEN_STATUSES,
+                                            PENDING_NEW, SELL, STOP_TYPES, TRADE_PREVENTION, MatchingEngine, Order,
+                                            PreventedMatch, Trade)
+from abidance.exchange.sim.order_lists import ListDesk
+from abidance.exchange.sim.symbols import SymbolSpec, fmt8, fmt_units, units_to_dec
+from abidance.exchange.sim.validation import (NewOrder, check_filters, check_supported, given, parse_order,
+                                              resp_type, stp_mode)
 
-RESP_TYPES = ("ACK", "RESULT", "FULL")
-TIME_IN_FORCE = (GTC, IOC, FOK)
-ZERO_STR = "0.00000000"
+ZERO_STR = payloads.ZERO_STR
+LIVE_STATUSES = OPEN_STATUSES | {PENDING_NEW}      # open, including an OTO's pending legs
+CANCEL_RESTRICTIONS = {"ONLY_NEW": NEW, "ONLY_PARTIALLY_FILLED": "PARTIALLY_FILLED"}
 _CLIENT_ID_RE = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
 _B64_TO_ALNUM = str.maketrans("+/", "xZ")
 _PRICE_QUANTUM = Decimal("0.00000001")
@@ -39,7 +45,7 @@ RATE_LIMITS = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
     {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
     {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
 ]
 
 
@@ -57,7 +63,8 @@ class ExchangeListener(Protocol):
         """The top of the book changed (an empty side shows "0.00000000")."""
 
     def on_user_event(self, account_id: int, payload: dict) -> None:
-        """executionReport, outboundAccountPosition or balanceUpdate, as Binance's user stream."""
+        """executionReport, listStatus, outboundAccountPosition or balanceUpdate, as Binance's
+        user stream."""
 
 
 class NullListener:
@@ -105,13 +112,18 @@ class _Market:
         self.last_top = (None, None, None, None)
 
 
+class _Request(NamedTuple):
+    """A validated new-order request: the order's fields and the request's options."""
+
+    mkt: _Market
+    order: NewOrder
+    resp_type: str | None
+    stp_mode: str
+
+
 def _overrides(listener, name: str) -> bool:
     impl = getattr(type(listener), name, None)
     return impl is not None and impl is not getattr(NullListener, name)
-
-
-def _given(value) -> bool:
-    return value is not None and value != ""
 
 
 class SimExchange:
@@ -139,16 +151,20 @@ class SimExchange:
         self._by_key: dict[str, Account] = {}
         self.fees_collected: dict[str, Decimal] = {}
         self._event_seq = 0
-        # The order whose fills a FULL response lists (the one new_order is placing).
+        self._lists = ListDesk(self)
+        # The order whose fills (and prevented matches) a placement response lists.
         self._placing: Order | None = None
         self._fills: list[dict] = []
+        self._prevented: list[PreventedMatch] = []
 
     def _add_market(self, spec: SymbolSpec) -> None:
         mkt = _Market(spec)
         mkt.book = Book(lambda code, price, total, uid, m=mkt: self._on_level(m, code, price, total, uid))
         mkt.engine = MatchingEngine(spec, mkt.book, self._clock,
                                     lambda trade, maker, taker, m=mkt: self._on_trade(m, trade, maker, taker),
-                                    lambda order, x, m=mkt: self._on_update(m, order, x))
+                                    lambda order, x, m=mkt: self._on_update(m, order, x),
+                                    on_prevent=lambda match, m=mkt: self._on_prevent(m, match),
+                                    on_trigger=lambda order, m=mkt: self._on_trigger(m, order))
         self._markets[spec.symbol] = mkt
 
     # ---- accounts -----------------------------------------------------------------------------
@@ -188,108 +204,86 @@ class SimExchange:
         if self._want_user and account.account_id != MM_ACCOUNT_ID:
             emit = self._listener.on_user_event
             emit(account.account_id, {"e": "balanceUpdate", "E": now, "a": asset, "d": fmt8(amount), "T": now})
-            emit(account.account_id, self._position(account, (asset,), now))
+            emit(account.account_id, payloads.account_position(account, (asset,), now))
 
     # ---- orders -------------------------------------------------------------------------------
 
     def new_order(self, account: Account, *, symbol, side, type, time_in_force=None, quantity=None,
                   quote_order_qty=None, price=None, stop_price=None, new_client_order_id=None,
-                  new_order_resp_type=None) -> dict:
+                  new_order_resp_type=None, trailing_delta=None, self_trade_prevention_mode=None) -> dict:
         """POST /api/v3/order."""
-        req = self._validate(account, symbol, side, type, time_in_force, quantity, quote_order_qty, price,
-                             stop_price, new_client_order_id, new_order_resp_type)
-        spec, engine = req.mkt.spec, req.mkt.engine
-        if type == LIMIT_MAKER and engine.would_cross(side, req.price_ticks):
-            raise errors.would_take()
-        if type in STOP_TYPES:
-            probe = Order(0, "", 0, side, type, req.tif, req.price_ticks, req.steps, stop_price_ticks=req.stop_ticks)
-            if engine.would_trigger(probe):
-                raise errors.stop_would_trigger()
-        # What the order may spend, locked up front (see accounts.py).
-        steps = req.steps
-        if type == MARKET:
-            if req.quote_units is not None:
-                steps, cost = engine.plan_market(side, quote_units=req.quote_units)
-                lock_asset, lock = ((spec.quote_asset, units_to_dec(req.quote_units)) if side == BUY
-                                    else (spec.base_asset, spec.qty_dec(steps)))
-            elif side == BUY:
-                _, cost = engine.plan_market(side, qty_steps=steps)
-                lock_asset, lock = spec.quote_asset, units_to_dec(cost)
-            else:
-                lock_asset, lock = spec.base_asset, spec.qty_dec(steps)
-        elif side == BUY:
-            lock_asset, lock = spec.quote_asset, units_to_dec(spec.quote_units(req.price_ticks, steps))
-        else:
-            lock_asset, lock = spec.base_asset, spec.qty_dec(steps)
-        if not account.can_afford(lock_asset, lock):
-            raise errors.insufficient_balance()
-
-        now = self._clock()
-        order = Order(engine.next_order_id(), req.client_id, account.account_id, side, type, req.tif,
-                      req.price_ticks, steps, quote_order_qty=req.quote_dec, stop_price_ticks=req.stop_ticks,
-                      time=now, symbol=spec.symbol)
-        account.reserve((spec.symbol, order.order_id), lock_asset, lock)
-        account.update_time = now
-        account.add_order(order)
-        self._placing, self._fills = order, []
-        try:
-            engine.submit(order)
-        finally:
-            self._placing = None
-        if order.status not in OPEN_STATUSES:
-            account.close_order(order)
-        resp_type = req.resp_type or ("FULL" if type in (MARKET, LIMIT) else "ACK")
-        return self._new_order_response(spec, order, resp_type, self._fills)
+        req = self._validate(account, symbol, _order_params(side, type, time_in_force, quantity, quote_order_qty,
+                                                            price, stop_price, new_client_order_id, trailing_delta),
+                             new_order_resp_type, self_trade_prevention_mode)
+        return self._place(account, req)
 
     def test_order(self, account: Account, *, symbol, side, type, time_in_force=None, quantity=None,
                    quote_order_qty=None, price=None, stop_price=None, new_client_order_id=None,
-                   new_order_resp_type=None) -> dict:
+                   new_order_resp_type=None, trailing_delta=None, self_trade_prevention_mode=None) -> dict:
         """POST /api/v3/order/test: validates parameters and filters, places nothing."""
-        self._validate(account, symbol, side, type, time_in_force, quantity, quote_order_qty, price, stop_price,
-                       new_client_order_id, new_order_resp_type)
+        self._validate(account, symbol, _order_params(side, type, time_in_force, quantity, quote_order_qty, price,
+                                                      stop_price, new_client_order_id, trailing_delta),
+                       new_order_resp_type, self_trade_prevention_mode)
         return {}
 
     def cancel_order(self, account: Account, symbol, order_id=None, orig_client_order_id=None,
-                     new_client_order_id=None) -> dict:
-        """DELETE /api/v3/order. -2011 when the order is unknown or no longer open."""
+                     new_client_order_id=None, cancel_restrictions=None) -> dict:
+        """DELETE /api/v3/order. -2011 when the order is unknown, no longer open or not in the
+        state cancelRestrictions asks for; a leg of an order list cancels the whole list (the
+        answer is then the list's)."""
         mkt = self._market(symbol)
-        if not _given(order_id) and not _given(orig_client_order_id):
+        if not given(order_id) and not given(orig_client_order_id):
             raise errors.mandatory_one_of("orderId", "origClientOrderId")
+        if given(cancel_restrictions) and cancel_restrictions not in CANCEL_RESTRICTIONS:
+            raise errors.cancel_restrictions_invalid()
         cancel_id = self._client_id(new_client_order_id, "newClientOrderId")
-        order = account.find_order(mkt.spec.symbol, self._order_id(order_id),
-                                   orig_client_order_id if _given(orig_client_order_id) else None)
-        if order is None or order.status not in OPEN_STATUSES:
+        order = self._lookup(account, mkt.spec.symbol, order_id, orig_client_order_id)
+        if order is None or order.status not in LIVE_STATUSES:
             raise errors.cancel_rejected()
+        if given(cancel_restrictions) and order.status != CANCEL_RESTRICTIONS[cancel_restrictions]:
+            raise errors.cancel_restricted()
+        lst = self._lists.of(order)
+        if lst is not None:
+            return self._lists.cancel_list(account, mkt, lst, cancel_id)
         return self._cancel(mkt, account, order, cancel_id)
 
     def cancel_open_orders(self, account: Account, symbol) -> list[dict]:
-        """DELETE /api/v3/openOrders: every open order on the symbol (one cancel id for the batch)."""
+        """DELETE /api/v3/openOrders: every open order on the symbol (one cancel id for the batch);
+        an order list appears once, as a list."""
         mkt = self._market(symbol)
         orders = sorted(account.open_orders_of(mkt.spec.symbol), key=lambda o: o.order_id)
         if not orders:
             raise errors.cancel_rejected()
         cancel_id = self._client_id(None, "newClientOrderId")
-        return [self._cancel(mkt, account, order, cancel_id) for order in orders]
+        out = []
+        for order in orders:
+            if order.status not in LIVE_STATUSES:        # cancelled with its list already
+                continue
+            lst = self._lists.of(order)
+            if lst is not None:
+                out.append(self._lists.cancel_list(account, mkt, lst, cancel_id))
+            else:
+                out.append(self._cancel(mkt, account, order, cancel_id))
+        return out
 
     def query_order(self, account: Account, symbol, order_id=None, orig_client_order_id=None) -> dict:
-        """GET /api/v3/order. -2013 when unknown."""
+        """GET /api/v3/order. -2013 when unknown; -2039 when the two ids name different orders."""
         mkt = self._market(symbol)
-        if not _given(order_id) and not _given(orig_client_order_id):
+        if not given(order_id) and not given(orig_client_order_id):
             raise errors.mandatory_one_of("orderId", "origClientOrderId")
-        order = account.find_order(mkt.spec.symbol, self._order_id(order_id),
-                                   orig_client_order_id if _given(orig_client_order_id) else None)
+        order = self._lookup(account, mkt.spec.symbol, order_id, orig_client_order_id)
         if order is None:
             raise errors.no_such_order()
-        return self._query_view(mkt.spec, order)
+        return payloads.query_view(mkt.spec, order)
 
     def open_orders(self, account: Account, symbol=None) -> list[dict]:
-        """GET /api/v3/openOrders (all symbols when symbol is None)."""
-        symbols = [self._market(symbol).spec.symbol] if _given(symbol) else list(self._markets)
+        """GET /api/v3/openOrders (all symbols when symbol is None); an OTO's pending legs included."""
+        symbols = [self._market(symbol).spec.symbol] if given(symbol) else list(self._markets)
         out = []
         for sym in symbols:
             spec = self._markets[sym].spec
             for order in sorted(account.open_orders_of(sym), key=lambda o: o.order_id):
-                out.append(self._list_view(spec, order))
+                out.append(payloads.list_view(spec, order))
         return out
 
     def all_orders(self, account: Account, symbol, order_id=None, start_time=None, end_time=None,
@@ -304,7 +298,7 @@ class SimExchange:
         orders = [o for o in orders if (start_time is None or o.time >= int(start_time))
                   and (end_time is None or o.time <= int(end_time))]
         orders = orders[:limit] if (order_id is not None or start_time is not None) else orders[-limit:]
-        return [self._list_view(spec, o) for o in orders]
+        return [payloads.list_view(spec, o) for o in orders]
 
     def my_trades(self, account: Account, symbol, order_id=None, start_time=None, end_time=None, from_id=None,
                   limit=500) -> list[dict]:
@@ -322,7 +316,9 @@ class SimExchange:
                       and (end_time is None or t.time <= int(end_time))]
         forward = from_id is not None or start_time is not None
         trades = trades[:limit] if forward else trades[-limit:]
-        return [self._my_trade_view(spec, t) for t in trades]
+        orders = account.orders.get(spec.symbol, {})
+        return [payloads.my_trade(spec, t, orders[t.order_id].order_list_id if t.order_id in orders else -1)
+                for t in trades]
 
     def account_info(self, account: Account, omit_zero_balances: bool = False) -> dict:
         """GET /api/v3/account."""
@@ -349,6 +345,52 @@ class SimExchange:
             "permissions": ["SPOT"],
             "uid": account.account_id,
         }
+
+    # ---- order lists, amend, cancel-replace ---------------------------------------------------
+
+    def new_oco(self, account: Account, params: Mapping[str, str]) -> dict:
+        """POST /api/v3/orderList/oco; params as Binance names them (symbol, side, quantity,
+        aboveType, abovePrice, ..., belowType, ..., listClientOrderId, newOrderRespType,
+        selfTradePreventionMode)."""
+        return self._lists.place_oco(account, params)
+
+    def new_oto(self, account: Account, params: Mapping[str, str]) -> dict:
+        """POST /api/v3/orderList/oto; params working* and pending* as Binance names them."""
+        return self._lists.place_oto(account, params)
+
+    def new_otoco(self, account: Account, params: Mapping[str, str]) -> dict:
+        """POST /api/v3/orderList/otoco; params working*, pendingSide/pendingQuantity,
+        pendingAbove* and pendingBelow*."""
+        return self._lists.place_otoco(account, params)
+
+    def cancel_order_list(self, account: Account, symbol, order_list_id=None, list_client_order_id=None,
+                          new_client_order_id=None) -> dict:
+        """DELETE /api/v3/orderList."""
+        return self._lists.cancel(account, symbol, order_list_id, list_client_order_id, new_client_order_id)
+
+    def query_order_list(self, account: Account, order_list_id=None, orig_client_order_id=None) -> dict:
+        """GET /api/v3/orderList (-2018 when unknown)."""
+        return self._lists.query(account, order_list_id, orig_client_order_id)
+
+    def open_order_lists(self, account: Account) -> list[dict]:
+        """GET /api/v3/openOrderList."""
+        return self._lists.open_lists(account)
+
+    def all_order_lists(self, account: Account, from_id=None, start_time=None, end_time=None, limit=500) -> list[dict]:
+        """GET /api/v3/allOrderList."""
+        return self._lists.all_lists(account, from_id, start_time, end_time, limit)
+
+    def amend_order(self, account: Account, symbol, order_id=None, orig_client_order_id=None,
+                    new_client_order_id=None, new_qty=None) -> dict:
+        """PUT /api/v3/order/amend/keepPriority: reduce a working order's quantity in place."""
+        return modify.amend(self, account, symbol, order_id, orig_client_order_id, new_client_order_id, new_qty)
+
+    def cancel_replace(self, account: Account, params: Mapping[str, str],
+                       count_order: Callable[[], object] | None = None) -> dict:
+        """POST /api/v3/order/cancelReplace; params as Binance names them. `count_order` counts
+        the new order against the unfilled-order-count limit (raising -1015 when over it), as
+        the REST layer does for POST /api/v3/order."""
+        return modify.cancel_replace(self, account, params, count_order)
 
     # ---- market data --------------------------------------------------------------------------
 
@@ -472,7 +514,7 @@ class SimExchange:
 
     def mm_orders(self, symbol: str) -> list[MMOrder]:
         """The market maker's resting orders, oldest first."""
-        return [MMOrder(o.order_id, o.side, o.price_ticks, o.orig_qty_steps - o.executed_qty_steps)
+        return [MMOrder(o.order_id, o.side, o.price_ticks, o.remaining_steps)
                 for o in self._market(symbol).mm_orders.values()]
 
     def _mm_order(self, mkt: _Market, side: str, type_: str, tif: str, price_ticks: int, qty_steps: int) -> Order:
@@ -481,117 +523,164 @@ class SimExchange:
         return Order(mkt.engine.next_order_id(), "", MM_ACCOUNT_ID, side, type_, tif, price_ticks, qty_steps,
                      time=self._clock(), symbol=mkt.spec.symbol)
 
-    # ---- validation ---------------------------------------------------------------------------
+    # ---- requests -----------------------------------------------------------------------------
 
     def _market(self, symbol) -> _Market:
-        if not _given(symbol):
+        if not given(symbol):
             raise errors.mandatory_param("symbol")
         mkt = self._markets.get(symbol)
         if mkt is None:
             raise errors.invalid_symbol()
         return mkt
 
-    def _validate(self, account, symbol, side, type_, tif, quantity, quote_order_qty, price, stop_price,
-                  client_id, resp_type) -> _Request:
+    def _account(self, account_id: int) -> Account:
+        return self._accounts[account_id]
+
+    def _validate(self, account: Account, symbol, params: Mapping[str, str | None], resp=None, mode=None) -> _Request:
         """Binance's parameter and filter checks for a new order, in its order; no book or balance
-        state is consulted except the average price for the price filters."""
+        state is consulted except the average price and the open orders for the filters."""
         mkt = self._market(symbol)
         spec = mkt.spec
-        if not _given(side):
-            raise errors.mandatory_param("side")
-        if side not in (BUY, SELL):
-            raise errors.invalid_enum("side", side)
-        if not _given(type_):
-            raise errors.mandatory_param("type")
-        if type_ in ("STOP_LOSS", "TAKE_PROFIT"):
-            raise errors.unsupported_order_combination()     # valid on Binance, not offered here
-        if type_ not in ORDER_TYPES:
-            raise errors.invalid_enum("type", type_)
-        if _given(resp_type) and resp_type not in RESP_TYPES:
-            raise errors.BinanceError(-1100, "Illegal characters found in parameter 'newOrderRespType'; "
-                                      "legal range is 'ACK, RESULT, FULL'.")
-        req = _Request(mkt, resp_type if _given(resp_type) else None)
-
-        if type_ in (LIMIT, *STOP_TYPES):
-            if not _given(tif):
-                raise errors.mandatory_param("timeInForce")
-            if tif not in TIME_IN_FORCE:
-                raise errors.invalid_enum("timeInForce", tif)
-            req.tif = tif
-        elif _given(tif):
-            raise errors.param_not_required("timeInForce")
-
-        if type_ == MARKET:
-            if _given(price):
-                raise errors.param_not_required("price")
-        else:
-            if not _given(price):
-                raise errors.mandatory_param("price")
-            req.price_ticks = spec.price_to_ticks(price, "price")
-
-        if type_ in STOP_TYPES:
-            if not _given(stop_price):
-                raise errors.mandatory_param("stopPrice")
-            req.stop_ticks = spec.price_to_ticks(stop_price, "stopPrice")
-        elif _given(stop_price):
-            raise errors.param_not_required("stopPrice")
-
-        if type_ == MARKET:
-            if _given(quantity) and _given(quote_order_qty):
-                raise errors.param_not_required("quoteOrderQty")
-            if _given(quantity):
-                req.steps = spec.qty_to_steps(quantity, "quantity", market=True)
-            elif _given(quote_order_qty):
-                req.quote_units = parse_units("quoteOrderQty", quote_order_qty)
-                req.quote_dec = units_to_dec(req.quote_units)
-            else:
-                raise errors.mandatory_one_of("quantity", "quoteOrderQty")
-        else:
-            if _given(quote_order_qty):
-                raise errors.param_not_required("quoteOrderQty")
-            if not _given(quantity):
-                raise errors.mandatory_param("quantity")
-            req.steps = spec.qty_to_steps(quantity, "quantity")
-
-        req.client_id = self._client_id(client_id, "newClientOrderId")
-        if (spec.symbol, req.client_id) in account.open_client_ids:
+        order = parse_order(spec, params)
+        resp = self._resp_type(resp)
+        mode = self._stp_mode(spec, mode)
+        order.client_id = self._client_id(order.client_id, "newClientOrderId")
+        if (spec.symbol, order.client_id) in account.open_client_ids:
             raise errors.duplicate_order()
         if not account.can_trade:
             raise errors.trading_disabled()
-        self._check_filters(mkt, account, req, side, type_)
-        return req
+        check_filters(spec, order, self._avg_price_dec(mkt), account.open_orders_of(spec.symbol))
+        check_supported(spec, order)
+        return _Request(mkt, order, resp, mode)
 
-    def _check_filters(self, mkt: _Market, account: Account, req: _Request, side: str, type_: str) -> None:
-        spec = mkt.spec
-        avg = None
-        if type_ == MARKET:
-            if req.quote_units is not None:
-                notional = req.quote_dec
-            else:
-                avg = self._avg_price_dec(mkt)
-                notional = None if avg is None else avg * spec.qty_dec(req.steps)
-            if notional is not None and ((spec.apply_min_to_market and notional < spec.min_notional)
-                                         or (spec.apply_max_to_market and notional > spec.max_notional)):
-                raise errors.filter_failure("NOTIONAL")
+    @staticmethod
+    def _request(mkt: _Market, order: NewOrder, resp: str | None, mode: str) -> _Request:
+        return _Request(mkt, order, resp, mode)
+
+    def _place(self, account: Account, req: _Request) -> dict:
+        """Place a validated order: the matching engine's own checks, its funds, then the book."""
+        mkt, o = req.mkt, req.order
+        spec, engine = mkt.spec, mkt.engine
+        if o.type == LIMIT_MAKER and engine.would_cross(o.side, o.price_ticks):
+            raise errors.would_take()
+        if o.type in STOP_TYPES and o.stop_ticks and not o.trailing_delta:
+            probe = Order(0, "", 0, o.side, o.type, o.tif, o.price_ticks, o.steps, stop_price_ticks=o.stop_ticks)
+            if engine.would_trigger(probe):
+                raise errors.stop_would_trigger()
+        if o.type == MARKET and o.quote_units is not None:
+            # What may be spent (BUY) or sold (SELL) for the quote amount, locked up front.
+            o.steps, cost = engine.plan_market(o.side, quote_units=o.quote_units)
+            lock_asset, lock, ticks = ((spec.quote_asset, o.quote_dec, [0]) if o.side == BUY
+                                       else (spec.base_asset, spec.qty_dec(o.steps), [0]))
         else:
-            notional = spec.quote_units(req.price_ticks, req.steps)
-            if notional < spec.min_notional_units or notional > spec.max_notional_units:
-                raise errors.filter_failure("NOTIONAL")
-            avg = self._avg_price_dec(mkt)
-            if avg is not None:
-                price = spec.price_dec(req.price_ticks)
-                up, down = ((spec.bid_multiplier_up, spec.bid_multiplier_down) if side == BUY
-                            else (spec.ask_multiplier_up, spec.ask_multiplier_down))
-                if price > avg * up or price < avg * down:
-                    raise errors.filter_failure("PERCENT_PRICE_BY_SIDE")
-        open_here = account.open_orders_of(spec.symbol)
-        if len(open_here) >= spec.max_num_orders:
-            raise errors.filter_failure("MAX_NUM_ORDERS")
-        if type_ in STOP_TYPES and sum(o.type in STOP_TYPES for o in open_here) >= spec.max_num_algo_orders:
-            raise errors.filter_failure("MAX_NUM_ALGO_ORDERS")
+            lock_asset, lock, ticks = self._lock_for(mkt, o)
+        if not account.can_afford(lock_asset, lock):
+            raise errors.insufficient_balance()
+
+        now = self._clock()
+        order = self._make_order(account, mkt, o, req.stp_mode, now, -1, ticks[0])
+        account.reserve((spec.symbol, order.order_id), lock_asset, lock)
+        account.update_time = now
+        account.add_order(order)
+        fills, prevented = self._submit(mkt, account, order, with_prevented=True)
+        if order.status not in OPEN_STATUSES:
+            account.close_order(order)
+        resp = req.resp_type or ("FULL" if o.type in (MARKET, LIMIT) else "ACK")
+        return payloads.new_order_response(spec, order, resp, fills, prevented)
+
+    def _make_order(self, account: Account, mkt: _Market, o: NewOrder, mode: str, now: int, list_id: int,
+                    lock_ticks: int) -> Order:
+        return Order(mkt.engine.next_order_id(), o.client_id, account.account_id, o.side, o.type, o.tif,
+                     o.price_ticks, o.steps, quote_order_qty=o.quote_dec, stop_price_ticks=o.stop_ticks, time=now,
+                     symbol=mkt.spec.symbol, trailing_delta=o.trailing_delta, stp_mode=mode,
+                     order_list_id=list_id, lock_ticks=lock_ticks)
+
+    def _lock_for(self, mkt: _Market, o: NewOrder) -> tuple[str, Decimal, list[int]]:
+        """What an order may spend, locked up front (see accounts.py): (asset, amount, [the price
+        in ticks a BUY's quote lock is taken at])."""
+        spec = mkt.spec
+        if o.side == SELL:
+            return spec.base_asset, spec.qty_dec(o.steps), [0]
+        if o.type == MARKET:
+            _, cost = mkt.engine.plan_market(BUY, qty_steps=o.steps)
+            return spec.quote_asset, units_to_dec(cost), [0]
+        if o.type in MARKET_TYPES:
+            # A BUY STOP_LOSS/TAKE_PROFIT locks its quantity at the current price (Binance's
+            # developer forum); when it triggers the lock is topped up to what the fill costs.
+            ticks = self._reference_ticks(mkt, o)
+        else:
+            ticks = o.price_ticks
+        return spec.quote_asset, units_to_dec(spec.quote_units(ticks, o.steps)), [ticks]
+
+    def _pair_lock(self, mkt: _Market, legs: list[NewOrder]) -> tuple[str, Decimal, list[int]]:
+        """An OCO pair's one lock: the quantity for a SELL, the dearer leg's quote for a BUY."""
+        locks = [self._lock_for(mkt, leg) for leg in legs]
+        return locks[0][0], max(lock for _, lock, _ in locks), [ticks[0] for _, _, ticks in locks]
+
+    @staticmethod
+    def _reference_ticks(mkt: _Market, o: NewOrder) -> int:
+        """The current price: the last trade, else the stop price, else the best ask (0: none)."""
+        last = mkt.engine.last_price
+        if last is not None:
+            return last
+        if o.stop_ticks:
+            return o.stop_ticks
+        ask = mkt.book.asks.best_price()
+        return ask or 0
+
+    @staticmethod
+    def _as_new_order(order: Order) -> NewOrder:
+        return NewOrder(order.side, order.type, order.time_in_force, order.price_ticks, order.stop_price_ticks,
+                        order.trailing_delta, order.remaining_steps)
+
+    def _submit(self, mkt: _Market, account: Account, order: Order, *, check_last: bool = False,
+                with_prevented: bool = False):
+        """engine.submit, collecting the fills (and prevented matches) of this order for its
+        placement response; nested placements (an order list's next phase) keep their own."""
+        saved = self._placing, self._fills, self._prevented
+        self._placing, self._fills, self._prevented = order, [], []
+        try:
+            mkt.engine.submit(order, check_last=check_last)
+            fills, prevented = self._fills, self._prevented
+        finally:
+            self._placing, self._fills, self._prevented = saved
+        return (fills, prevented) if with_prevented else fills
+
+    def _cancel(self, mkt: _Market, account: Account, order: Order, cancel_id: str) -> dict:
+        if order.status == PENDING_NEW:                  # an OTO's pending leg is not in the engine
+            order.status = CANCELED
+            order.update_time = self._clock()
+        else:
+            mkt.engine.cancel(order)
+        account.close_order(order)
+        now = order.update_time
+        account.update_time = now
+        self._emit_report(order, CANCELED, now, position=True, client_id=cancel_id,
+                          orig_client_id=order.client_order_id)
+        return payloads.cancel_response(mkt.spec, order, cancel_id, now)
+
+    def _lookup(self, account: Account, symbol: str, order_id, client_id) -> Order | None:
+        """By orderId (then its clientOrderId must match: -2039), else by clientOrderId (the
+        latest order that used it)."""
+        order_id = self._order_id(order_id)
+        client_id = client_id if given(client_id) else None
+        if order_id is not None:
+            order = account.orders.get(symbol, {}).get(order_id)
+            if order is not None and client_id is not None and order.client_order_id != client_id:
+                raise errors.client_id_mismatch()
+            return order
+        return account.client_ids.get((symbol, client_id))
+
+    @staticmethod
+    def _resp_type(value) -> str | None:
+        return resp_type(value)
+
+    @staticmethod
+    def _stp_mode(spec: SymbolSpec, value) -> str:
+        return stp_mode(spec, value)
 
     def _client_id(self, value, param: str) -> str:
-        if _given(value):
+        if given(value):
             if not isinstance(value, str) or not _CLIENT_ID_RE.match(value):
                 raise errors.BinanceError(-1100, f"Illegal characters found in parameter '{param}'; "
                                           "legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
@@ -600,14 +689,14 @@ class SimExchange:
         return base64.b64encode(self._rng.randbytes(17)).decode()[:22].translate(_B64_TO_ALNUM)
 
     @staticmethod
-    def _order_id(value) -> int | None:
-        if not _given(value):
+    def _order_id(value, param: str = "orderId") -> int | None:
+        if not given(value):
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and value.isdigit():
             return int(value)
-        raise errors.illegal_chars("orderId")
+        raise errors.illegal_chars(param)
 
     @staticmethod
     def _limit(value, default: int, maximum: int) -> int:
@@ -642,7 +731,7 @@ class SimExchange:
             account = self._accounts[order.account_id]
             rate = account.rate(spec.maker_fee, spec.taker_fee, is_maker)
             is_buy = order.side == BUY
-            if is_buy and order.type != MARKET:
+            if is_buy and order.type not in MARKET_TYPES:
                 # The lock for this quantity was taken at the limit price.
                 lock_used = units_to_dec(spec.quote_units(order.price_ticks, trade.qty_steps))
             else:
@@ -665,8 +754,10 @@ class SimExchange:
                 self._fills.append({"price": spec.price_str(trade.price_ticks), "qty": spec.qty_str(trade.qty_steps),
                                     "commission": fmt8(fee), "commissionAsset": fee_asset, "tradeId": trade.id})
             if self._want_user:
-                reports.append((account, self._report(spec, order, "TRADE", trade.time, trade=trade,
-                                                      is_maker=is_maker, fee=fee, fee_asset=fee_asset)))
+                self._event_seq += 1
+                reports.append((account, payloads.execution_report(
+                    spec, order, "TRADE", trade.time, self._event_seq, trade=trade, is_maker=is_maker, fee=fee,
+                    fee_asset=fee_asset)))
         if self._want_trade:
             self._listener.on_trade(spec.symbol, {
                 "id": trade.id, "price": spec.price_str(trade.price_ticks), "qty": spec.qty_str(trade.qty_steps),
@@ -680,7 +771,11 @@ class SimExchange:
             for account, _ in reports:
                 if account.account_id not in seen:
                     seen.add(account.account_id)
-                    emit(account.account_id, self._position(account, (spec.base_asset, spec.quote_asset), trade.time))
+                    emit(account.account_id,
+                         payloads.account_position(account, (spec.base_asset, spec.quote_asset), trade.time))
+        for order in (maker, taker):
+            if order.order_list_id >= 0:
+                self._lists.on_trade(order)
 
     def _on_update(self, mkt: _Market, order: Order, exec_type: str) -> None:
         if order.account_id == MM_ACCOUNT_ID:
@@ -692,41 +787,71 @@ class SimExchange:
         if exec_type == EXPIRED:
             account.close_order(order)
             account.update_time = now
-        if self._want_user:
-            spec = mkt.spec
-            emit = self._listener.on_user_event
-            emit(account.account_id, self._report(spec, order, exec_type, now))
-            emit(account.account_id, self._position(account, (spec.base_asset, spec.quote_asset), now))
+        self._emit_report(order, exec_type, now, position=True)
+        if order.order_list_id >= 0:
+            if exec_type == NEW:
+                self._lists.on_new(order)
+            else:
+                self._lists.on_closed(order)
 
-    def _cancel(self, mkt: _Market, account: Account, order: Order, cancel_id: str) -> dict:
-        mkt.engine.cancel(order)
-        account.close_order(order)
-        now = order.update_time
-        account.update_time = now
+    def _on_prevent(self, mkt: _Market, match: PreventedMatch) -> None:
+        """A prevented self-trade: the prevented quantity leaves each order's lock (all of it when
+        the order expired), each order that lost quantity gets a TRADE_PREVENTION report."""
         spec = mkt.spec
+        for order, steps in ((match.maker, match.maker_steps), (match.taker, match.taker_steps)):
+            if not steps:
+                continue
+            account = self._accounts[order.account_id]
+            if order.status == EXPIRED_IN_MATCH:
+                account.close_order(order)
+            elif order.side == SELL:
+                account.release_part((spec.symbol, order.order_id), spec.qty_dec(steps))
+            elif order.type not in MARKET_TYPES:     # a working market BUY returns its rest when it ends
+                account.release_part((spec.symbol, order.order_id),
+                                     units_to_dec(spec.quote_units(order.lock_ticks, steps)))
+            account.update_time = match.time
+            self._emit_report(order, TRADE_PREVENTION, match.time, position=True, prevented=match)
+        if match.taker is self._placing:
+            self._prevented.append(match)
+        for order in (match.maker, match.taker):
+            if order.order_list_id >= 0 and order.status == EXPIRED_IN_MATCH:
+                self._lists.on_closed(order)
+
+    def _on_trigger(self, mkt: _Market, order: Order) -> bool:
+        """A stop is about to work: its OCO sibling expires; a BUY market stop's lock grows to
+        what its fill costs now, or the stop is rejected (EXPIRED, eR REJECTED) when free funds
+        cannot cover it."""
+        if order.account_id == MM_ACCOUNT_ID:
+            return True
+        if order.order_list_id >= 0:
+            self._lists.on_trigger(order)
+        if order.side == BUY and order.type in MARKET_TYPES:
+            account = self._accounts[order.account_id]
+            key = (mkt.spec.symbol, order.order_id)
+            _, cost = mkt.engine.plan_market(BUY, qty_steps=order.remaining_steps)
+            extra = units_to_dec(cost) - account.lock_of(key)
+            if extra > 0 and not account.top_up(key, extra):
+                return False
+        return True
+
+    # ---- user events --------------------------------------------------------------------------
+
+    def _emit_report(self, order: Order, exec_type: str, now: int, *, position: bool = False, **fields) -> None:
+        if not self._want_user or order.account_id == MM_ACCOUNT_ID:
+            return
+        spec = self._markets[order.symbol].spec
+        self._event_seq += 1
+        emit = self._listener.on_user_event
+        emit(order.account_id, payloads.execution_report(spec, order, exec_type, now, self._event_seq, **fields))
+        if position:
+            account = self._accounts[order.account_id]
+            emit(order.account_id, payloads.account_position(account, (spec.base_asset, spec.quote_asset), now))
+
+    def _emit_list_status(self, lst, status_type: str, order_status: str, now: int) -> None:
         if self._want_user:
-            emit = self._listener.on_user_event
-            emit(account.account_id, self._report(spec, order, CANCELED, now, client_id=cancel_id,
-                                                  orig_client_id=order.client_order_id))
-            emit(account.account_id, self._position(account, (spec.base_asset, spec.quote_asset), now))
-        return {
-            "symbol": spec.symbol,
-            "origClientOrderId": order.client_order_id,
-            "orderId": order.order_id,
-            "orderListId": -1,
-            "clientOrderId": cancel_id,
-            "transactTime": now,
-            "price": spec.price_str(order.price_ticks),
-            "origQty": spec.qty_str(order.orig_qty_steps),
-            "executedQty": spec.qty_str(order.executed_qty_steps),
-            "origQuoteOrderQty": _qoq(order),
-            "cummulativeQuoteQty": fmt_units(order.cum_quote_units),
-            "status": order.status,
-            "timeInForce": order.time_in_force,
-            "type": order.type,
-            "side": order.side,
-            "selfTradePreventionMode": "NONE",
-        }
+            spec = self._markets[lst.symbol].spec
+            self._listener.on_user_event(lst.account_id, payloads.list_status(spec, lst, status_type, order_status,
+                                                                              now))
 
     # ---- average price ------------------------------------------------------------------------
 
@@ -758,8 +883,6 @@ class SimExchange:
         last = mkt.engine.last_price
         return spec.price_dec(last) if last is not None else None
 
-    # ---- payloads -----------------------------------------------------------------------------
-
     @staticmethod
     def _top_strings(spec: SymbolSpec, top) -> tuple[str, str, str, str]:
         bid_p, bid_q, ask_p, ask_q = top
@@ -768,120 +891,10 @@ class SimExchange:
                 spec.price_str(ask_p) if ask_p is not None else ZERO_STR,
                 spec.qty_str(ask_q) if ask_q is not None else ZERO_STR)
 
-    def _report(self, spec: SymbolSpec, order: Order, exec_type: str, now: int, *, trade: Trade | None = None,
-                is_maker: bool = False, fee: Decimal | None = None, fee_asset: str | None = None,
-                client_id: str | None = None, orig_client_id: str = "") -> dict:
-        """An executionReport with the fields and order of Binance's user stream."""
-        self._event_seq += 1
-        if trade is not None:
-            last_qty, last_price = spec.qty_str(trade.qty_steps), spec.price_str(trade.price_ticks)
-            last_quote, trade_id, fee_str = fmt_units(trade.quote_units), trade.id, fmt8(fee)
-        else:
-            last_qty = last_price = last_quote = ZERO_STR
-            trade_id, fee_str, fee_asset = -1, "0", None
-        report = {
-            "e": "executionReport", "E": now, "s": spec.symbol,
-            "c": client_id if client_id is not None else order.client_order_id,
-            "S": order.side, "o": order.type, "f": order.time_in_force,
-            "q": spec.qty_str(order.orig_qty_steps), "p": spec.price_str(order.price_ticks),
-            "P": spec.price_str(order.stop_price_ticks), "F": ZERO_STR, "g": -1, "C": orig_client_id,
-            "x": exec_type, "X": order.status, "r": "NONE", "i": order.order_id,
-            "l": last_qty, "z": spec.qty_str(order.executed_qty_steps), "L": last_price,
-            "n": fee_str, "N": fee_asset, "T": now, "t": trade_id, "I": self._event_seq,
-            "w": order.is_working and order.status in OPEN_STATUSES, "m": is_maker, "M": False,
-            "O": order.time, "Z": fmt_units(order.cum_quote_units), "Y": last_quote, "Q": _qoq(order),
-        }
-        if order.working_time >= 0:           # Binance shows W only once the order is working
-            report["W"] = order.working_time
-        report["V"] = "NONE"
-        return report
 
-    @staticmethod
-    def _position(account: Account, assets, now: int) -> dict:
-        return {"e": "outboundAccountPosition", "E": now, "u": account.update_time,
-                "B": [{"a": a, "f": fmt8(account.free(a)), "l": fmt8(account.locked(a))} for a in assets]}
-
-    @staticmethod
-    def _new_order_response(spec: SymbolSpec, order: Order, resp_type: str, fills: list[dict]) -> dict:
-        out = {"symbol": spec.symbol, "orderId": order.order_id, "orderListId": -1,
-               "clientOrderId": order.client_order_id, "transactTime": order.time}
-        if resp_type == "ACK":
-            return out
-        out.update({
-            "price": spec.price_str(order.price_ticks),
-            "origQty": spec.qty_str(order.orig_qty_steps),
-            "executedQty": spec.qty_str(order.executed_qty_steps),
-            "origQuoteOrderQty": _qoq(order),
-            "cummulativeQuoteQty": fmt_units(order.cum_quote_units),
-            "status": order.status,
-            "timeInForce": order.time_in_force,
-            "type": order.type,
-            "side": order.side,
-        })
-        if order.type in STOP_TYPES:
-            out["stopPrice"] = spec.price_str(order.stop_price_ticks)
-        out["workingTime"] = order.working_time
-        out["selfTradePreventionMode"] = "NONE"
-        if resp_type == "FULL":
-            out["fills"] = list(fills)
-        return out
-
-    @staticmethod
-    def _query_view(spec: SymbolSpec, order: Order) -> dict:
-        """GET /api/v3/order (key order of Binance's order sample)."""
-        return {
-            "symbol": spec.symbol, "orderId": order.order_id, "orderListId": -1,
-            "clientOrderId": order.client_order_id, "price": spec.price_str(order.price_ticks),
-            "origQty": spec.qty_str(order.orig_qty_steps), "executedQty": spec.qty_str(order.executed_qty_steps),
-            "cummulativeQuoteQty": fmt_units(order.cum_quote_units), "status": order.status,
-            "timeInForce": order.time_in_force, "type": order.type, "side": order.side,
-            "stopPrice": spec.price_str(order.stop_price_ticks), "icebergQty": ZERO_STR, "time": order.time,
-            "updateTime": order.update_time, "isWorking": order.is_working, "workingTime": order.working_time,
-            "origQuoteOrderQty": _qoq(order), "selfTradePreventionMode": "NONE",
-        }
-
-    @staticmethod
-    def _list_view(spec: SymbolSpec, order: Order) -> dict:
-        """GET /api/v3/openOrders and allOrders (key order of Binance's list samples)."""
-        return {
-            "symbol": spec.symbol, "orderId": order.order_id, "orderListId": -1,
-            "clientOrderId": order.client_order_id, "price": spec.price_str(order.price_ticks),
-            "origQty": spec.qty_str(order.orig_qty_steps), "executedQty": spec.qty_str(order.executed_qty_steps),
-            "cummulativeQuoteQty": fmt_units(order.cum_quote_units), "status": order.status,
-            "timeInForce": order.time_in_force, "type": order.type, "side": order.side,
-            "stopPrice": spec.price_str(order.stop_price_ticks), "icebergQty": ZERO_STR, "time": order.time,
-            "updateTime": order.update_time, "isWorking": order.is_working, "origQuoteOrderQty": _qoq(order),
-            "workingTime": order.working_time, "selfTradePreventionMode": "NONE",
-        }
-
-    @staticmethod
-    def _my_trade_view(spec: SymbolSpec, t: AccountTrade) -> dict:
-        return {
-            "symbol": t.symbol, "id": t.id, "orderId": t.order_id, "orderListId": -1,
-            "price": spec.price_str(t.price_ticks), "qty": spec.qty_str(t.qty_steps),
-            "quoteQty": fmt_units(t.quote_units), "commission": fmt8(t.commission),
-            "commissionAsset": t.commission_asset, "time": t.time, "isBuyer": t.is_buyer, "isMaker": t.is_maker,
-            "isBestMatch": True,
-        }
-
-
-def _qoq(order: Order) -> str:
-    return fmt8(order.quote_order_qty) if order.quote_order_qty is not None else ZERO_STR
-
-
-class _Request:
-    """A validated new-order request (grid values; nothing placed yet)."""
-
-    __slots__ = ("mkt", "resp_type", "tif", "price_ticks", "stop_ticks", "steps", "quote_units", "quote_dec",
-                 "client_id")
-
-    def __init__(self, mkt: _Market, resp_type: str | None):
-        self.mkt = mkt
-        self.resp_type = resp_type
-        self.tif = GTC                  # Binance reports GTC for MARKET and LIMIT_MAKER
-        self.price_ticks = 0
-        self.stop_ticks = 0
-        self.steps = 0
-        self.quote_units: int | None = None
-        self.quote_dec: Decimal | None = None
-        self.client_id = ""
+def _order_params(side, type_, time_in_force, quantity, quote_order_qty, price, stop_price, client_id,
+                  trailing_delta) -> dict:
+    """POST /api/v3/order's keyword arguments under Binance's parameter names."""
+    return {"side": side, "type": type_, "timeInForce": time_in_force, "quantity": quantity,
+            "quoteOrderQty": quote_order_qty, "price": price, "stopPrice": stop_price,
+            "newClientOrderId": client_id, "trailingDelta": trailing_delta}

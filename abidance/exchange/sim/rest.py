@@ -28,7 +28,8 @@ ORDER_PARAMS = {
     "symbol": "symbol", "side": "side", "type": "type", "timeInForce": "time_in_force",
     "quantity": "quantity", "quoteOrderQty": "quote_order_qty", "price": "price",
     "stopPrice": "stop_price", "newClientOrderId": "new_client_order_id",
-    "newOrderRespType": "new_order_resp_type",
+    "newOrderRespType": "new_order_resp_type", "trailingDelta": "trailing_delta",
+    "selfTradePreventionMode": "self_trade_prevention_mode",
 }
 
 
@@ -185,7 +186,9 @@ def order_ref(call: Call) -> dict[str, object]:
 
 
 def cancel_order(call: Call):
-    return call.venue.exchange.cancel_order(call.account, call.symbol(), **order_ref(call))
+    return call.venue.exchange.cancel_order(call.account, call.symbol(), **order_ref(call),
+                                            new_client_order_id=call.params.get("newClientOrderId"),
+                                            cancel_restrictions=call.params.get("cancelRestrictions"))
 
 
 def query_order(call: Call):
@@ -218,6 +221,65 @@ def my_trades(call: Call):
         from_id=call.int_param("fromId"), limit=call.int_param("limit", 500, 1, 1000))
 
 
+def _count_orders(call: Call, n: int) -> None:
+    """Count a request's new orders against the unfilled-order-count limit, as new_order does."""
+    venue = call.venue
+    for _ in range(n):
+        venue.limiter.count_order(call.account.account_id, venue.wall_ms())
+
+
+def new_oco(call: Call):
+    call.symbol()
+    _count_orders(call, 2)
+    return call.venue.exchange.new_oco(call.account, call.params)
+
+
+def new_oto(call: Call):
+    call.symbol()
+    _count_orders(call, 2)
+    return call.venue.exchange.new_oto(call.account, call.params)
+
+
+def new_otoco(call: Call):
+    call.symbol()
+    _count_orders(call, 3)
+    return call.venue.exchange.new_otoco(call.account, call.params)
+
+
+def cancel_order_list(call: Call):
+    return call.venue.exchange.cancel_order_list(
+        call.account, call.symbol(), order_list_id=call.params.get("orderListId"),
+        list_client_order_id=call.params.get("listClientOrderId"),
+        new_client_order_id=call.params.get("newClientOrderId"))
+
+
+def query_order_list(call: Call):
+    return call.venue.exchange.query_order_list(call.account, order_list_id=call.params.get("orderListId"),
+                                                orig_client_order_id=call.params.get("origClientOrderId"))
+
+
+def open_order_lists(call: Call):
+    return call.venue.exchange.open_order_lists(call.account)
+
+
+def all_order_lists(call: Call):
+    return call.venue.exchange.all_order_lists(
+        call.account, from_id=call.int_param("fromId"), start_time=call.int_param("startTime"),
+        end_time=call.int_param("endTime"), limit=call.int_param("limit", 500, 1, 1000))
+
+
+def amend_order(call: Call):
+    return call.venue.exchange.amend_order(
+        call.account, call.symbol(), order_id=call.params.get("orderId"),
+        orig_client_order_id=call.params.get("origClientOrderId"),
+        new_client_order_id=call.params.get("newClientOrderId"), new_qty=call.params.get("newQty"))
+
+
+def cancel_replace(call: Call):
+    call.symbol()
+    return call.venue.exchange.cancel_replace(call.account, call.params, lambda: _count_orders(call, 1))
+
+
 # (method, path, weight, security, is_order, handler)
 ROUTES: list[tuple[str, str, int | Callable[[dict[str, str]], int], int, bool, Handler]] = [
     ("GET", "/api/v3/ping", 1, NONE, False, ping),
@@ -241,6 +303,15 @@ ROUTES: list[tuple[str, str, int | Callable[[dict[str, str]], int], int, bool, H
     ("GET", "/api/v3/allOrders", 20, SIGNED, False, all_orders),
     ("GET", "/api/v3/account", 20, SIGNED, False, account_info),
     ("GET", "/api/v3/myTrades", 20, SIGNED, False, my_trades),
+    ("POST", "/api/v3/orderList/oco", 1, SIGNED, True, new_oco),
+    ("POST", "/api/v3/orderList/oto", 1, SIGNED, True, new_oto),
+    ("POST", "/api/v3/orderList/otoco", 1, SIGNED, True, new_otoco),
+    ("DELETE", "/api/v3/orderList", 1, SIGNED, False, cancel_order_list),
+    ("GET", "/api/v3/orderList", 4, SIGNED, False, query_order_list),
+    ("GET", "/api/v3/openOrderList", 6, SIGNED, False, open_order_lists),
+    ("GET", "/api/v3/allOrderList", 20, SIGNED, False, all_order_lists),
+    ("PUT", "/api/v3/order/amend/keepPriority", 4, SIGNED, False, amend_order),
+    ("POST", "/api/v3/order/cancelReplace", 1, SIGNED, True, cancel_replace),
 ]
 
 # Successful order placements and cancels cost no request weight since 2026-04-02 (failed ones

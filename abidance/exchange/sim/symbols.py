@@ -90,7 +90,11 @@ def _plain(value: Decimal) -> str:
     return text
 
 
-ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+# Binance's self-trade prevention modes (enums.md), and what its spot symbols allow today: every
+# mode but NONE, EXPIRE_MAKER by default (the live exchangeInfo of 2026).
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER")
+LIVE_STP_MODES = ("EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER")
 
 
 @dataclass(slots=True)
@@ -121,8 +125,18 @@ class SymbolSpec:
     quote_precision: int = PRECISION
     max_num_orders: int = 200
     max_num_algo_orders: int = 5
+    max_num_order_lists: int = 20          # open order lists per symbol (an OTOCO is one)
+    max_num_order_amends: int = 10         # amendments per order
+    min_trailing_above_delta: int = 10     # TRAILING_DELTA filter, BIPS
+    max_trailing_above_delta: int = 2000
+    min_trailing_below_delta: int = 10
+    max_trailing_below_delta: int = 2000
     apply_min_to_market: bool = True
     apply_max_to_market: bool = False
+    order_types: tuple[str, ...] = ORDER_TYPES
+    allow_trailing_stop: bool = True
+    default_stp_mode: str = "EXPIRE_MAKER"
+    allowed_stp_modes: tuple[str, ...] = LIVE_STP_MODES
 
     # Derived integer factors (see the module docstring); filled in __post_init__.
     tick_units: int = field(init=False, repr=False)
@@ -147,6 +161,12 @@ class SymbolSpec:
             setattr(self, name, Decimal(str(getattr(self, name))))
         if self.base_precision != PRECISION or self.quote_precision != PRECISION:
             raise ValueError("the simulator keeps every asset at 8 decimals, as Binance does")
+        self.order_types = tuple(self.order_types)
+        self.allowed_stp_modes = tuple(self.allowed_stp_modes)
+        if not set(self.order_types) <= set(ORDER_TYPES) or not set(self.allowed_stp_modes) <= set(STP_MODES):
+            raise ValueError("unknown order type or self-trade prevention mode")
+        if self.default_stp_mode not in self.allowed_stp_modes:
+            raise ValueError("the default self-trade prevention mode must be one of the allowed modes")
         self.tick_units = _units(self.tick_size, "tick_size")
         self.step_units = _units(self.step_size, "step_size")
         if self.tick_units <= 0 or self.step_units <= 0:
@@ -241,27 +261,27 @@ class SymbolSpec:
             "quoteAssetPrecision": self.quote_precision,
             "baseCommissionPrecision": self.base_precision,
             "quoteCommissionPrecision": self.quote_precision,
-            "orderTypes": list(ORDER_TYPES),
+            "orderTypes": list(self.order_types),
             "icebergAllowed": False,
-            "ocoAllowed": False,
-            "otoAllowed": False,
+            "ocoAllowed": True,
+            "otoAllowed": True,
             "opoAllowed": False,
             "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": False,
-            "cancelReplaceAllowed": False,
-            "amendAllowed": False,
+            "allowTrailingStop": self.allow_trailing_stop,
+            "cancelReplaceAllowed": True,
+            "amendAllowed": True,
             "pegInstructionsAllowed": False,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": self.filters(),
             "permissions": [],
             "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "NONE",
-            "allowedSelfTradePreventionModes": ["NONE"],
+            "defaultSelfTradePreventionMode": self.default_stp_mode,
+            "allowedSelfTradePreventionModes": list(self.allowed_stp_modes),
         }
 
     def filters(self) -> list[dict]:
-        """The filters in the order Binance lists them for BTCUSDT."""
+        """The filters in the order Binance lists them for its spot symbols (2026)."""
         return [
             {"filterType": "PRICE_FILTER", "minPrice": fmt8(self.min_price), "maxPrice": fmt8(self.max_price),
              "tickSize": fmt8(self.tick_size)},
@@ -270,6 +290,10 @@ class SymbolSpec:
             # Binance publishes stepSize 0 here: MARKET quantities follow LOT_SIZE's step.
             {"filterType": "MARKET_LOT_SIZE", "minQty": fmt8(self.market_min_qty),
              "maxQty": fmt8(self.market_max_qty), "stepSize": "0.00000000"},
+            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": self.min_trailing_above_delta,
+             "maxTrailingAboveDelta": self.max_trailing_above_delta,
+             "minTrailingBelowDelta": self.min_trailing_below_delta,
+             "maxTrailingBelowDelta": self.max_trailing_below_delta},
             {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": _plain(self.bid_multiplier_up),
              "bidMultiplierDown": _plain(self.bid_multiplier_down), "askMultiplierUp": _plain(self.ask_multiplier_up),
              "askMultiplierDown": _plain(self.ask_multiplier_down), "avgPriceMins": self.avg_price_mins},
@@ -277,7 +301,9 @@ class SymbolSpec:
              "applyMinToMarket": self.apply_min_to_market, "maxNotional": fmt8(self.max_notional),
              "applyMaxToMarket": self.apply_max_to_market, "avgPriceMins": self.avg_price_mins},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": self.max_num_orders},
+            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": self.max_num_order_lists},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": self.max_num_algo_orders},
+            {"filterType": "MAX_NUM_ORDER_AMENDS", "maxNumOrderAmends": self.max_num_order_amends},
         ]
 
 

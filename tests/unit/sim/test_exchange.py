@@ -1,6 +1,5 @@
 """SimExchange facade: Binance-shaped responses and events, errors, exact money, stream consistency."""
 
-import json
 import re
 from decimal import Decimal as D
 
@@ -9,89 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abidance.exchange.sim.errors import BinanceError
-from abidance.exchange.sim.exchange import NullListener, SimExchange
 from abidance.exchange.sim.symbols import default_symbols
-from tests.kit import shared_data
+from tests.unit.sim.kit import SYMBOL, Env, error_of, sample, totals
 
-SYMBOL = "BTCUSDT"
-T0 = 1_700_000_000_000
 DECIMAL_8 = re.compile(r"^-?\d+\.\d{8}$")
-
-
-class Clock:
-    def __init__(self):
-        self.t = T0
-
-    def __call__(self):
-        return self.t
-
-
-class Recorder(NullListener):
-    def __init__(self):
-        self.trades, self.depth, self.tickers, self.user = [], [], [], []
-
-    def on_trade(self, symbol, trade):
-        self.trades.append((symbol, trade))
-
-    def on_depth_change(self, symbol, update_id, side, price, qty):
-        self.depth.append((symbol, update_id, side, price, qty))
-
-    def on_book_ticker(self, symbol, update_id, bid_price, bid_qty, ask_price, ask_qty):
-        self.tickers.append((symbol, update_id, bid_price, bid_qty, ask_price, ask_qty))
-
-    def on_user_event(self, account_id, payload):
-        self.user.append((account_id, payload))
-
-    def events(self, account_id, kind=None):
-        return [p for a, p in self.user if a == account_id and (kind is None or p["e"] == kind)]
-
-
-class Env:
-    def __init__(self, symbols=None, **balances):
-        self.clock = Clock()
-        self.rec = Recorder()
-        self.ex = SimExchange(symbols or default_symbols(), self.clock, self.rec)
-        start = balances or {"USDT": "100000", "BTC": "2"}
-        self.alice = self.ex.create_account("alice-key", "alice-secret", dict(start))
-        self.bob = self.ex.create_account("bob-key", "bob-secret", dict(start))
-
-    def tick(self, ms=1):
-        self.clock.t += ms
-
-    def limit(self, account, side, qty, price, tif="GTC", **kw):
-        self.tick()
-        return self.ex.new_order(account, symbol=kw.pop("symbol", SYMBOL), side=side, type="LIMIT",
-                                 time_in_force=tif, quantity=qty, price=price, **kw)
-
-    def market(self, account, side, qty=None, quote=None, **kw):
-        self.tick()
-        return self.ex.new_order(account, symbol=SYMBOL, side=side, type="MARKET", quantity=qty,
-                                 quote_order_qty=quote, **kw)
-
-    def ticks(self, price):
-        return self.ex.spec(SYMBOL).ticks_of(D(price))
-
-    def steps(self, qty):
-        return self.ex.spec(SYMBOL).steps_of(D(qty))
-
-    def balances(self, account):
-        return {a: (f, l) for a, (f, l) in account.balances.items()}
-
-
-@pytest.fixture
-def env():
-    return Env()
-
-
-def sample(*parts):
-    data = json.loads(shared_data("binance-nt", *parts).read_text())
-    return data["data"] if isinstance(data, dict) and "data" in data and "stream" in data else data
-
-
-def error_of(call) -> BinanceError:
-    with pytest.raises(BinanceError) as info:
-        call()
-    return info.value
 
 
 # ---- JSON shapes against the real samples -----------------------------------------------------
@@ -196,7 +116,7 @@ def test_market_data_when_rendered_then_keys_match_samples(env):
     assert list(info) == list(real)
     assert list(info["rateLimits"][0]) == list(real["rateLimits"][0])
     assert [(r["rateLimitType"], r["intervalNum"], r["limit"]) for r in info["rateLimits"]] == [
-        ("REQUEST_WEIGHT", 1, 6000), ("ORDERS", 10, 100), ("ORDERS", 1, 200000), ("RAW_REQUESTS", 5, 61000)]
+        ("REQUEST_WEIGHT", 1, 6000), ("ORDERS", 10, 100), ("ORDERS", 1, 200000), ("RAW_REQUESTS", 5, 300000)]   # raised on 2026-04-02
     assert [s["symbol"] for s in env.ex.exchange_info(["ETHUSDT"])["symbols"]] == ["ETHUSDT"]
 
 
@@ -447,7 +367,16 @@ ORDER_ERRORS = [
     (dict(side="HOLD"), -1117, "Invalid side."),
     (dict(type=None), -1102, "Mandatory parameter 'type' was not sent, was empty/null, or malformed."),
     (dict(type="ICEBERG"), -1116, "Invalid orderType."),
-    (dict(type="STOP_LOSS", stop_price="1"), -1014, "Unsupported order combination."),
+    (dict(type="STOP_LOSS", stop_price="1"), -1106, "Parameter 'timeInForce' sent when not required."),
+    (dict(type="STOP_LOSS", time_in_force=None, stop_price="1"), -1106, "Parameter 'price' sent when not required."),
+    (dict(trailing_delta="100"), -1106, "Parameter 'trailingDelta' sent when not required."),
+    (dict(type="STOP_LOSS_LIMIT", trailing_delta="1.5"), -1100, None),
+    (dict(type="STOP_LOSS_LIMIT", side="SELL", quantity="0.01", trailing_delta="9"), -1013,
+     "Filter failure: TRAILING_DELTA"),
+    (dict(type="STOP_LOSS_LIMIT", trailing_delta="2001"), -1013, "Filter failure: TRAILING_DELTA"),
+    (dict(self_trade_prevention_mode="SOMETIMES"), -1100, None),
+    (dict(self_trade_prevention_mode="NONE"), -1013,
+     "This symbol does not allow the specified self-trade prevention mode."),
     (dict(time_in_force=None), -1102,
      "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."),
     (dict(time_in_force="GTX"), -1115, "Invalid timeInForce."),
@@ -558,7 +487,8 @@ def test_lookups_when_unknown_key_or_symbol_then_2015_and_1121(env):
 
 OPS = st.lists(st.tuples(
     st.sampled_from(["limit", "ioc", "fok", "market", "quote", "maker", "stop", "tp", "cancel",
-                     "mm_quote", "mm_take", "mm_cancel", "tick"]),
+                     "mm_quote", "mm_take", "mm_cancel", "tick", "sl", "trail", "oco", "oto", "amend", "replace",
+                     "stp"]),
     st.sampled_from([0, 1]),                 # alice / bob
     st.sampled_from(["BUY", "SELL"]),
     st.integers(-20, 20),                    # price offset in ticks * 100 (1 USDT)
@@ -596,6 +526,47 @@ def run_ops(env, ops):
                 opened = ex.open_orders(acct, SYMBOL)
                 if opened:
                     ex.cancel_order(acct, SYMBOL, order_id=opened[off % len(opened)]["orderId"])
+            elif kind == "sl":                       # market stop, a step away from the market
+                ex.new_order(acct, symbol=SYMBOL, side=side, type="STOP_LOSS", quantity=qty,
+                             stop_price=f"{(base + (off + (2 if side == 'BUY' else -2)) * 100) / 100:.2f}")
+            elif kind == "trail":
+                ex.new_order(acct, symbol=SYMBOL, side=side, type="STOP_LOSS_LIMIT", time_in_force="GTC",
+                             quantity=qty, price=price, trailing_delta=str(10 + q))
+            elif kind == "oco":
+                far, near = (base + 2000, base - 500 - abs(off) * 100) if side == "SELL" else \
+                    (base + 500 + abs(off) * 100, base - 2000)
+                above, below = (("LIMIT_MAKER", far), ("STOP_LOSS", near)) if side == "SELL" else \
+                    (("STOP_LOSS", far), ("LIMIT_MAKER", near))
+                ex.new_oco(acct, {"symbol": SYMBOL, "side": side, "quantity": qty, "aboveType": above[0],
+                                  ("abovePrice" if above[0] == "LIMIT_MAKER" else "aboveStopPrice"):
+                                      f"{above[1] / 100:.2f}",
+                                  "belowType": below[0],
+                                  ("belowPrice" if below[0] == "LIMIT_MAKER" else "belowStopPrice"):
+                                      f"{below[1] / 100:.2f}"})
+            elif kind == "oto":
+                other = "SELL" if side == "BUY" else "BUY"
+                ex.new_oto(acct, {"symbol": SYMBOL, "workingType": "LIMIT", "workingSide": side,
+                                  "workingPrice": price, "workingQuantity": qty, "workingTimeInForce": "GTC",
+                                  "pendingType": "MARKET", "pendingSide": other, "pendingQuantity": qty})
+            elif kind == "amend":
+                opened = ex.open_orders(acct, SYMBOL)
+                if opened:
+                    target = opened[off % len(opened)]
+                    smaller = spec.steps_of(D(target["origQty"])) * q // 61
+                    ex.amend_order(acct, SYMBOL, order_id=target["orderId"], new_qty=spec.qty_str(smaller))
+            elif kind == "replace":
+                opened = ex.open_orders(acct, SYMBOL)
+                if opened:
+                    try:
+                        ex.cancel_replace(acct, {"symbol": SYMBOL, "cancelReplaceMode": "ALLOW_FAILURE",
+                                                 "cancelOrderId": str(opened[off % len(opened)]["orderId"]),
+                                                 "side": side, "type": "LIMIT", "timeInForce": "GTC",
+                                                 "quantity": qty, "price": price})
+                    except BinanceError as err:
+                        assert err.code in (-2021, -2022), err.msg
+            elif kind == "stp":
+                env.limit(acct, side, qty, price, self_trade_prevention_mode=["EXPIRE_TAKER", "EXPIRE_BOTH",
+                                                                             "DECREMENT", "TRANSFER"][q % 4])
             elif kind == "mm_quote":
                 ex.mm_quote(SYMBOL, side, base + off * 100, q * 100)
             elif kind == "mm_take":
@@ -607,20 +578,10 @@ def run_ops(env, ops):
             else:
                 env.tick(60_000)
         except BinanceError as err:
-            assert err.code in (-2010, -1013), err.msg
+            assert err.code in (-2010, -1013, -2038, -1013, -1111), err.msg
         bid, _, ask, _ = ex.book_top(SYMBOL)
         assert bid is None or ask is None or bid < ask, "book crossed"
     return spec
-
-
-def totals(env):
-    out = {}
-    for account in env.ex.accounts:
-        for asset, (free, locked) in account.balances.items():
-            out[asset] = out.get(asset, D(0)) + free + locked
-    for asset, fee in env.ex.fees_collected.items():
-        out[asset] = out.get(asset, D(0)) + fee
-    return out
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -631,15 +592,22 @@ def test_random_order_flow_when_run_then_balances_conserved_and_locks_match_open
     spec = run_ops(env, ops)
     assert totals(env) == before
     for acct in (env.alice, env.bob):
-        expected = {"USDT": D(0), "BTC": D(0)}
+        locks = {}
         for order in acct.open_orders_of(SYMBOL):
-            asset = "USDT" if order.side == "BUY" else "BTC"
-            expected[asset] += acct.lock_of((SYMBOL, order.order_id))
-            if order.side == "SELL":
-                assert acct.lock_of((SYMBOL, order.order_id)) == spec.qty_dec(order.remaining_steps)
+            if order.status == "PENDING_NEW":        # an OTO's pending leg locks nothing until it goes live
+                continue
+            own_key = (SYMBOL, order.order_id)
+            lock = acct.lock_of(own_key)
+            locks[acct.lock_key(own_key)] = ("USDT" if order.side == "BUY" else "BTC", lock)
+            need = spec.qty_dec(order.remaining_steps) if order.side == "SELL" else \
+                spec.price_dec(order.lock_ticks) * spec.qty_dec(order.remaining_steps)
+            if acct.lock_key(own_key) == own_key:
+                assert lock == need, order             # exactly what it may still spend
             else:
-                assert acct.lock_of((SYMBOL, order.order_id)) == spec.price_dec(order.price_ticks) * \
-                    spec.qty_dec(order.remaining_steps)
+                assert lock >= need, order             # an OCO pair's lock covers either leg
+        expected = {"USDT": D(0), "BTC": D(0)}
+        for asset, lock in locks.values():
+            expected[asset] += lock
         for asset, (free, locked) in acct.balances.items():
             assert free >= 0 and locked == expected.get(asset, D(0)), asset
 

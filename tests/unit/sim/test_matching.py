@@ -247,3 +247,154 @@ def test_cancel_when_order_open_then_removed_else_false(h):
     assert h.engine.cancel(rest) and rest.status == "CANCELED"
     assert h.book.bids.best_price() is None
     assert not h.engine.cancel(rest)
+
+
+# ---- market stops, trailing stops ---------------------------------------------------------------
+
+def last_at(h, price):
+    """One trade at `price` between two other accounts."""
+    h.order("SELL", 1, price, account=OTHER)
+    h.order("BUY", 1, price, account=OTHER + 1)
+
+
+def stop(h, side, type_, *, price=0, stop=0, trailing=0, qty=1, tif="GTC"):
+    h.now += 1
+    o = Order(h.engine.next_order_id(), "", USER, side, type_, tif, price, qty, stop_price_ticks=stop,
+              trailing_delta=trailing, symbol="BTCUSDT")
+    h.engine.submit(o)
+    return o
+
+
+def test_stop_loss_market_when_triggered_then_sweeps_like_market_and_expires_the_rest(h):
+    last_at(h, 100)
+    sl = stop(h, "SELL", "STOP_LOSS", stop=97, qty=5)
+    h.order("BUY", 2, 96, account=OTHER)
+    h.order("BUY", 1, 90, account=OTHER)
+    h.order("SELL", 1, 97, account=OTHER + 1)
+    h.order("BUY", 1, 97, account=OTHER)                       # last 97: the stop fires
+    assert [f[:2] for f in h.fills() if f[3] == sl.order_id] == [(96, 2), (90, 1)]
+    assert (sl.status, sl.executed_qty_steps, sl.expiry_reason) == ("EXPIRED", 3, "INSUFFICIENT_LIQUIDITY")
+
+
+def test_trailing_stop_loss_limit_buy_when_faq_scenario_a_then_triggers_at_5_percent_above_the_low(h):
+    # Binance's trailing-stop FAQ scenario A: stop 44,000, delta 500; tracking starts at the first
+    # trade >= 44,000, the low then falls to 42,000 and 44,100 = 42,000 * 1.05 triggers.
+    last_at(h, 40000)
+    o = stop(h, "BUY", "STOP_LOSS_LIMIT", price=45000, stop=44000, trailing=500)
+    for p in (37000, 43999):
+        last_at(h, p)
+    assert o.trailing_time == -1
+    last_at(h, 44000)
+    assert (o.trailing_time, o.trail_ref) == (h.now, 44000)
+    for p in (45000, 46000, 42000, 44099):
+        last_at(h, p)
+    assert not o.is_working and o.trail_ref == 42000
+    last_at(h, 44100)
+    assert o.is_working and o.status in ("NEW", "FILLED", "PARTIALLY_FILLED")
+
+
+def test_trailing_stop_when_no_stop_price_then_tracks_from_the_last_price_at_placement(h):
+    # FAQ scenario E: SELL, delta 700, last 40,000; the high rises to 45,500 and 42,315 triggers.
+    last_at(h, 40000)
+    o = stop(h, "SELL", "STOP_LOSS_LIMIT", price=39000, trailing=700)
+    assert (o.trailing_time, o.trail_ref) == (o.time, 40000)
+    for p in (42000, 39500, 45500, 42316):
+        last_at(h, p)
+    assert not o.is_working and o.trail_ref == 45500
+    last_at(h, 42315)
+    assert o.is_working
+
+
+def test_trailing_take_profit_sell_when_price_keeps_rising_then_reference_follows_the_high(h):
+    # FAQ scenario D: stop 42,000, delta 750: 46,500 * 0.925 = 43,012.5 -> 43,012 ticks triggers, 43,013 not.
+    last_at(h, 40000)
+    o = stop(h, "SELL", "TAKE_PROFIT_LIMIT", price=41000, stop=42000, trailing=750)
+    for p in (41500, 39000, 42000, 45000, 44000, 46500, 43013):
+        last_at(h, p)
+    assert not o.is_working and o.trail_ref == 46500
+    last_at(h, 43012)
+    assert o.is_working
+
+
+# ---- self-trade prevention ----------------------------------------------------------------------
+
+def own(h, side, qty, price, mode="NONE", type="LIMIT", tif="GTC"):
+    h.now += 1
+    o = Order(h.engine.next_order_id(), "", USER, side, type, tif, price, qty, stp_mode=mode, symbol="BTCUSDT")
+    h.engine.submit(o)
+    return o
+
+
+@pytest.fixture
+def prevented(h):
+    matches = []
+    h.engine._on_prevent = matches.append
+    return matches
+
+
+def test_stp_expire_taker_when_meeting_own_maker_then_taker_expires_in_match_and_maker_stays(h, prevented):
+    maker = own(h, "BUY", 5, 100)
+    taker = own(h, "SELL", 3, 100, "EXPIRE_TAKER")
+    assert (taker.status, taker.prevented_qty_steps, maker.status) == ("EXPIRED_IN_MATCH", 3, "NEW")
+    assert h.trades == [] and h.book.bids.levels[100].total == 5
+    assert [(m.id, m.taker_steps, m.maker_steps) for m in prevented] == [(0, 3, 0)]
+
+
+def test_stp_expire_maker_when_own_makers_first_then_they_expire_and_taker_trades_on(h, prevented):
+    mine = own(h, "BUY", 2, 101)
+    theirs = h.order("BUY", 2, 100, account=OTHER)
+    taker = own(h, "SELL", 3, 100, "EXPIRE_MAKER")
+    assert (mine.status, mine.prevented_qty_steps) == ("EXPIRED_IN_MATCH", 2)
+    assert h.fills() == [(100, 2, theirs.order_id, taker.order_id)]
+    assert taker.status == "PARTIALLY_FILLED" and h.book.asks.levels[100].total == 1
+    assert 101 not in h.book.bids.levels
+
+
+def test_stp_expire_both_when_meeting_own_maker_then_both_expire(h, prevented):
+    maker = own(h, "BUY", 1, 100)
+    taker = own(h, "SELL", 3, 100, "EXPIRE_BOTH")
+    assert (maker.status, taker.status) == ("EXPIRED_IN_MATCH", "EXPIRED_IN_MATCH")
+    assert (maker.prevented_qty_steps, taker.prevented_qty_steps) == (1, 3) and h.book.bids.best_price() is None
+
+
+@pytest.mark.parametrize("mode", ["DECREMENT", "TRANSFER"])
+def test_stp_decrement_when_taker_smaller_then_both_lose_its_size_and_only_taker_expires(h, prevented, mode):
+    # STP FAQ scenario G (TRANSFER inside one account behaves the same).
+    maker = own(h, "BUY", 6, 100)
+    taker = own(h, "SELL", 2, 100, mode)
+    assert (maker.status, maker.prevented_qty_steps, maker.remaining_steps) == ("NEW", 2, 4)
+    assert (taker.status, taker.prevented_qty_steps) == ("EXPIRED_IN_MATCH", 2)
+    assert maker.prevented_match_id == taker.prevented_match_id == 0 and prevented[0].mode == "DECREMENT"
+    assert h.book.bids.levels[100].total == 4 and list(h.book.bids.levels[100].orders) == [maker]
+
+
+def test_stp_market_taker_when_own_maker_expired_then_market_expires_for_liquidity(h, prevented):
+    # STP FAQ scenario F: the maker ends EXPIRED_IN_MATCH, the MARKET taker EXPIRED.
+    maker = own(h, "BUY", 1, 100)
+    taker = own(h, "SELL", 1, 0, "EXPIRE_MAKER", type="MARKET")
+    assert (maker.status, taker.status, taker.expiry_reason) == ("EXPIRED_IN_MATCH", "EXPIRED",
+                                                                 "INSUFFICIENT_LIQUIDITY")
+
+
+def test_stp_mode_none_when_meeting_own_maker_then_trades(h, prevented):
+    own(h, "BUY", 1, 100)
+    own(h, "SELL", 1, 100, "NONE")
+    assert len(h.trades) == 1 and prevented == []
+
+
+# ---- amend ---------------------------------------------------------------------------------------
+
+def test_amend_when_reduced_then_keeps_its_place_and_the_level_shrinks(h):
+    first = h.order("BUY", 5, 100)
+    second = h.order("BUY", 5, 100, account=OTHER)
+    assert h.engine.amend(first, 2) is False
+    assert list(h.book.bids.levels[100].orders) == [first, second] and h.book.bids.levels[100].total == 7
+    h.order("SELL", 3, 100, account=OTHER + 1)
+    assert (first.status, second.executed_qty_steps) == ("FILLED", 1)
+
+
+def test_amend_when_reduced_to_what_executed_then_off_the_book(h):
+    maker = h.order("BUY", 5, 100)
+    h.order("SELL", 2, 100, account=OTHER)
+    assert h.engine.amend(maker, 2) is True
+    assert maker.status == "EXPIRED" and h.book.bids.best_price() is None

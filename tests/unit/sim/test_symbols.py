@@ -118,16 +118,35 @@ def test_exchange_info_entry_when_rendered_then_keys_match_binance_current_forma
     entry = btc().exchange_info_entry()
     assert list(entry) == list(sample["symbols"][0])
     assert entry["status"] == "TRADING" and entry["orderTypes"] == [
-        "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
+        "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
     assert entry["quoteOrderQtyMarketAllowed"] is True
+
+
+def test_exchange_info_entry_when_rendered_then_features_and_stp_modes_as_binance_lists_them_today():
+    entry = btc().exchange_info_entry()
+    assert {k: entry[k] for k in ("ocoAllowed", "otoAllowed", "allowTrailingStop", "cancelReplaceAllowed",
+                                  "amendAllowed", "icebergAllowed", "opoAllowed")} == {
+        "ocoAllowed": True, "otoAllowed": True, "allowTrailingStop": True, "cancelReplaceAllowed": True,
+        "amendAllowed": True, "icebergAllowed": False, "opoAllowed": False}
+    assert entry["defaultSelfTradePreventionMode"] == "EXPIRE_MAKER"
+    assert entry["allowedSelfTradePreventionModes"] == ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT",
+                                                        "TRANSFER"]
+
+
+def test_spec_when_default_stp_mode_not_allowed_then_rejected():
+    with pytest.raises(ValueError):
+        SymbolSpec("X", "A", "B", tick_size=Decimal("0.01"), step_size=Decimal("0.01"), min_price=Decimal("0.01"),
+                   max_price=Decimal("10"), min_qty=Decimal("0.01"), max_qty=Decimal("10"),
+                   default_stp_mode="NONE")
 
 
 def test_exchange_info_filters_when_rendered_then_same_keys_as_real_btcusdt_filters():
     sample = json.loads(shared_data("binance-nt", "http", "http_spot_market_exchange_info.json").read_text())
     real = {f["filterType"]: f for f in sample["symbols"][0]["filters"]}
     ours = {f["filterType"]: f for f in btc().filters()}
-    assert list(ours) == ["PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "PERCENT_PRICE_BY_SIDE", "NOTIONAL",
-                          "MAX_NUM_ORDERS", "MAX_NUM_ALGO_ORDERS"]
+    assert list(ours) == ["PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "TRAILING_DELTA", "PERCENT_PRICE_BY_SIDE",
+                          "NOTIONAL", "MAX_NUM_ORDERS", "MAX_NUM_ORDER_LISTS", "MAX_NUM_ALGO_ORDERS",
+                          "MAX_NUM_ORDER_AMENDS"]
     for name in ("PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "MAX_NUM_ORDERS", "MAX_NUM_ALGO_ORDERS"):
         assert list(ours[name]) == list(real[name])
     assert ours["PRICE_FILTER"] == {"filterType": "PRICE_FILTER", "minPrice": "0.01000000",
@@ -139,3 +158,9 @@ def test_exchange_info_filters_when_rendered_then_same_keys_as_real_btcusdt_filt
                                              "bidMultiplierDown": "0.2", "askMultiplierUp": "5",
                                              "askMultiplierDown": "0.2", "avgPriceMins": 5}
     assert ours["MAX_NUM_ORDERS"]["maxNumOrders"] == 200
+    # As Binance's spot symbols publish them since 2025-08-28 (filters.md formats).
+    assert ours["TRAILING_DELTA"] == {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10,
+                                      "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10,
+                                      "maxTrailingBelowDelta": 2000}
+    assert ours["MAX_NUM_ORDER_LISTS"] == {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20}
+    assert ours["MAX_NUM_ORDER_AMENDS"] == {"filterType": "MAX_NUM_ORDER_AMENDS", "maxNumOrderAmends": 10}
