@@ -215,6 +215,18 @@ def test_ws_api_down_sends_orders_over_rest_instead_of_failing(sim):
                        reconnect_max_s=0.5)
 
 
+def crash_through(sim, symbol: str, price: str) -> None:
+    """Freeze the market and print a trade at `price` (below every bid): stops above it fire."""
+    venue = sim.server.venue
+    venue.paused = True
+    ex = venue.exchange
+    ticks = ex.spec(symbol).price_to_ticks(price)
+    ex.mm_take(symbol, "SELL", ticks, 10**12)       # market-maker bids above the price are withdrawn
+    ex.mm_quote(symbol, "BUY", ticks - 1, 10**9)    # liquidity for what the stop will sell
+    ex.mm_quote(symbol, "BUY", ticks, 10)
+    ex.mm_trade(symbol, "SELL", ticks, 10)
+
+
 def test_signed_request_matches_binance_documented_example():
     """The payload rule (sorted params, no percent-encoding) and HMAC hex against Binance's own example."""
     from abidance.exchange.binance.config import BinanceConfig
@@ -230,3 +242,47 @@ def test_signed_request_matches_binance_documented_example():
     signed = api.signed({"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
                          "quantity": "0.01000000", "price": "52000.00"})
     assert signed["signature"] == "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+
+
+@pytest.mark.parametrize("transport", ["ws_api", "rest"])
+def test_native_oco_exit_rests_on_the_venue_and_fires_there(sim, transport):
+    """A stop and a target as one OCO SELL on the exchange: the stop leg fires when the market
+    falls through it, the target leg expires, and the list's events reach the bus."""
+    from abidance.exchange.binance.order_lists import exit_request, native_exit_problem
+
+    async def scenario(conn, bus, rest):
+        updates, lists = [], []
+        bus.subscribe(topics.ORDER_UPDATES, updates.append)
+        bus.subscribe(topics.ORDER_LIST_UPDATES, lists.append)
+        await conn.user.subscribed.wait()
+        client = WsApiExecutionClient(conn.api(), rest, conn.instruments)
+        inst = conn.instruments["BNBUSDT"]
+        bought = await rest.new_order("BNBUSDT", "BUY", "MARKET", quantity=Decimal("0.5"))
+        held = Decimal(bought["executedQty"]) - sum(Decimal(f["commission"]) for f in bought["fills"])
+        qty = int(held / inst.filters.qty_fp.increment)        # whole steps of what the fee left
+        last = sim.run(lambda: sim.server.venue.exchange.last_trade_ticks("BNBUSDT"))
+        spec = sim.server.venue.exchange.spec("BNBUSDT")
+        stop, take = inst.filters.price_fp.to_units(spec.price_str(last * 97 // 100)), \
+            inst.filters.price_fp.to_units(spec.price_str(last * 105 // 100))
+        assert native_exit_problem(inst, stop, take, 0) == ""
+        request = exit_request(inst, qty, stop, take, 0, rest.ids.next())
+        placed = await (client.place_exit(request) if transport == "ws_api" else rest.place_exit(request))
+        assert placed["contingencyType"] == "OCO" and placed["listStatusType"] == "EXEC_STARTED"
+        assert {o["clientOrderId"] for o in placed["orders"]} == set(request.client_ids)
+        await until(lambda: any(u.list_status_type == "EXEC_STARTED" for u in lists), 5, "listStatus EXEC_STARTED")
+
+        sim.run(lambda: crash_through(sim, "BNBUSDT", inst.filters.price_fp.to_str(stop - 5)))
+        try:
+            await until(lambda: any(u.list_order_status == "ALL_DONE" for u in lists), 10, "the list done")
+            below = request.client_ids[1]
+            assert any(u.client_order_id == below and u.execution_type == "TRADE" and u.status == "FILLED"
+                       for u in updates)
+            above = request.client_ids[0]
+            assert any(u.client_order_id == above and u.status == "EXPIRED" for u in updates)
+            assert all(u.order_list_id == placed["orderListId"] for u in updates if u.client_order_id in
+                       request.client_ids)
+        finally:
+            sim.run(lambda: setattr(sim.server.venue, "paused", False))
+
+    run_with_connector(sim, scenario, symbols=("BNBUSDT",), channels=("trade",), user_data=True,
+                       order_transport=transport)

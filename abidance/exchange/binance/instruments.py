@@ -40,6 +40,20 @@ class Instrument:
     price: FixedPoint           # price units: the tick (or 10**-quotePrecision without one)
     qty: FixedPoint             # quantity units: the step (or 10**-baseAssetPrecision)
     filters: SymbolFilters      # the same units, for the Cython risk checks
+    # What the symbol allows beyond plain orders (exchangeInfo flags; False when not stated).
+    oco_allowed: bool = False
+    oto_allowed: bool = False
+    amend_allowed: bool = False                 # order.amend.keepPriority (2025-04-24)
+    cancel_replace_allowed: bool = False
+    allow_trailing_stop: bool = False
+    stp_modes: tuple[str, ...] = ()             # allowedSelfTradePreventionModes
+    default_stp_mode: str = "NONE"
+    max_num_order_lists: int = 0                # MAX_NUM_ORDER_LISTS (2025-08-28); 0 = not stated
+    max_num_order_amends: int = 0               # MAX_NUM_ORDER_AMENDS (2025-08-28); 0 = not stated
+    trailing_delta_bips: tuple[int, int, int, int] = (0, 0, 0, 0)   # TRAILING_DELTA: above min/max, below min/max
+
+    def supports(self, order_type: str) -> bool:
+        return order_type in self.order_types
 
     @property
     def is_trading(self) -> bool:
@@ -129,9 +143,26 @@ def parse_symbol(entry: dict) -> Instrument:
         for key in by_type.get(name, {}):
             if key.endswith(("Up", "Down")):
                 _dec(by_type[name], key, name)
-    max_orders = by_type.get("MAX_NUM_ORDERS", {}).get("maxNumOrders", 0)
-    if isinstance(max_orders, bool) or not isinstance(max_orders, int) or max_orders < 0:
-        raise _Bad("MAX_NUM_ORDERS.maxNumOrders", f"must be a non-negative integer, got {max_orders!r}")
+    counts = {}
+    for filter_type, key in (("MAX_NUM_ORDERS", "maxNumOrders"), ("MAX_NUM_ORDER_LISTS", "maxNumOrderLists"),
+                             ("MAX_NUM_ORDER_AMENDS", "maxNumOrderAmends")):
+        value = by_type.get(filter_type, {}).get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _Bad(f"{filter_type}.{key}", f"must be a non-negative integer, got {value!r}")
+        counts[filter_type] = value
+    trailing = by_type.get("TRAILING_DELTA", {})
+    bips = []
+    for key in ("minTrailingAboveDelta", "maxTrailingAboveDelta", "minTrailingBelowDelta", "maxTrailingBelowDelta"):
+        value = trailing.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _Bad(f"TRAILING_DELTA.{key}", f"must be a non-negative integer, got {value!r}")
+        bips.append(value)
+    stp = entry.get("allowedSelfTradePreventionModes", [])
+    if not isinstance(stp, list) or not all(isinstance(m, str) for m in stp):
+        raise _Bad("allowedSelfTradePreventionModes", "must be a list of strings")
+    flags = {name: entry.get(key) is True for name, key in (
+        ("oco_allowed", "ocoAllowed"), ("oto_allowed", "otoAllowed"), ("amend_allowed", "amendAllowed"),
+        ("cancel_replace_allowed", "cancelReplaceAllowed"), ("allow_trailing_stop", "allowTrailingStop"))}
     try:
         sym_filters = SymbolFilters.from_exchange_info(entry)
     except (ValueError, OverflowError) as exc:
@@ -140,7 +171,11 @@ def parse_symbol(entry: dict) -> Instrument:
         symbol=symbol, status=_str(entry, "status"), base_asset=_str(entry, "baseAsset"),
         quote_asset=_str(entry, "quoteAsset"), base_precision=base_precision, quote_precision=quote_precision,
         order_types=tuple(order_types), price=sym_filters.price_fp, qty=sym_filters.qty_fp,
-        filters=sym_filters, **values)
+        filters=sym_filters, stp_modes=tuple(stp),
+        default_stp_mode=entry.get("defaultSelfTradePreventionMode") if isinstance(
+            entry.get("defaultSelfTradePreventionMode"), str) else "NONE",
+        max_num_order_lists=counts["MAX_NUM_ORDER_LISTS"], max_num_order_amends=counts["MAX_NUM_ORDER_AMENDS"],
+        trailing_delta_bips=tuple(bips), **flags, **values)
 
 
 def parse_exchange_info(payload: dict, problems: list[str] | None = None) -> dict[str, Instrument]:

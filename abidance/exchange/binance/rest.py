@@ -44,9 +44,20 @@ log = logging.getLogger("abidance.binance.rest")
 NONE, API_KEY, SIGNED = 0, 1, 2
 CONNECTIONS_PER_HOST = 16
 KEEPALIVE_S = 30.0
-_ORDER_ENDPOINTS = {("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("DELETE", "/api/v3/openOrders")}
+_ORDER_ENDPOINTS = {("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("DELETE", "/api/v3/openOrders"),
+                    ("POST", "/api/v3/orderList/oco"), ("POST", "/api/v3/orderList/oto"),
+                    ("POST", "/api/v3/orderList/otoco"), ("DELETE", "/api/v3/orderList"),
+                    ("PUT", "/api/v3/order/amend/keepPriority"), ("POST", "/api/v3/order/cancelReplace")}
 _NOT_JSON = object()
 _TAGS = re.compile(r"<[^>]*>")
+
+
+def _order_kwargs(params: dict[str, str]) -> dict:
+    """Binance's new-order parameter names -> new_order's keyword arguments."""
+    names = {"symbol": "symbol", "side": "side", "type": "order_type", "quantity": "quantity", "price": "price",
+             "timeInForce": "time_in_force", "stopPrice": "stop_price", "newClientOrderId": "client_order_id",
+             "newOrderRespType": "resp_type", "trailingDelta": "trailing_delta"}
+    return {names[k]: v for k, v in params.items()}
 
 
 def depth_weight(limit: int) -> int:
@@ -343,17 +354,18 @@ class BinanceRest:
 
     @staticmethod
     def order_params(symbol: str, side: str, order_type: str, quantity=None, price=None, time_in_force=None,
-                     stop_price=None, quote_order_qty=None, client_order_id: str = "", resp_type: str = "FULL") -> dict:
+                     stop_price=None, quote_order_qty=None, client_order_id: str = "", resp_type: str = "FULL",
+                     trailing_delta=None) -> dict:
         """POST /api/v3/order parameters (None values are left out when encoded)."""
         return {"symbol": symbol, "side": side, "type": order_type, "timeInForce": time_in_force,
                 "quantity": quantity, "quoteOrderQty": quote_order_qty, "price": price, "stopPrice": stop_price,
-                "newClientOrderId": client_order_id, "newOrderRespType": resp_type}
+                "trailingDelta": trailing_delta, "newClientOrderId": client_order_id, "newOrderRespType": resp_type}
 
     async def new_order(self, symbol: str, side: str, order_type: str, quantity: Decimal | str | None = None,
                         price: Decimal | str | None = None, time_in_force: str | None = None,
                         stop_price: Decimal | str | None = None, quote_order_qty: Decimal | str | None = None,
                         client_order_id: str | None = None, resp_type: str = "FULL",
-                        presigned: str | None = None) -> dict:
+                        presigned: str | None = None, trailing_delta: int | str | None = None) -> dict:
         """POST /api/v3/order, safe to retry: see the module docstring.
 
         Returns Binance's answer; when the order was found by lookup after a status-unknown
@@ -365,7 +377,7 @@ class BinanceRest:
             raise ValueError(f"client_order_id {client_order_id!r} must match {CLIENT_ORDER_ID_RE.pattern}")
         cid = client_order_id or self.ids.next()
         params = self.order_params(symbol, side, order_type, quantity, price, time_in_force, stop_price,
-                                   quote_order_qty, cid, resp_type)
+                                   quote_order_qty, cid, resp_type, trailing_delta)
         encode(params)      # a float price or quantity is a TypeError before anything is sent
         if presigned is not None and f"newClientOrderId={cid}&" not in presigned + "&":
             raise ValueError("presigned query does not belong to this order")
@@ -384,6 +396,55 @@ class BinanceRest:
             raise ValueError("cancel_order needs order_id or client_order_id")
         return await self._signed("DELETE", "/api/v3/order", {"symbol": symbol, "orderId": order_id,
                                                               "origClientOrderId": client_order_id}, 1)
+
+    async def place_exit(self, request) -> dict:
+        """An exchange-native exit (order_lists.ExitRequest: one order or an OCO), safe to retry:
+        an unknown outcome is looked up by its client id before anything is resent."""
+        if request.kind == "order":
+            return await self.new_order(**_order_kwargs(request.params))
+        cid = request.list_client_id
+
+        async def send(first: bool) -> dict:
+            return await self._signed("POST", request.path, request.params, 1, is_order=True)
+
+        return await place_safely(cid, request.symbol, send, lambda: self.query_order_list(cid),
+                                  attempts=self.config.order_retry_attempts, counters=self.counters,
+                                  query_delay_s=self.unknown_query_delay_s, where="POST " + request.path)
+
+    async def cancel_order_list(self, symbol: str, list_client_order_id: str | None = None,
+                                order_list_id: int | None = None) -> dict:
+        if order_list_id is None and not list_client_order_id:
+            raise ValueError("cancel_order_list needs order_list_id or list_client_order_id")
+        return await self._signed("DELETE", "/api/v3/orderList", {"symbol": symbol, "orderListId": order_list_id,
+                                                                  "listClientOrderId": list_client_order_id}, 1)
+
+    async def query_order_list(self, list_client_order_id: str | None = None, order_list_id: int | None = None) -> dict:
+        if order_list_id is None and not list_client_order_id:
+            raise ValueError("query_order_list needs order_list_id or list_client_order_id")
+        return await self._signed("GET", "/api/v3/orderList", {"orderListId": order_list_id,
+                                                               "origClientOrderId": list_client_order_id}, 4)
+
+    async def open_order_lists(self) -> list[dict]:
+        return await self._signed("GET", "/api/v3/openOrderList", {}, 6)
+
+    async def amend_keep_priority(self, symbol: str, new_qty: Decimal | str, order_id: int | None = None,
+                                  client_order_id: str | None = None, new_client_order_id: str | None = None) -> dict:
+        """Reduce a working order's quantity without losing its place in the queue (2025-05-07)."""
+        if order_id is None and not client_order_id:
+            raise ValueError("amend_keep_priority needs order_id or client_order_id")
+        return await self._signed("PUT", "/api/v3/order/amend/keepPriority", {
+            "symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id,
+            "newClientOrderId": new_client_order_id, "newQty": new_qty}, 4)
+
+    async def cancel_replace(self, symbol: str, cancel_client_order_id: str, new_order: dict, *,
+                             mode: str = "STOP_ON_FAILURE", rate_limit_mode: str = "CANCEL_ONLY") -> dict:
+        """Cancel an order and place another (`new_order`: order_params' arguments but the symbol)
+        in one request. With rate_limit_mode CANCEL_ONLY
+        (orderRateLimitExceededMode, 2024-06-06) the cancel still happens when the order-rate
+        limit refuses the new order, so a stale order never outlives a throttled replace."""
+        params = {"symbol": symbol, "cancelReplaceMode": mode, "cancelOrigClientOrderId": cancel_client_order_id,
+                  **self.order_params(symbol, **new_order), "orderRateLimitExceededMode": rate_limit_mode}
+        return await self._signed("POST", "/api/v3/order/cancelReplace", params, 1, is_order=True)
 
     async def query_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> dict:
         if order_id is None and not client_order_id:

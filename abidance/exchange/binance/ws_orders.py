@@ -125,6 +125,48 @@ class WsApiExecutionClient:
             return await self._over_rest(self.via_rest.open_orders())
         return await self.api.request("openOrders.status", {}, security=SIGNED, weight=OPEN_ORDERS_WEIGHT)
 
+    # ---- exchange-native exits and order lists ------------------------------------------------
+
+    async def place_exit(self, request) -> dict:
+        """An order_lists.ExitRequest (one order or an OCO), with the same lookup-before-resend."""
+        if not self.api.is_connected:
+            return await self._over_rest(self.rest.place_exit(request))
+        cid = request.list_client_id or request.client_ids[0]
+        lookup = (lambda: self.query_list(cid)) if request.kind == "oco" else \
+            (lambda: self.api.request("order.status", {"symbol": request.symbol, "origClientOrderId": cid},
+                                      security=SIGNED, weight=STATUS_WEIGHT))
+
+        async def send(first: bool) -> dict:
+            try:
+                return await self.api.request(request.method, request.params, security=SIGNED, weight=PLACE_WEIGHT,
+                                              is_order=True)
+            except TimestampOutsideRecvWindow:
+                self.counters.timestamp_retries += 1
+                await self.rest.sync_time()
+                return await self.api.request(request.method, request.params, security=SIGNED,
+                                              weight=PLACE_WEIGHT, is_order=True)
+            except BinanceApiError as exc:
+                if exc.status_unknown:
+                    raise OrderStatusUnknown(exc.code, exc.msg, exc.http_status, client_order_id=cid,
+                                             method="WS", path=request.method) from exc
+                raise
+
+        return await place_safely(cid, request.symbol, send, lookup, attempts=self.rest.config.order_retry_attempts,
+                                  counters=self.counters, query_delay_s=self.rest.unknown_query_delay_s,
+                                  where="WS " + request.method)
+
+    async def cancel_list(self, symbol: str, list_client_id: str) -> dict:
+        if not self.api.is_connected:
+            return await self._over_rest(self.rest.cancel_order_list(symbol, list_client_order_id=list_client_id))
+        return await self.api.request("orderList.cancel", {"symbol": symbol, "listClientOrderId": list_client_id},
+                                      security=SIGNED, weight=CANCEL_WEIGHT)
+
+    async def query_list(self, list_client_id: str) -> dict:
+        if not self.api.is_connected:
+            return await self._over_rest(self.rest.query_order_list(list_client_id))
+        return await self.api.request("orderList.status", {"origClientOrderId": list_client_id}, security=SIGNED,
+                                      weight=STATUS_WEIGHT)
+
     async def _over_rest(self, call):
         self.counters.rest_fallbacks += 1
         log.info("WebSocket API down: request sent over REST")

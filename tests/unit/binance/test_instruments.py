@@ -113,3 +113,32 @@ def test_duplicate_symbol_keeps_the_first():
 def test_answer_without_symbols_is_an_error():
     with pytest.raises(ValueError, match="symbols"):
         parse_exchange_info({"code": -1000})
+
+
+def test_flags_and_2025_filters_of_a_real_symbol_are_read():
+    """exchangeInfo as Binance sends it today: order-list, amend and trailing flags, the
+    MAX_NUM_ORDER_LISTS / MAX_NUM_ORDER_AMENDS filters (2025-08-28) and the STP modes."""
+    entry = {
+        "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "baseAssetPrecision": 8, "quoteAsset": "USDT",
+        "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
+                                                  "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "ocoAllowed": True, "otoAllowed": True, "amendAllowed": True, "cancelReplaceAllowed": True,
+        "allowTrailingStop": True, "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000.00", "tickSize": "0.01"},
+            {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000.00000000", "stepSize": "0.00001"},
+            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000,
+             "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
+            {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20},
+            {"filterType": "MAX_NUM_ORDER_AMENDS", "maxNumOrderAmends": 10},
+        ]}
+    inst = parse_exchange_info({"symbols": [entry]})["BTCUSDT"]
+    assert (inst.oco_allowed, inst.oto_allowed, inst.amend_allowed, inst.allow_trailing_stop) == (True,) * 4
+    assert inst.max_num_order_lists == 20 and inst.max_num_order_amends == 10
+    assert inst.trailing_delta_bips == (10, 2000, 10, 2000) and inst.default_stp_mode == "EXPIRE_MAKER"
+    assert inst.supports("STOP_LOSS") and "DECREMENT" in inst.stp_modes
+    problems = []
+    bad = {**entry, "filters": entry["filters"] + [{"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": -1}]}
+    assert parse_exchange_info({"symbols": [bad]}, problems) == {}
+    assert problems == ["BTCUSDT: MAX_NUM_ORDER_LISTS.maxNumOrderLists: must be a non-negative integer, got -1"]
