@@ -286,3 +286,21 @@ def test_native_oco_exit_rests_on_the_venue_and_fires_there(sim, transport):
 
     run_with_connector(sim, scenario, symbols=("BNBUSDT",), channels=("trade",), user_data=True,
                        order_transport=transport)
+
+
+def test_user_data_subscribes_on_a_connection_that_was_already_up(sim):
+    """Orders open the WebSocket API first; user data joins the live connection later."""
+    async def scenario(conn, bus, rest):
+        from abidance.exchange.binance.user_stream import UserDataStream
+
+        api = conn.api()
+        await api.connected.wait()
+        recs = []
+        bus.subscribe(topics.RECONCILIATION, recs.append)
+        user = UserDataStream(conn.config, rest, bus, api, conn.clock_ns)
+        await user.start(timeout=5)
+        await until(lambda: recs, 5, "the start reconciliation")
+        assert user.subscriptions == 1 and recs[0].reason == "start"
+        await user.stop()
+
+    run_with_connector(sim, scenario, symbols=("ETHUSDT",), channels=("trade",))

@@ -159,8 +159,6 @@ class BinanceConnector:
         await self.streams.subscribe(names)
         if partial:
             await self.partial.subscribe(partial)
-            if self.streams._started:
-                self.partial.start()
 
     async def unsubscribe(self, symbols: Iterable[str], channels: Iterable[str] = ("trade", "depth")) -> None:
         names = []

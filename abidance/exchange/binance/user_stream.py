@@ -66,6 +66,9 @@ class UserDataStream:
     async def start(self, timeout: float | None = None) -> None:
         """Start the connection (if not yet) and wait until user data is subscribed."""
         self.ws_api.start()
+        if self.ws_api.is_connected and self._connects == 0:
+            # Connected before we were listening (orders share the connection): subscribe now.
+            await self._on_connected()
         await asyncio.wait_for(self.subscribed.wait(), timeout or 3 * self.config.request_timeout_s)
 
     async def stop(self) -> None:
