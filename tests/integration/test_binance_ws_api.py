@@ -295,6 +295,7 @@ def test_user_data_subscribes_on_a_connection_that_was_already_up(sim):
 
         api = conn.api()
         await api.connected.wait()
+        await asyncio.sleep(0.2)            # the connect hooks have run: nobody was listening then
         recs = []
         bus.subscribe(topics.RECONCILIATION, recs.append)
         user = UserDataStream(conn.config, rest, bus, api, conn.clock_ns)
