@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from abidance.config import cli as config_cli
     from abidance.exchange.binance import cli as stream_cli
     from abidance.runtime import cli as run_cli
-    from abidance.runtime import demo
+    from abidance.runtime import demo, doctor, health
     from abidance.store import cli as store_cli
     from abidance.exchange.sim import cli as sim_cli
     from abidance.ml import models_cli, train_cli
@@ -38,12 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     download_cli.add_parser(sub)
     models_cli.add_parser(sub)
     train_cli.add_parser(sub)
+    health.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from abidance.extras import MissingExtra
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from abidance.extras import require
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("backtest", help="run the node's strategies over recorded candles (the live engines)",
@@ -44,6 +46,7 @@ def _dec(text):
 
 
 def main(args) -> int:
+    require("backtest", "backtest")
     from decimal import Decimal, InvalidOperation
 
     from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances

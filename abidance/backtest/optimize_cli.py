@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from abidance.extras import require
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("optimize", help="search a strategy's parameter ranges over recorded candles (Optuna)",
@@ -48,6 +50,7 @@ def _walk_spec(text: str) -> tuple[int, int, bool]:
 
 
 def main(args) -> int:
+    require("optimize", "optimize")
     from decimal import Decimal, InvalidOperation
 
     from abidance.backtest.data import load_candle_args, parse_balances

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import sys
 
+from abidance.extras import require
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("download", help="download Binance klines into Parquet day files (resumable)",
@@ -100,6 +102,7 @@ async def _trades(args, cfg, symbols, start, end, source: str) -> int:
 
 
 def main(args) -> int:
+    require("download", "backtest")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(run(args))

@@ -22,6 +22,8 @@ import os
 import sys
 from dataclasses import asdict
 
+from abidance.extras import require
+
 DEFAULT_STORE_URL = "http://127.0.0.1:8123"
 
 
@@ -92,6 +94,7 @@ def _table(versions) -> str:
 
 
 def main(args) -> int:
+    require("models", "store")
     from abidance.config import ConfigError
     from abidance.ml.registry import Criteria, ModelRegistry, RegistryError
     from abidance.store.client import redact

@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from abidance.ml.text import drawdown, number, pct, utc
+from abidance.extras import require
 
 PROG = "abidance train"
 
@@ -143,6 +144,7 @@ def _rl_parser(p) -> None:
 # ---- shared ------------------------------------------------------------------------------------
 
 def main(args) -> int:
+    require("train", "ml")
     run = {"signal": _signal, "regime": _regime, "rl": _rl}[args.kind_of_model]
     if args.interval is None and not getattr(args, "retrain", None):
         args.interval = "5m"

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from abidance.extras import require
+
 REPLAY = {"ETHBTC": "ETH_BTC-5m.feather", "LTCBTC": "LTC_BTC-5m.feather"}
 
 
@@ -28,6 +30,8 @@ def add_parser(sub) -> None:
                                   "instead of the synthetic market")
     p.add_argument("--speed", type=float, default=60.0, help="market clock speed of the --data replay (default 60)")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501; 0 = any free port)")
+    p.add_argument("--address", default="127.0.0.1", help="dashboard address (default 127.0.0.1; another one, e.g. "
+                                                          "0.0.0.0 in a container, requires ABIDANCE_DASHBOARD_PASSWORD)")
     p.add_argument("--state-dir", default="state/demo", help="folder for the demo's store and node state "
                                                              "(emptied at start)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)")
@@ -41,10 +45,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def repo_root() -> Path:
-    import abidance
+def example_config() -> Path:
+    """The shipped example node config (config/sim.toml in a checkout links to it)."""
+    import abidance.config
 
-    return Path(abidance.__file__).resolve().parent.parent
+    return Path(abidance.config.__file__).resolve().parent / "examples" / "sim.toml"
 
 
 def replay_config(data: Path, state_dir: Path, speed: float = 60.0) -> str:
@@ -103,7 +108,7 @@ def load_demo_config(args, state_dir: Path, store_url: str):
             raise ValueError(f"--data {data}: missing {', '.join(missing)}")
         config = parse_config(replay_config(data, state_dir, args.speed), state_dir, env={})
     else:
-        config = load_config(repo_root() / "config" / "sim.toml")
+        config = load_config(example_config())
         config = dataclasses.replace(config, node=dataclasses.replace(config.node, state_dir=state_dir))
     store = dataclasses.replace(config.store, url=store_url, spool_dir=state_dir / "store-spool")
     return dataclasses.replace(config, store=store)
@@ -124,7 +129,7 @@ def start_dashboard(args, config_path: Path | None, store_url: str) -> subproces
 
     from abidance.dashboard_cli import build
 
-    ns = argparse.Namespace(port=args.port, address="127.0.0.1", store_url=store_url,
+    ns = argparse.Namespace(port=args.port, address=args.address, store_url=store_url,
                             config=str(config_path) if config_path else None)
     argv, env = build(ns)
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -170,6 +175,7 @@ async def run(args) -> int:
 
 
 def main(args) -> int:
+    require("demo", "store", *(() if args.no_dashboard else ("dashboard",)))
     from abidance.runtime.logs import setup_logging
 
     setup_logging("INFO")

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from abidance.extras import require
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("store", help="serve the embedded ClickHouse store (chdb) on loopback",
@@ -30,6 +32,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    require("store", "store")
     from abidance.store.server import StoreServer
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
