@@ -213,6 +213,28 @@ def make_sampler(name: str, seed: int | None, parallel: bool):
     raise ValueError(f"unknown sampler {name!r} (one of {', '.join(SAMPLERS)})")
 
 
+def study_storage(url: str | None):
+    """Where the study lives, so that workers on one or many machines share it:
+    - "journal:///path/study.log": Optuna's journal in a file (one machine, or a shared file
+      system with working locks); no database server needed;
+    - "sqlite:///path/study.db": one machine;
+    - "postgresql://user:password@host/db" (or mysql://...): many machines, one database server.
+    None: in memory (one process)."""
+    if not url:
+        return None
+    if url.startswith("journal://"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url[len("journal://"):]
+        if not path or path == "/":
+            raise ValueError(f"--storage {url!r}: a journal needs a file, e.g. journal:///var/lib/abidance/study.log")
+        return JournalStorage(JournalFileBackend(path))
+    if url.split("://", 1)[0] in ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql"):
+        return url
+    raise ValueError(f"--storage {url!r}: use journal:///FILE, sqlite:///FILE or postgresql://USER@HOST/DB")
+
+
 def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 50, sampler: str = "tpe",
              objective: str = "sharpe", jobs: int = 1, storage: str | None = None, study_name: str | None = None,
              seed: int | None = 0, settings: RunSettings | None = None, instruments: dict | None = None,

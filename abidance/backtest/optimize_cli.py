@@ -27,6 +27,10 @@ def add_parser(sub) -> None:
     p.add_argument("--dd-penalty", type=float, default=1.0, help="drawdown penalty of return_dd (default 1.0)")
     p.add_argument("--jobs", type=int, default=1, help="backtests run in parallel processes (default 1)")
     p.add_argument("--study-db", help="SQLite file holding the study: a second run resumes it")
+    p.add_argument("--storage", metavar="URL",
+                   help="where the study lives, shared by every worker that names it: journal:///FILE (no server), "
+                        "sqlite:///FILE, or postgresql://USER:PASSWORD@HOST/DB for workers on many machines "
+                        "(instead of --study-db)")
     p.add_argument("--study-name", help="study name in --study-db (default STRATEGY-OBJECTIVE)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
@@ -56,7 +60,7 @@ def main(args) -> int:
     from abidance.backtest.data import load_candle_args, parse_balances
     from abidance.backtest.engine import sim_instruments
     from abidance.backtest.optimize import (RunSettings, format_walk_forward, optimize, search_space,
-                                            strategy_class, walk_forward)
+                                            strategy_class, study_storage, walk_forward)
     from abidance.config import ConfigError, load_config
 
     try:
@@ -101,7 +105,15 @@ def main(args) -> int:
             _write(args.out, {"strategy": args.strategy, "objective": args.objective, "anchored": anchored,
                               "train_bars": train, "test_bars": test, "windows": [r.as_dict() for r in rows]})
         return 0
-    storage = f"sqlite:///{Path(args.study_db).resolve()}" if args.study_db else None
+    if args.storage and args.study_db:
+        print("abidance optimize: give --storage or --study-db, not both", file=sys.stderr)
+        return 2
+    try:
+        storage = study_storage(args.storage or (f"sqlite:///{Path(args.study_db).resolve()}" if args.study_db
+                                                 else None))
+    except ValueError as exc:
+        print(f"abidance optimize: {exc}", file=sys.stderr)
+        return 2
     result = optimize(config, args.strategy, bars, n_trials=args.trials, sampler=args.sampler,
                       objective=args.objective, jobs=args.jobs, storage=storage, study_name=args.study_name,
                       seed=args.seed, settings=settings, instruments=instruments)

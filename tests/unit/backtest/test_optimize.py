@@ -145,3 +145,38 @@ def test_optimize_command_writes_best_json_and_resumes(tmp_path):
     bad = subprocess.run(cmd[:-4] + ["--walk-forward", "x"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "--walk-forward" in bad.stderr
+
+
+def test_two_worker_processes_share_one_study_through_a_journal_file(tmp_path):
+    """Two `abidance optimize` processes (as on two machines) fill one study on a shared journal
+    file: every trial of both is in it, none lost and none numbered twice."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    frame = pd.read_feather(shared_data("market", "ETH_BTC-5m.feather")).iloc[:800]
+    small = tmp_path / "eth.feather"
+    frame.reset_index(drop=True).to_feather(small)
+    (tmp_path / "bt.toml").write_text(CONFIG)
+    journal = tmp_path / "study.log"
+    cmd = [sys.executable, "-m", "abidance.cli", "optimize", "--config", str(tmp_path / "bt.toml"), "--strategy",
+           "ema", "--candles", f"ETHBTC={small}", "--trials", "4", "--objective", "return_dd", "--sampler", "random",
+           "--balance", "BTC=1", "--storage", f"journal://{journal}", "--study-name", "shared"]
+    workers = [subprocess.Popen(cmd + ["--seed", str(seed)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    outs = [w.communicate(timeout=180) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    study = optuna.load_study(study_name="shared", storage=JournalStorage(JournalFileBackend(str(journal))))
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == 8 and sorted(numbers) == list(range(8))
+    assert all(t.state.is_finished() for t in study.trials)
+
+
+def test_storage_urls_are_checked():
+    from abidance.backtest.optimize import study_storage
+
+    assert study_storage(None) is None and study_storage("sqlite:///x.db") == "sqlite:///x.db"
+    assert study_storage("postgresql://u:p@db/abidance").startswith("postgresql://")
+    for bad in ("journal://", "redis://x", "x.db"):
+        with pytest.raises(ValueError, match="--storage"):
+            study_storage(bad)
