@@ -200,6 +200,9 @@ BINANCE_DESCRIPTIONS: dict[str, str] = {
     "weight_limit_per_minute": "REST weight budget per minute until exchangeInfo's REQUEST_WEIGHT limit replaces it.",
     "weight_safety_margin": "Share of the weight budget the node lets itself use, in (0, 1].",
     "client_order_prefix": "Prefix of client order ids: 1-8 letters, digits, '-' or '_'.",
+    "daily_order_budget": "When the day's order budget (exchangeInfo's ORDERS per DAY, less the safety margin) is "
+                          "spent: 'halt' refuses new orders, alerts and halts trading until an operator resumes; "
+                          "'wait' holds new orders until the next UTC day.",
     "max_streams_per_connection": "Streams per WebSocket connection (Binance's limit is 1024).",
     "max_messages_per_second": "Subscribe requests per second on one connection (Binance disconnects above 5).",
     "subscribe_batch": "Streams per SUBSCRIBE request.",
