@@ -8,6 +8,7 @@ password, read without limit on `Content-Length: -1`, started a thread per conne
 from __future__ import annotations
 
 import base64
+from contextlib import contextmanager
 import gzip
 import os
 import socket
@@ -48,8 +49,13 @@ def secret_file(tmp_path_factory):
     return path
 
 
+@contextmanager
 def client(store, user: str):
-    return connect(store.url.replace("http://", f"http://{user}:{PASSWORDS[user]}@"))
+    c = connect(store.url.replace("http://", f"http://{user}:{PASSWORDS[user]}@"))
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def raw(store, head: bytes, body: bytes = b"", read_timeout: float = 5.0) -> tuple[bytes, float]:
@@ -152,9 +158,8 @@ def test_idle_sockets_cost_no_threads_and_the_connection_cap_answers_503(store):
         for s in socks:
             s.close()
     time.sleep(0.3)
-    c = client(store, "research")
-    assert c.command("SELECT 1") == 1
-    c.close()
+    with client(store, "research") as c:
+        assert c.command("SELECT 1") == 1
 
 
 def test_a_silent_connection_is_cut_after_the_header_timeout(store):
@@ -203,21 +208,17 @@ OUTSIDE = [
 @pytest.mark.parametrize("user", ["node", "dashboard", "research"])
 @pytest.mark.parametrize("sql", OUTSIDE)
 def test_table_functions_files_and_limit_lifting_are_refused_for_every_user(store, secret_file, user, sql):
-    c = client(store, user)
-    try:
+    with client(store, user) as c:
         with pytest.raises(DatabaseError) as err:
             c.command(sql.format(path=secret_file))
         assert "HOST-SECRET-MARKER" not in str(err.value)
         assert "ACCESS_DENIED" in str(err.value) or "Multi-statements" in str(err.value), err.value
         assert not os.path.exists(f"{secret_file}.out") and not os.path.exists(f"{secret_file}.copy")
         assert c.command("SELECT 1") == 1
-    finally:
-        c.close()
 
 
 def test_settings_that_lift_limits_are_refused_as_parameters_and_in_set(store):
-    c = client(store, "node")
-    try:
+    with client(store, "node") as c:
         for name, value in [("max_execution_time", 100000), ("max_memory_usage", 0), ("readonly", 0),
                             ("allow_introspection_functions", 1), ("format_schema", "/etc"),
                             ("output_format_schema", "/tmp/x")]:
@@ -228,27 +229,21 @@ def test_settings_that_lift_limits_are_refused_as_parameters_and_in_set(store):
         assert c.command("SELECT 1", settings={"max_threads": 2, "output_format_json_quote_64bit_integers": 0}) == 1
         with pytest.raises(DatabaseError, match="Multi-statements are not allowed|Syntax error in SET"):
             c.command("SET max_threads = 1; SELECT * FROM file('/etc/hostname')")
-    finally:
-        c.close()
 
 
 def test_statement_time_is_limited(store):
-    c = client(store, "research")
-    try:
+    with client(store, "research") as c:
         t0 = time.monotonic()
         with pytest.raises(DatabaseError, match="TIMEOUT_EXCEEDED|Timeout exceeded"):
             c.command("SELECT count() FROM numbers(100000000000)")
         assert time.monotonic() - t0 < LIMITS.max_execution_time_s + 5
         assert c.command("SELECT 1") == 1
-    finally:
-        c.close()
 
 
 # -- roles -----------------------------------------------------------------------------------------
 
 def test_a_read_only_user_cannot_insert_or_change_the_schema(store):
-    research = client(store, "research")
-    try:
+    with client(store, "research") as research:
         assert research.command("SELECT count() FROM abidance.trades") >= 0
         for sql in ["INSERT INTO abidance.alerts (ts, level, source, message) VALUES (now64(9), 'x', 'y', 'z')",
                     "INSERT INTO abidance.commands (ts, command_id, command, reason, author) "
@@ -260,32 +255,24 @@ def test_a_read_only_user_cannot_insert_or_change_the_schema(store):
                 research.command(sql)
         with pytest.raises(DatabaseError, match="ACCESS_DENIED"):
             research.insert("abidance.commands", [["x"]], column_names=["command_id"])
-    finally:
-        research.close()
 
 
 def test_the_operator_inserts_only_commands_and_config_versions(store):
-    dash = client(store, "dashboard")
-    try:
+    with client(store, "dashboard") as dash:
         dash.command("INSERT INTO abidance.commands (ts, command_id, command, reason, author) "
                      "SELECT now64(9), {id:String}, 'kill', 'test', 'dashboard'", parameters={"id": "op-1"})
         assert dash.command("SELECT count() FROM abidance.commands WHERE command_id = 'op-1'") == 1
         with pytest.raises(DatabaseError, match="operator role may insert only"):
             dash.command("INSERT INTO abidance.alerts (ts, level, source, message) VALUES (now64(9), 'x', 'y', 'z')")
-    finally:
-        dash.close()
 
 
 def test_the_writer_inserts_and_runs_its_migrations(store):
     from abidance.store.migrations import MIGRATIONS, apply_migrations
 
-    node = client(store, "node")
-    try:
+    with client(store, "node") as node:
         assert apply_migrations(node.command, "w_migrated") == [m.version for m in MIGRATIONS]
         node.command("INSERT INTO w_migrated.alerts (ts, level, source, message) VALUES (now64(9), 'x', 'y', 'z')")
         assert node.command("SELECT count() FROM w_migrated.alerts") == 1
-    finally:
-        node.close()
 
 
 def test_users_file_must_be_private_and_hashes_are_accepted(tmp_path):
