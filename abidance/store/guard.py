@@ -57,6 +57,9 @@ ALLOWED_SETTINGS = frozenset({
     "use_query_cache", "optimize_read_in_order", "final", "do_not_merge_across_partitions_select_final",
     "allow_experimental_analyzer", "enable_analyzer", "mutations_sync", "send_logs_level",
 })
+# The writer's inserts may also shape their blocks (a backfill of history spans many partitions).
+WRITER_SETTINGS = frozenset({"max_partitions_per_insert_block", "max_insert_block_size", "min_insert_block_size_rows",
+                             "min_insert_block_size_bytes"})
 _SETTING_PREFIXES = ("input_format_", "output_format_", "format_csv_", "format_tsv_", "date_time_")
 _SETTING_WORDS_REFUSED = ("schema", "path", "file", "template", "max_", "_timeout", "allow_", "readonly")
 
@@ -67,16 +70,16 @@ class Refused(Exception):
     code, name = 497, "ACCESS_DENIED"
 
 
-def setting_allowed(name: str) -> bool:
+def setting_allowed(name: str, role: str = "reader") -> bool:
     low = name.lower()
-    if low in ALLOWED_SETTINGS:
+    if low in ALLOWED_SETTINGS or (role == "writer" and low in WRITER_SETTINGS):
         return True
     return low.startswith(_SETTING_PREFIXES) and not any(w in low for w in _SETTING_WORDS_REFUSED)
 
 
-def check_settings(names, user: str) -> None:
+def check_settings(names, user: str, role: str = "reader") -> None:
     for name in names:
-        if not setting_allowed(name):
+        if not setting_allowed(name, role):
             raise Refused(f"{user}: setting {name!r} may not be changed on the served store (limits are the "
                           "server's; allowed: format, date-time, block-size and insert-deduplication settings)")
 
@@ -173,6 +176,8 @@ class Guard:
             self._check_insert(root, role, user, database)
         elif kind in ("CreateQuery", "AlterQuery") and role == "writer":
             self._check_ddl(root, user)
+        elif kind == "OptimizeQuery" and role == "writer":
+            pass                                      # merges the node's own tables' parts
         else:
             what = "writes" if kind in ("InsertQuery", "CreateQuery", "AlterQuery") else f"{kind} statements"
             raise Refused(f"{user}: {what} are not allowed for the {role} role on the served store")

@@ -673,7 +673,7 @@ class StoreServer:
             if not _SETTING_NAME.match(k):
                 raise StoreError(115, f"Unknown setting {k!r}", "UNKNOWN_SETTING")
             settings[k] = _literal(v)
-        check_settings(settings, user.name)
+        check_settings(settings, user.name, user.role)
         qparams = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         timeout = params.get("session_timeout")
         with engine.lock:
@@ -707,7 +707,7 @@ class StoreServer:
             raise StoreError(73, f"Unknown format {m.group(1)}", "UNKNOWN_FORMAT")
         root = self.guard.check(text, qparams, user.role, user.name, in_db)
         if root.kind == "Set":
-            check_settings(parse_set(text), user.name)
+            check_settings(parse_set(text), user.name, user.role)
         return engine.execute(text, fmt, qparams, database, settings, sess)
 
     def _insert(self, engine: Engine, statement: str, fmt: str, data, database, settings, sess) -> Result:
