@@ -29,6 +29,7 @@ statements again and again. A statement with an `Identifier` parameter is checke
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -133,6 +134,7 @@ class Guard:
     def __init__(self, engine_query, cache_size: int = 4096):
         self._query = engine_query
         self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
         self._cache_size = cache_size
         names = engine_query("SELECT name FROM system.table_functions", None)
         self.table_functions = frozenset(n.strip().lower() for n in names.splitlines() if n.strip())
@@ -141,24 +143,27 @@ class Guard:
         """Refused unless `role` may run `sql`; returns the statement's syntax tree root."""
         ident = tuple(sorted((params or {}).items())) if "Identifier}" in sql else ()
         key = (role, database, sql, ident)
-        hit = self._cache.get(key)
+        with self._lock:                   # the front end's pool threads share the cache
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
         if hit is not None:
-            self._cache.move_to_end(key)
-            if isinstance(hit, Refused):
-                raise hit
+            if isinstance(hit, str):
+                raise Refused(hit)                   # a new exception: a re-raised one grows its traceback
             return hit
         try:
             root = self._check(sql, params, role, user, database)
         except Refused as exc:
-            self._remember(key, exc)
+            self._remember(key, str(exc))
             raise
         self._remember(key, root)
         return root
 
     def _remember(self, key, value) -> None:
-        self._cache[key] = value
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = value
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _check(self, sql: str, params: dict | None, role: str, user: str, database: str) -> Node:
         if role not in ROLES:
