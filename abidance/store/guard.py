@@ -22,7 +22,7 @@ asking ClickHouse itself, never by matching SQL text:
    - an INSERT goes into a table the role may write; a CREATE makes a database or a
      MergeTree-family table (the node's migrations); an ALTER only changes TTLs or adds columns.
 
-Verdicts are cached per (role, statement): clickhouse-connect sends the same parameterised
+Verdicts are cached per (role, user, statement): clickhouse-connect sends the same parameterised
 statements again and again. A statement with an `Identifier` parameter is checked with its values.
 """
 
@@ -142,7 +142,7 @@ class Guard:
     def check(self, sql: str, params: dict | None, role: str, user: str, database: str = "") -> Node:
         """Refused unless `role` may run `sql`; returns the statement's syntax tree root."""
         ident = tuple(sorted((params or {}).items())) if "Identifier}" in sql else ()
-        key = (role, database, sql, ident)
+        key = (role, user, database, sql, ident)
         with self._lock:                   # the front end's pool threads share the cache
             hit = self._cache.get(key)
             if hit is not None:
