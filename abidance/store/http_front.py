@@ -132,6 +132,7 @@ class HttpFront:
 
         def run():
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             try:
                 family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -150,7 +151,8 @@ class HttpFront:
                 left = asyncio.all_tasks(loop)
                 for t in left:
                     t.cancel()
-                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+                if left:
+                    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
