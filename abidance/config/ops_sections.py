@@ -93,10 +93,10 @@ class AnomalySection:
                             "many bps and spread_factor times its rolling median; 0 = off.", ge=0)
     spread_factor: float = key(FLOAT, 5.0, "Spread blow-out: multiple of the rolling median spread.", ge=1)
     spread_action: str = key(STR, "alert", "Spread blow-out: what it does besides alerting.", choices=ACTIONS)
-    volume_z: float = key(FLOAT, 8.0, "Volume spike: alert when a volume_bucket_s bucket's traded quantity has a "
-                          "robust z-score (against the median and MAD of the last volume_window buckets) above "
-                          "this; 0 = off.", ge=0)
-    volume_bucket_s: float = key(FLOAT, 60.0, "Volume spike: bucket length in seconds.", gt=0)
+    volume_z: float = key(FLOAT, 4.0, "Volume spike: alert when a volume_bucket_s bucket's traded quantity has a "
+                          "robust z-score (log volume against the median and MAD of the last volume_window "
+                          "buckets) above this; 0 = off.", ge=0)
+    volume_bucket_s: float = key(FLOAT, 300.0, "Volume spike: bucket length in seconds.", gt=0)
     volume_window: int = key(INT, 120, "Volume spike: buckets in the rolling window.", ge=10, le=10000)
     volume_action: str = key(STR, "alert", "Volume spike: what it does besides alerting.", choices=ACTIONS)
     feed_lag_ms: float = key(FLOAT, 2000.0, "Feed lag: alert when a market message arrives this much later than "
