@@ -1,8 +1,8 @@
 """One channel's outbox: which alerts it takes, how repeats are grouped, when a message may go.
 
 Pure logic on explicit times (ns), no I/O, so every rule is tested without waiting:
-- filter: an alert's level must reach the channel's `min_level` and its kind
-  (`<source>.<code>`) match one of the channel's patterns;
+- filter: an alert's level must reach the channel's `min_level` (reports excepted) and its
+  kind (`<source>.<code>`) match one of the channel's patterns;
 - grouping: alerts are held per kind. The first of a kind goes at once; repeats within
   `group_window_s` after a kind was sent wait and leave together when the window ends, as one
   message carrying their count ("execution.order_rejected ×14 in 5 min");
@@ -165,7 +165,8 @@ class Outbox:
         self.folded = 0             # alerts that went into the OTHER group
 
     def accepts(self, alert) -> bool:
-        if level_rank(alert.level) < self.min_rank:
+        # Scheduled reports (source "report") go wherever their kind is taken, whatever min_level says.
+        if level_rank(alert.level) < self.min_rank and alert.source != "report":
             return False
         kind = kind_of(alert)
         return any(p.match(kind) for p in self._patterns)
