@@ -17,6 +17,7 @@ from decimal import Decimal
 
 NS = 1_000_000_000
 MAD_SCALE = 1.4826          # MAD -> standard deviation for a normal distribution
+PLAUSIBLE_LAG_NS = 3600 * NS    # a "lag" beyond an hour is another clock, not a slow feed
 
 
 @dataclass(frozen=True)
@@ -182,12 +183,18 @@ class FeedLag:
     def __init__(self, lag_ms: float, count: int, cooldown_s: float = 300.0):
         self.lag_ns, self.count = int(lag_ms * 1e6), count
         self.late: dict[str, int] = {}
+        self.implausible = 0
         self.cool = _Cooldown(cooldown_s)
 
     def update(self, stream: str, ts_event: int, ts_recv: int) -> Anomaly | None:
         if not self.lag_ns or ts_event <= 0:
             return None
         lag = ts_recv - ts_event
+        if abs(lag) > PLAUSIBLE_LAG_NS:
+            # Event times from another clock (a replay of recorded data, a venue's broken clock: the
+            # connector reports clock skew): not a delay of this feed.
+            self.implausible += 1
+            return None
         if lag < self.lag_ns:
             self.late[stream] = 0
             return None

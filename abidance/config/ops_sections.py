@@ -15,6 +15,7 @@ from abidance.config.schema import BOOL, FLOAT, INT, MONEY, REQUIRED, STR, STR_L
 LEVELS = ("info", "warning", "error", "critical")
 CHANNEL_KINDS = ("telegram", "discord", "slack", "webhook", "email", "apprise")
 ACTIONS = ("alert", "reduce", "halt")
+# Every detector only alerts by default: moving risk is a choice (docs/anomaly.md recommends one set).
 HOURS = r"|([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]"
 HOURS_HINT = "\"\" or a local time range 'HH:MM-HH:MM' (may wrap past midnight, e.g. '22:00-07:00')"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -104,26 +105,26 @@ class AnomalySection:
     feed_lag_count: int = key(INT, 5, "Feed lag: late messages in a row before it fires.", ge=1)
     stall_s: float = key(FLOAT, 15.0, "Feed stall: alert when a subscribed symbol's market data has been silent "
                          "this long; 0 = off.", ge=0)
-    feed_action: str = key(STR, "reduce", "Feed lag and stall: what they do besides alerting.", choices=ACTIONS)
+    feed_action: str = key(STR, "alert", "Feed lag and stall: what they do besides alerting.", choices=ACTIONS)
     slippage_bps: float = key(FLOAT, 100.0, "Fill slippage: alert when a fill's price is this many bps worse "
                               "than the market price when the order was decided; 0 = off.", ge=0)
     slippage_action: str = key(STR, "alert", "Fill slippage: what it does besides alerting.", choices=ACTIONS)
     rejections: int = key(INT, 5, "Rejection burst: alert when this many orders are rejected within "
                           "rejection_window_s; 0 = off.", ge=0)
     rejection_window_s: float = key(FLOAT, 60.0, "Rejection burst: the window.", gt=0)
-    rejection_action: str = key(STR, "reduce", "Rejection burst: what it does besides alerting.", choices=ACTIONS)
+    rejection_action: str = key(STR, "alert", "Rejection burst: what it does besides alerting.", choices=ACTIONS)
     drawdown_velocity: Decimal = key(MONEY, "0", "Drawdown velocity: alert when equity falls by at least this much "
                                  "(quote asset) within drawdown_window_s; \"0\" = off.")
     drawdown_velocity_bps: float = key(FLOAT, 300.0, "Drawdown velocity: alert when equity falls by at least "
                                        "this many bps of its value within drawdown_window_s; 0 = off.", ge=0)
     drawdown_window_s: float = key(FLOAT, 600.0, "Drawdown velocity: the window.", gt=0)
-    drawdown_action: str = key(STR, "reduce", "Drawdown velocity: what it does besides alerting.", choices=ACTIONS)
+    drawdown_action: str = key(STR, "alert", "Drawdown velocity: what it does besides alerting.", choices=ACTIONS)
     balance_drift: Decimal = key(MONEY, "0", "Balance drift: alert when an asset's exchange balance differs from "
                              "what the fills say by more than this, valued in the quote asset; \"0\" = any "
                              "difference beyond balance_drift_bps.")
     balance_drift_bps: float = key(FLOAT, 10.0, "Balance drift: tolerated difference in bps of the asset's "
                                    "balance (fee rounding).", ge=0)
-    balance_action: str = key(STR, "halt", "Balance drift: what it does besides alerting.", choices=ACTIONS)
+    balance_action: str = key(STR, "alert", "Balance drift: what it does besides alerting.", choices=ACTIONS)
     cooldown_s: float = key(FLOAT, 300.0, "A detector that fired for a symbol fires again for it only after "
                             "this many seconds (the alert channels group repeats anyway).", ge=0)
 

@@ -43,7 +43,7 @@ def test_a_price_jump_is_an_alert_and_no_risk_command_by_default():
 
 
 def test_a_feed_stall_moves_risk_to_reducing_through_the_endpoint_and_its_end_is_announced():
-    bus, clock, m, alerts, commands = monitor(stall_s=5)
+    bus, clock, m, alerts, commands = monitor(stall_s=5, feed_action="reduce")
     bus.publish(topics.TRADES, trade("40000", T0))
     clock.advance_to(T0 + 6 * NS)
     assert [a.code for a in alerts] == ["feed_stall"] and alerts[0].level == "error"
@@ -55,7 +55,7 @@ def test_a_feed_stall_moves_risk_to_reducing_through_the_endpoint_and_its_end_is
 
 
 def test_a_rejection_burst_reduces_and_slippage_against_the_decision_price_alerts():
-    bus, clock, m, alerts, commands = monitor(rejections=3, rejection_window_s=10)
+    bus, clock, m, alerts, commands = monitor(rejections=3, rejection_window_s=10, rejection_action="reduce")
     bus.publish(topics.TRADES, trade("40000", T0))
     bus.publish(topics.RISK_DECISIONS, RiskDecision("s", "BTCUSDT", "BUY", True, "ACCEPTED", "", 10, 0, "c1", 1.0, T0))
     bus.publish(topics.FILLS, Fill("c1", "s", "BTCUSDT", "BUY", D("0.001"), D("40800"), D(0), "", 1, False, T0))
@@ -109,6 +109,13 @@ def test_rolling_median_and_mad_keep_a_bounded_window():
     for x in (5, 1, 4, 2, 3, 100, 100):
         r.add(x)
     assert len(r) == 5 and r.median() == 4 and r.mad() == 2      # window 4 2 3 100 100
+
+
+def test_a_lag_from_another_clock_is_not_a_slow_feed():
+    bus, clock, m, alerts, commands = monitor()
+    for i in range(10):
+        bus.publish(topics.TRADES, trade("40000", T0 + i * NS, lag_ns=400 * 86_400 * NS))    # a replay of 2025 data
+    assert alerts == [] and m.lag.implausible == 10
 
 
 def test_stall_detector_is_silent_when_disabled():
