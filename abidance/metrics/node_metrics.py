@@ -100,6 +100,7 @@ class NodeMetrics(Component):
         self._pending: dict[str, int] = {}  # client order id -> submitted ns
         self._books: dict[tuple[str, str], dict] = {}
         self._tick_ns = 0
+        self._clear_pending = False
         self._timer = None
         self._loop_handle = None
         self._collector = _Sampled(self)
@@ -143,16 +144,23 @@ class NodeMetrics(Component):
     # ---- the bus ----------------------------------------------------------------------------
 
     def handle_market(self, ev) -> None:
+        # The message being handled now; forgotten once this loop iteration ends, so a decision made
+        # later (a timer closing a bar) is not timed against it.
         self._tick_ns = getattr(ev, "ts_init", 0) or self.clock.time_ns()
+        if not self._clear_pending:
+            self._clear_pending = True
+            self._loop.call_soon(self._clear_tick)
+
+    def _clear_tick(self) -> None:
+        self._tick_ns = 0
+        self._clear_pending = False
 
     def handle_decision(self, d) -> None:
         if not d.accepted:
             self.denials.labels(self._denials(d.reason)).inc()
             return
-        if self._tick_ns:
-            latency = d.ts_event - self._tick_ns
-            if 0 <= latency < 1_000_000_000:        # decided while handling that message (not by a timer later)
-                self.tick_to_order.observe(latency / 1e9)
+        if self._tick_ns and d.ts_event >= self._tick_ns:      # decided while handling that market message
+            self.tick_to_order.observe((d.ts_event - self._tick_ns) / 1e9)
 
     def handle_order_event(self, ev) -> None:
         self.orders.labels(ev.status).inc()
