@@ -230,6 +230,11 @@ class _Sampled:
         if h is not None:
             yield CounterMetricFamily("abidance_stream_reconnects", "Stream reconnects", value=h.reconnects)
             yield CounterMetricFamily("abidance_book_resyncs", "Order book resyncs", value=h.resyncs)
+            messages = CounterMetricFamily("abidance_stream_messages", "Market messages received per stream "
+                                           "(rate() of it is messages per second)", labels=["stream"])
+            for st in h.streams:
+                messages.add_metric([st.stream], st.messages)
+            yield messages
             dropped = CounterMetricFamily("abidance_stream_dropped_messages", "Malformed market messages dropped",
                                           labels=["reason"])
             for reason, n in dict(h.dropped).items():

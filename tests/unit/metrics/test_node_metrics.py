@@ -85,6 +85,7 @@ def test_metrics_follow_the_bus_and_parse_as_prometheus_text():
     assert got[("abidance_stream_messages_per_second", (("stream", "btcusdt@trade"),))] == 12.5
     assert got[("abidance_stream_lag_max_seconds", (("stream", "btcusdt@trade"),))] == pytest.approx(0.009)
     assert got[("abidance_stream_reconnects_total", ())] == 3 and got[("abidance_book_resyncs_total", ())] == 1
+    assert got[("abidance_stream_messages_total", (("stream", "btcusdt@trade"),))] == 500
     assert got[("abidance_stream_dropped_messages_total", (("reason", "bad_field"),))] == 2
     assert got[("abidance_store_spool_files", ())] == 3
     assert got[("abidance_event_loop_lag_seconds_count", ())] >= 1
