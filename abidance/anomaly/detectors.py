@@ -91,7 +91,8 @@ class PriceJump:
             return None
         ref, last, n = st
         dev = (price - ref) / ref * 1e4
-        a = 1.0 - math.exp(-max(ts - last, 0) / self.tau) if self.tau else 1.0
+        x = (ts - last) / self.tau if ts > last else 0.0
+        a = x if x < 1e-4 else 1.0 - math.exp(-x)          # 1 - e^-x = x to 5e-9 below 1e-4
         st[0], st[1], st[2] = ref + a * (price - ref), ts, n + 1
         if n >= self.warmup and abs(dev) >= self.bps and self.cool.ready(symbol, ts):
             return Anomaly("price_jump", symbol, dev, self.bps,
@@ -187,16 +188,17 @@ class FeedLag:
         self.cool = _Cooldown(cooldown_s)
 
     def update(self, stream: str, ts_event: int, ts_recv: int) -> Anomaly | None:
+        lag = ts_recv - ts_event
+        if lag < self.lag_ns:                       # the common case first (also lag_ns = 0: off)
+            if self.late.get(stream):
+                self.late[stream] = 0
+            return None
         if not self.lag_ns or ts_event <= 0:
             return None
-        lag = ts_recv - ts_event
-        if abs(lag) > PLAUSIBLE_LAG_NS:
+        if lag > PLAUSIBLE_LAG_NS:
             # Event times from another clock (a replay of recorded data, a venue's broken clock: the
             # connector reports clock skew): not a delay of this feed.
             self.implausible += 1
-            return None
-        if lag < self.lag_ns:
-            self.late[stream] = 0
             return None
         n = self.late[stream] = self.late.get(stream, 0) + 1
         if n >= self.count and self.cool.ready(stream, ts_recv):
