@@ -169,3 +169,19 @@ def test_a_token_in_the_config_file_is_refused_without_showing_it():
         parse_config(f'[alerts]\n[[alerts.channels]]\nname = "tg"\nkind = "telegram"\nchat_id = "{CHAT_ID}"\n'
                      f'bot_token = "{TOKEN}"\n', ".", env={})
     assert "alerts.channels[0].bot_token" in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_an_apprise_channel_reaches_any_service_apprise_knows(servers):
+    pytest.importorskip("apprise")
+    hook = servers["webhook"]
+    hook.token = ""
+    settings = alert_settings('[alerts]\n[[alerts.channels]]\nname = "ap"\nkind = "apprise"\n')
+    env = {"ABIDANCE_ALERTS_AP_SECRET": f"json://127.0.0.1:{hook.port}/apprise"}
+    running = RunningAlerts(settings, env)
+    try:
+        running.publish(now_alert(message="via apprise"))
+        got = hook.wait_for(lambda r: len(r) >= 1, what="the apprise JSON post")[0]
+        assert got["path"] == "/apprise" and "via apprise" in got["message"]
+        assert "execution.order_rejected" in got["title"]
+    finally:
+        running.stop()
