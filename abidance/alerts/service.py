@@ -202,7 +202,10 @@ class AlertService(Component):
             if self._wake_pending:
                 return
             self._wake_pending = True
-        self._dloop.call_soon_threadsafe(self._inbox.set)
+        try:
+            self._dloop.call_soon_threadsafe(self._inbox.set)
+        except RuntimeError:            # the delivery loop is closing: the alert stays recorded in the store
+            pass
 
     def report(self, worker: ChannelWorker | None, level: str, code: str, message: str) -> None:
         """From the delivery thread: an Alert about delivery itself, published on the node's bus."""
