@@ -99,9 +99,10 @@ def test_bench_alert_service_enqueue_vs_inline_http(benchmark, measure, report):
 
         t0 = time.perf_counter_ns()
         k = 20 if benchmark.disabled else 200
-        for i in range(k):
-            urllib.request.urlopen(urllib.request.Request(hook.url + "/x", data=b'{"text": "x"}', method="POST",
-                                                          headers={"Content-Type": "application/json"}), timeout=5).read()
+        for _ in range(k):
+            request = urllib.request.Request(hook.url + "/x", data=b'{"text": "x"}', method="POST",
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=5).read()
         inline = (time.perf_counter_ns() - t0) / k
     finally:
         running.stop()

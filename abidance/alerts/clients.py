@@ -125,7 +125,8 @@ class TelegramChannel(HttpChannel):
         status, body, headers = await self._post(self.method_url(method), **kw)
         data = self._judge(status, body, headers)
         if not data or data.get("ok") is not True:
-            raise ChannelDown(f"telegram {method}: unexpected answer {self.secret.scrub(body[:200].decode('utf-8', 'replace'))}")
+            detail = self.secret.scrub(body[:200].decode("utf-8", "replace"))
+            raise ChannelDown(f"telegram {method}: unexpected answer {detail}")
         return data
 
     async def send(self, msg: Message, text: str) -> None:

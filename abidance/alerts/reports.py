@@ -99,7 +99,8 @@ def render(kind: str, node: str, quote: str, period: Period, end_ns: int) -> tup
     text = (f"{kind.capitalize()} report {node}: {when(period.start_ns)} to {when(end_ns)}\n"
             f"equity {eq[-1][1] if eq else '?'} {quote} (change {change:+f}), realised PnL {pnl:f}, fees {fees:f}, "
             f"{period.fills} fills, {incidents} incidents")
-    rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{p:f}</td><td>{f:f}</td></tr>" for s, (p, f) in strategies.items())
+    rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{p:f}</td><td>{f:f}</td></tr>"
+                   for s, (p, f) in strategies.items())
     inc = "".join(f"<tr><td>{html.escape(k)}</td><td>{n}</td></tr>"
                   for k, n in sorted(period.incidents.items(), key=lambda kv: -kv[1]))
     states = "".join(f"<li>{when(ts)}: {html.escape(s)} ({html.escape(r)})</li>" for ts, s, r in period.states[-50:])

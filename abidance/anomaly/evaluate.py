@@ -72,6 +72,11 @@ def spread_times(start: int, end: int, n: int = INJECTIONS, margin: float = 0.1)
     return [int(a + (b - a) * i / (n - 1)) for i in range(n)]
 
 
+def bar_times(ts: list[int], n: int = INJECTIONS) -> list[int]:
+    """n bar times evenly spread over the recording, a tenth in from each end."""
+    return [ts[int(len(ts) * (0.1 + 0.8 * k / (n - 1)))] for k in range(n)]
+
+
 # ---- the data ---------------------------------------------------------------------------------------
 
 def load(data: Path) -> dict:
@@ -130,7 +135,7 @@ def eval_spread(d, cfg) -> Result:
 
 def eval_volume(d, cfg) -> Result:
     ts, _, vol = d["candles"]
-    inject = [ts[i] for i in (int(j) for j in (len(ts) * (0.1 + 0.8 * k / (INJECTIONS - 1)) for k in range(INJECTIONS)))]
+    inject = bar_times(ts)
     med = statistics.median(vol)
 
     def run(volumes):
@@ -254,7 +259,7 @@ def _equity(d, crash_at=()):
 
 def eval_drawdown(d, cfg) -> Result:
     ts = d["candles"][0]
-    inject = [ts[i] for i in (int(len(ts) * (0.1 + 0.8 * k / (INJECTIONS - 1))) for k in range(INJECTIONS))]
+    inject = bar_times(ts)
 
     def run(points):
         det = DrawdownVelocity(cfg.drawdown_velocity, cfg.drawdown_velocity_bps, cfg.drawdown_window_s,
@@ -301,8 +306,8 @@ def eval_balance(d, cfg) -> Result:
 
 EVALUATIONS = (eval_price_jump, eval_spread, eval_volume, eval_feed_lag, eval_feed_stall, eval_slippage,
                eval_rejections, eval_drawdown, eval_balance)
-HEADER = ("| detector | data | injected | n | precision | recall | median delay s | max delay s | alerts on clean data |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| detector | data | injected | n | precision | recall | median delay s | max delay s "
+          "| alerts on clean data |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def table(data: Path, cfg=None) -> str:

@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
                        description="Validate the node's TOML config (with ABIDANCE__<SECTION>__<KEY> environment "
                                    "overrides), show the effective values, or print the reference of every key.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate FILE: print 'ok' and a summary, or every error (exit 2)")
+    check = actions.add_parser("check", help="validate FILE and build its strategies (their parameters within "
+                               "their declared ranges): print 'ok' and a summary, or every error (exit 2)")
     show = actions.add_parser("show", help="print the effective config of FILE as TOML, after environment overrides")
     for q in (check, show):
         q.add_argument("file", nargs="?", help="the config file (default: no file, all defaults)")
@@ -21,12 +22,17 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     from abidance.config import ConfigError, load_config, schema_markdown
+    from abidance.config.strategies import strategy_errors
 
     if args.action == "docs":
         sys.stdout.write(schema_markdown())
         return 0
     try:
         cfg = load_config(args.file)
+        if args.action == "check":
+            problems = strategy_errors(cfg)
+            if problems:
+                raise ConfigError(problems, args.file or "config")
     except ConfigError as exc:
         print(f"abidance config: {exc}", file=sys.stderr)
         return 2

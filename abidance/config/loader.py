@@ -28,6 +28,9 @@ SECRET_HELP = ("secrets are never read from the config file: remove it and set i
                "or ABIDANCE_BINANCE_KEY_FILE; the simulator's: ABIDANCE_SIM_API_KEY / ABIDANCE_SIM_API_SECRET; an alert "
                "channel's token, webhook URL or password: ABIDANCE_ALERTS_<NAME>_SECRET or _SECRET_FILE)")
 
+EMPTY_HELP = ("the config has no keys: an empty file is refused rather than run on the defaults (paper mode "
+              "on the default venue, no strategies); start from `abidance config show` or docs/config.md")
+
 
 class ConfigError(ValueError):
     """The config is invalid; `errors` lists every problem, each naming its key path."""
@@ -64,7 +67,15 @@ def parse_config(text: str, base_dir: str | Path, env: Mapping[str, str] | None 
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"invalid TOML: {exc}"], source) from None
+    if _no_keys(raw):
+        raise ConfigError([EMPTY_HELP], source)
     return _build(raw, Path(base_dir), env, source)
+
+
+def _no_keys(raw: dict[str, Any]) -> bool:
+    """True for a file that sets nothing: no key at all, or only empty known tables such as a bare [node]
+    (an unknown table name is reported as such instead)."""
+    return all(name in TOP_LEVEL and v == {} for name, v in raw.items())
 
 
 def _build(raw: dict[str, Any], base_dir: Path, env: Mapping[str, str] | None, source: str) -> NodeConfig:

@@ -64,17 +64,17 @@ class AlertsSection:
     channels: tuple[ChannelConfig, ...] = key(table_list(CHANNEL), [], "The destinations: one "
                                               "[[alerts.channels]] table each (below).")
     group_window_s: float = key(FLOAT, 300.0, "Repeats of one alert kind within this many seconds after it was "
-                                "sent go out as one grouped message ('order rejected ×14 in 5 min').", gt=0)
+                                "sent go out as one grouped message ('order rejected ×14 in 5 min').", gt=0, le=86400)
     timezone: str = key(STR, "UTC", "Time zone of quiet hours and report times (an IANA name).")
     queue_size: int = key(INT, 10000, "Alerts waiting for the delivery thread; beyond it they are counted and "
-                          "summarised, never block trading.", ge=100)
+                          "summarised, never block trading.", ge=100, le=10_000_000)
     max_groups: int = key(INT, 1000, "Distinct alert kinds a channel holds waiting; more are folded into one "
-                          "'other alerts' group (counted, not lost).", ge=10)
+                          "'other alerts' group (counted, not lost).", ge=10, le=100_000)
     retry_initial_s: float = key(FLOAT, 1.0, "First retry delay after a failed send; doubles up to "
-                                 "retry_max_s (a 429's retry_after is obeyed instead).", gt=0)
-    retry_max_s: float = key(FLOAT, 60.0, "Longest delay between retries.", gt=0)
+                                 "retry_max_s (a 429's retry_after is obeyed instead).", gt=0, le=3600)
+    retry_max_s: float = key(FLOAT, 60.0, "Longest delay between retries.", gt=0, le=86400)
     unreachable_after: int = key(INT, 3, "Failed attempts in a row after which a channel is reported "
-                                 "unreachable on the other channels and the dashboard.", ge=1)
+                                 "unreachable on the other channels and the dashboard.", ge=1, le=1000)
     daily_report: bool = key(BOOL, True, "Send a daily summary (equity chart, PnL per strategy, fees, "
                              "incidents) to the channels taking 'report.daily'.")
     weekly_report: bool = key(BOOL, True, "Send a weekly summary to the channels taking 'report.weekly'.")
@@ -87,46 +87,46 @@ class AlertsSection:
 class AnomalySection:
     enabled: bool = key(BOOL, True, "Run the anomaly detectors on the live data (docs/anomaly.md).")
     price_jump_bps: float = key(FLOAT, 300.0, "Price jump: alert when a trade is this many bps away from the "
-                                "median trade price of the last price_jump_window_s; 0 = off.", ge=0)
-    price_jump_window_s: float = key(FLOAT, 60.0, "Price jump: the window of the reference price.", gt=0)
+                                "time-decayed mean price (time constant price_jump_window_s); 0 = off.", ge=0, le=10000)
+    price_jump_window_s: float = key(FLOAT, 60.0, "Price jump: time constant of the reference price.", gt=0, le=86400)
     price_jump_action: str = key(STR, "alert", "Price jump: what it does besides alerting.", choices=ACTIONS)
     spread_bps: float = key(FLOAT, 50.0, "Spread blow-out: alert when the best bid/ask spread is wider than this "
-                            "many bps and spread_factor times its rolling median; 0 = off.", ge=0)
-    spread_factor: float = key(FLOAT, 5.0, "Spread blow-out: multiple of the rolling median spread.", ge=1)
+                            "many bps and spread_factor times its rolling median; 0 = off.", ge=0, le=10000)
+    spread_factor: float = key(FLOAT, 5.0, "Spread blow-out: multiple of the rolling median spread.", ge=1, le=1000)
     spread_action: str = key(STR, "alert", "Spread blow-out: what it does besides alerting.", choices=ACTIONS)
     volume_z: float = key(FLOAT, 4.0, "Volume spike: alert when a volume_bucket_s bucket's traded quantity has a "
                           "robust z-score (log volume against the median and MAD of the last volume_window "
-                          "buckets) above this; 0 = off.", ge=0)
-    volume_bucket_s: float = key(FLOAT, 300.0, "Volume spike: bucket length in seconds.", gt=0)
+                          "buckets) above this; 0 = off.", ge=0, le=1000)
+    volume_bucket_s: float = key(FLOAT, 300.0, "Volume spike: bucket length in seconds.", gt=0, le=86400)
     volume_window: int = key(INT, 120, "Volume spike: buckets in the rolling window.", ge=10, le=10000)
     volume_action: str = key(STR, "alert", "Volume spike: what it does besides alerting.", choices=ACTIONS)
     feed_lag_ms: float = key(FLOAT, 2000.0, "Feed lag: alert when a market message arrives this much later than "
-                             "its exchange time, feed_lag_count times in a row; 0 = off.", ge=0)
-    feed_lag_count: int = key(INT, 5, "Feed lag: late messages in a row before it fires.", ge=1)
+                             "its exchange time, feed_lag_count times in a row; 0 = off.", ge=0, le=3_600_000)
+    feed_lag_count: int = key(INT, 5, "Feed lag: late messages in a row before it fires.", ge=1, le=10000)
     stall_s: float = key(FLOAT, 15.0, "Feed stall: alert when a subscribed symbol's market data has been silent "
-                         "this long; 0 = off.", ge=0)
+                         "this long; 0 = off.", ge=0, le=86400)
     feed_action: str = key(STR, "alert", "Feed lag and stall: what they do besides alerting.", choices=ACTIONS)
     slippage_bps: float = key(FLOAT, 100.0, "Fill slippage: alert when a fill's price is this many bps worse "
-                              "than the market price when the order was decided; 0 = off.", ge=0)
+                              "than the market price when the order was decided; 0 = off.", ge=0, le=10000)
     slippage_action: str = key(STR, "alert", "Fill slippage: what it does besides alerting.", choices=ACTIONS)
     rejections: int = key(INT, 5, "Rejection burst: alert when this many orders are rejected within "
-                          "rejection_window_s; 0 = off.", ge=0)
-    rejection_window_s: float = key(FLOAT, 60.0, "Rejection burst: the window.", gt=0)
+                          "rejection_window_s; 0 = off.", ge=0, le=100_000)
+    rejection_window_s: float = key(FLOAT, 60.0, "Rejection burst: the window.", gt=0, le=86400)
     rejection_action: str = key(STR, "alert", "Rejection burst: what it does besides alerting.", choices=ACTIONS)
     drawdown_velocity: Decimal = key(MONEY, "0", "Drawdown velocity: alert when equity falls by at least this much "
                                  "(quote asset) within drawdown_window_s; \"0\" = off.")
     drawdown_velocity_bps: float = key(FLOAT, 300.0, "Drawdown velocity: alert when equity falls by at least "
-                                       "this many bps of its value within drawdown_window_s; 0 = off.", ge=0)
-    drawdown_window_s: float = key(FLOAT, 600.0, "Drawdown velocity: the window.", gt=0)
+                                       "this many bps of its value within drawdown_window_s; 0 = off.", ge=0, le=10000)
+    drawdown_window_s: float = key(FLOAT, 600.0, "Drawdown velocity: the window.", gt=0, le=604800)
     drawdown_action: str = key(STR, "alert", "Drawdown velocity: what it does besides alerting.", choices=ACTIONS)
     balance_drift: Decimal = key(MONEY, "0", "Balance drift: alert when an asset's exchange balance differs from "
                              "what the fills say by more than this, valued in the quote asset; \"0\" = any "
                              "difference beyond balance_drift_bps.")
     balance_drift_bps: float = key(FLOAT, 10.0, "Balance drift: tolerated difference in bps of the asset's "
-                                   "balance (fee rounding).", ge=0)
+                                   "balance (fee rounding).", ge=0, le=10000)
     balance_action: str = key(STR, "alert", "Balance drift: what it does besides alerting.", choices=ACTIONS)
     cooldown_s: float = key(FLOAT, 300.0, "A detector that fired for a symbol fires again for it only after "
-                            "this many seconds (the alert channels group repeats anyway).", ge=0)
+                            "this many seconds (the alert channels group repeats anyway).", ge=0, le=86400)
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class ChatSection:
     allowed_chat_ids: tuple[str, ...] = key(STR_LIST, [], "Chat ids answered; messages from any other chat are "
                                             "logged and ignored.", pattern=r"-?[0-9]{1,20}", hint="numeric chat ids")
     poll_timeout_s: int = key(INT, 30, "Long-polling timeout of getUpdates, in seconds.", ge=0, le=50)
-    confirm_s: float = key(FLOAT, 60.0, "Seconds a /kill waits for its confirmation ('/kill confirm').", gt=0)
+    confirm_s: float = key(FLOAT, 60.0, "Seconds a /kill waits for its confirmation ('/kill confirm').", gt=0, le=3600)
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class MetricsSection:
     host: str = key(STR, "127.0.0.1", "Address to bind; keep it on loopback unless a firewall fronts it.")
     port: int = key(INT, 9464, "Port of the metrics endpoint; 0 = any free port (logged).", ge=0, le=65535)
     sample_s: float = key(FLOAT, 1.0, "Seconds between samples of the node's gauges (equity, store backlog, "
-                          "event-loop lag).", gt=0)
+                          "event-loop lag).", gt=0, le=3600)
 
 
 ALERTS = Section.of("alerts", AlertsSection, "Alert delivery off the event loop: channels with a minimum level, "

@@ -59,9 +59,14 @@ def _str(v: Any) -> str:
     return v
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise _got("an integer", v)
+    if not -INT64_MAX - 1 <= v <= INT64_MAX:        # TOML allows only int64; a mapping may hold anything
+        raise _got("an integer that fits 64 bits", v)
     return v
 
 
@@ -101,13 +106,17 @@ def _money(v: Any) -> Decimal:
     return _exact(v, convert, " with at most 8 decimals")
 
 
-def _qty(v: Any) -> Decimal:
+# The largest quantity, fee or balance a config may hold: beyond it int64 fixed point (and sanity) ends.
+MAX_QTY = Decimal(10) ** 15
+
+
+def _qty(v: Any, most: Decimal = MAX_QTY) -> Decimal:
     def convert(x: Any) -> Decimal:
         d = Decimal(str(x).strip())
-        if not d.is_finite() or d < 0 or "e" in str(x).lower():
+        if not d.is_finite() or d < 0 or d > most or "e" in str(x).lower() or -d.as_tuple().exponent > 18:
             raise ValueError
         return d
-    return _exact(v, convert, "")
+    return _exact(v, convert, f" of at most {most:,f} with at most 18 decimals")
 
 
 def _list(v: Any) -> tuple[str, ...]:
@@ -119,16 +128,20 @@ def _list(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
-def _qty_table(v: Any) -> dict[str, Decimal]:
+def _qty_table(v: Any, most: Decimal = MAX_QTY) -> dict[str, Decimal]:
     if not isinstance(v, dict):
         raise _got("a table of SYMBOL = \"quantity\"", v)
     out = {}
     for k, x in v.items():
         try:
-            out[k] = _qty(x)
+            out[k] = _qty(x, most)
         except Invalid as exc:
             raise Invalid(exc.msg, f".{k}") from None
     return out
+
+
+def _bps_table(v: Any) -> dict[str, Decimal]:
+    return _qty_table(v, Decimal(10_000))
 
 
 def _table(v: Any) -> dict[str, Any]:
@@ -169,10 +182,12 @@ FLOAT = Kind("float", _float, _env_parse("a number", float))
 BOOL = Kind("boolean", _bool, _env_bool)
 PATH = Kind("path", _path, str)
 MONEY = Kind("decimal string (quote asset)", _money, str, rules=">= 0, at most 8 decimals")
-QTY = Kind("decimal string", _qty, str, rules=">= 0")
+QTY = Kind("decimal string", _qty, str, rules=">= 0, at most 1e15, at most 18 decimals")
 STR_LIST = Kind("array of strings", _list, _env_parse("a comma-separated list or a TOML array", _env_list), "list")
 _env_table = _env_parse("an inline TOML table", _toml_value)
 QTY_TABLE = Kind("table: symbol = decimal string", _qty_table, _env_table, "table")
+BPS_TABLE = Kind("table: symbol = decimal string (bps)", _bps_table, _env_table, "table",
+                 rules="values >= 0 and <= 10000")
 TABLE = Kind("table", _table, _env_table)
 
 

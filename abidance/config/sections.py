@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from abidance.config.schema import (
-    BOOL, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
+    BOOL, BPS_TABLE, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
 )
 from abidance.config.ops_sections import (ALERTS, ANOMALY, CHAT, METRICS, AlertsSection, AnomalySection,
                                           ChatSection, MetricsSection)
@@ -37,7 +37,7 @@ class NodeSection:
     log_format: str = key(STR, "text", "Log lines as readable text or as one JSON object per line.",
                           choices=("text", "json"))
     cancel_orders_on_stop: bool = key(BOOL, True, "Cancel the node's open orders when it stops.")
-    heartbeat_s: float = key(FLOAT, 5.0, "Seconds between the node's health heartbeats.", gt=0)
+    heartbeat_s: float = key(FLOAT, 5.0, "Seconds between the node's health heartbeats.", gt=0, le=3600)
     symbols: tuple[str, ...] = key(STR_LIST, [], "Symbols to subscribe to in addition to the strategies' "
                                    "symbols (the effective list always includes them).", **SYMBOL)
 
@@ -53,19 +53,19 @@ class RiskSection:
     daily_loss_limit: Decimal = key(MONEY, "50", "Halt trading when the day's loss reaches this; \"0\" = off.")
     max_drawdown: Decimal = key(MONEY, "100", "Halt trading when equity falls this far below its peak; "
                                 "\"0\" = off.")
-    max_open_orders: int = key(INT, 10, "Most open orders at once over all symbols; 0 = off.", ge=0)
-    orders_per_10s: int = key(INT, 10, "Most new orders in any 10 seconds (Binance allows 50); 0 = off.", ge=0)
-    orders_per_day: int = key(INT, 1000, "Most new orders per day (Binance allows 160000); 0 = off.", ge=0)
+    max_open_orders: int = key(INT, 10, "Most open orders at once over all symbols; 0 = off.", ge=0, le=1_000_000)
+    orders_per_10s: int = key(INT, 10, "Most new orders in any 10 seconds (Binance allows 50); 0 = off.", ge=0, le=1_000_000)
+    orders_per_day: int = key(INT, 1000, "Most new orders per day (Binance allows 160000); 0 = off.", ge=0, le=100_000_000)
     price_band_bps: int = key(INT, 500, "Deny limit orders priced further than this from the mid (fat finger), "
-                              "in basis points; 0 = off.", ge=0)
+                              "in basis points; 0 = off.", ge=0, le=10_000)
     max_position: dict[str, Decimal] = key(QTY_TABLE, {}, "Largest |position| per symbol in the base asset, "
                                            "e.g. { BTCUSDT = \"0.01\" }; unlisted symbols are unlimited.", **SYMBOL)
     max_consecutive_losses: int = key(INT, 0, "Halt trading after this many losing round trips in a row "
-                                      "(an operator resumes); 0 = off.", ge=0)
+                                      "(an operator resumes); 0 = off.", ge=0, le=1_000_000)
     max_errors_per_minute: int = key(INT, 20, "Halt trading when more order rejections than this happen "
-                                     "in a minute; 0 = off.", ge=0)
+                                     "in a minute; 0 = off.", ge=0, le=1_000_000)
     stale_data_s: float = key(FLOAT, 10.0, "Move to REDUCING (no new positions) when no market data has "
-                              "arrived for this long, back to ACTIVE when it flows again; 0 = off.", ge=0)
+                              "arrived for this long, back to ACTIVE when it flows again; 0 = off.", ge=0, le=86_400)
     kill_switch_file: Path | None = key(PATH, "KILL", "Trading halts while this file exists (`touch` it); "
                                         "relative to node.state_dir; \"\" = off.")
     sizing: str = key(STR, "fixed_quote", "How an order's size is chosen from a signal.", choices=SIZING)
@@ -92,13 +92,13 @@ class RiskSection:
 @dataclass(frozen=True)
 class ExecutionSection:
     limit_timeout_s: float = key(FLOAT, 30.0, "Seconds an unfilled limit order may rest before its timeout "
-                                 "action; 0 = never.", ge=0)
+                                 "action; 0 = never.", ge=0, le=30 * 86_400)
     cancel_replace: bool = key(BOOL, False, "On timeout re-price the order at the current market instead of "
                                "cancelling it.")
     emulate_stops: bool = key(BOOL, True, "Emulate stops, trailing stops and OCO locally (the only mode "
                               "today; false, for Binance's native order types, is refused until it exists).")
     max_slippage_bps: int = key(INT, 50, "Most adverse slippage accepted for market and marketable orders, "
-                                "in basis points.", ge=0)
+                                "in basis points.", ge=0, le=10_000)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class DataSection:
     depth: bool = key(BOOL, True, "Keep a local L2 order book per symbol from the depth stream.")
     book_ticker: bool = key(BOOL, True, "Subscribe to the best bid/ask stream of each symbol.")
     depth_snapshot_s: float = key(FLOAT, 5.0, "Seconds between snapshots of each ready book's top 20 levels "
-                                  "(for the store and the dashboard's depth chart); 0 = none.", ge=0)
+                                  "(for the store and the dashboard's depth chart); 0 = none.", ge=0, le=86_400)
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,8 @@ class StoreSection:
                    "ClickHouse server), 'chdb:///path' (embedded, only this process can open it); \"\" = off.")
     database: str = key(STR, "abidance", "ClickHouse database of the node's tables.",
                         pattern=r"[A-Za-z_][A-Za-z0-9_]{0,63}", hint="a plain identifier")
-    batch_rows: int = key(INT, 2000, "A table's batch is written once it holds this many rows.", gt=0)
-    flush_s: float = key(FLOAT, 1.0, "Seconds between writes of partial batches.", gt=0)
+    batch_rows: int = key(INT, 2000, "A table's batch is written once it holds this many rows.", gt=0, le=1_000_000)
+    flush_s: float = key(FLOAT, 1.0, "Seconds between writes of partial batches.", gt=0, le=3600)
     spool_dir: Path = key(PATH, "store-spool", "Batches wait here while the store is unreachable (relative to "
                           "node.state_dir); replayed in order when it is back.")
     market_data: bool = key(BOOL, True, "Also record trades, bars and book tops (high volume).")
@@ -132,7 +132,7 @@ class MlSection:
     min_oos_signals: int = key(INT, 50, "Promotion to live needs at least this many out-of-sample signals "
                                "behind its hit rate: confident calls (p(up) >= min_confidence or <= 1 - "
                                "min_confidence), one per bar, so calls whose label horizons overlap count each "
-                               "(not a count of independent trades).", ge=0)
+                               "(not a count of independent trades).", ge=0, le=10_000_000)
     min_confidence: float = key(FLOAT, 0.55, "A model's signal is acted on (live) or recorded as a would-be "
                                 "signal (shadow) only when its probability reaches this.", ge=0.5, le=1)
     drift_window: int = key(INT, 500, "Rolling window, in live predictions, over which feature drift (PSI) and "
@@ -140,13 +140,13 @@ class MlSection:
     drift_psi_threshold: float = key(FLOAT, 0.25, "Demote a live model to shadow when a feature's PSI against "
                                      "its training distribution exceeds this (0.1 = moderate, 0.25 = large shift) "
                                      "and the PSI that windows of this length reach inside the training data.",
-                                     gt=0)
+                                     gt=0, le=100)
     min_live_hit_rate_ratio: float = key(FLOAT, 0.7, "Demote a live model to shadow when its live hit rate falls "
                                          "below this share of its out-of-sample hit rate; 0 = off.", ge=0, le=1)
     drift_min_outcomes: int = key(INT, 50, "Realised outcomes needed in the window before the live hit rate is "
-                                  "judged.", ge=1)
+                                  "judged.", ge=1, le=100_000)
     registry_poll_s: float = key(FLOAT, 5.0, "Seconds between the node's reads of the model registry (a "
-                                 "promotion or demotion made with `abidance models` takes effect then).", gt=0)
+                                 "promotion or demotion made with `abidance models` takes effect then).", gt=0, le=86_400)
     close_on_demote: bool = key(BOOL, True, "When a live model is demoted (by drift or an operator), sell what "
                                 "its strategy bought (its exits are no longer traded); false leaves the position "
                                 "to the risk limits, the exits and the operator. The sell is sized as the whole "
@@ -158,17 +158,17 @@ class MlSection:
 @dataclass(frozen=True)
 class BacktestSection:
     taker_bps: Decimal = key(QTY, "10", "Taker fee in bps of the notional (10 = 0.1 %, Binance's base rate), "
-                             "charged in the asset received.")
-    maker_bps: Decimal = key(QTY, "10", "Maker fee in bps, for limit orders that rested before filling.")
-    taker_bps_by_symbol: dict = key(QTY_TABLE, {}, "Per-instrument taker fees overriding backtest.taker_bps, "
+                             "charged in the asset received.", le=10_000)
+    maker_bps: Decimal = key(QTY, "10", "Maker fee in bps, for limit orders that rested before filling.", le=10_000)
+    taker_bps_by_symbol: dict = key(BPS_TABLE, {}, "Per-instrument taker fees overriding backtest.taker_bps, "
                                     "e.g. { BTCUSDT = \"0\" } for a zero-fee pair.")
-    maker_bps_by_symbol: dict = key(QTY_TABLE, {}, "Per-instrument maker fees overriding backtest.maker_bps.")
-    slippage_bps: Decimal = key(QTY, "0", "Market orders fill this many bps worse than the next open / trade.")
-    spread_bps: Decimal = key(QTY, "0", "Market orders also pay half this spread (bar data has no book).")
+    maker_bps_by_symbol: dict = key(BPS_TABLE, {}, "Per-instrument maker fees overriding backtest.maker_bps.")
+    slippage_bps: Decimal = key(QTY, "0", "Market orders fill this many bps worse than the next open / trade.", le=10_000)
+    spread_bps: Decimal = key(QTY, "0", "Market orders also pay half this spread (bar data has no book).", le=10_000)
     participation: Decimal = key(QTY, "0", "Fill at most this share of a bar's (or trade's) volume; the rest "
-                                 "waits (partial fills); \"0\" = no volume limit.")
+                                 "waits (partial fills); \"0\" = no volume limit.", le=1)
     latency_ms: int = key(INT, 0, "An order reaches only bars opening (trades printed) at least this long after "
-                          "it was sent.", ge=0)
+                          "it was sent.", ge=0, le=86_400_000)
     balances: dict = key(QTY_TABLE, {}, "Starting balances (ASSET = \"amount\") of backtests run without "
                          "--balance and of the paper node; {} = 10000 of risk.quote_asset.")
 
@@ -186,7 +186,7 @@ class StrategyConfig:
     enabled: bool = key(BOOL, True, "Run this strategy; false keeps it configured but idle.")
     params: dict[str, Any] = key(TABLE, {}, "The strategy's parameters; checked against the strategy's "
                                  "declared parameters when it is loaded.")
-    weight: float = key(FLOAT, 1.0, "Relative share of the capital given to this strategy's orders.", gt=0)
+    weight: float = key(FLOAT, 1.0, "Relative share of the capital given to this strategy's orders.", gt=0, le=1_000_000)
 
 
 BINANCE_DESCRIPTIONS: dict[str, str] = {
@@ -202,6 +202,9 @@ BINANCE_DESCRIPTIONS: dict[str, str] = {
     "weight_limit_per_minute": "REST weight budget per minute until exchangeInfo's REQUEST_WEIGHT limit replaces it.",
     "weight_safety_margin": "Share of the weight budget the node lets itself use, in (0, 1].",
     "client_order_prefix": "Prefix of client order ids: 1-8 letters, digits, '-' or '_'.",
+    "daily_order_budget": "When the day's order budget (exchangeInfo's ORDERS per DAY, less the safety margin) is "
+                          "spent: 'halt' refuses new orders, alerts and halts trading until an operator resumes; "
+                          "'wait' holds new orders until the next UTC day.",
     "max_streams_per_connection": "Streams per WebSocket connection (Binance's limit is 1024).",
     "max_messages_per_second": "Subscribe requests per second on one connection (Binance disconnects above 5).",
     "subscribe_batch": "Streams per SUBSCRIBE request.",
@@ -221,10 +224,33 @@ BINANCE_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Bounds of the connector's numbers, checked here before BinanceConfig runs its own rules (a value
+# such as 1e308 seconds would pass "positive" and then overflow a timer at run time).
+BINANCE_RANGES: dict[str, dict] = {
+    "recv_window_ms": dict(gt=0, le=60_000, hint="within (0, 60000] (Binance's maximum)"),
+    "request_timeout_s": dict(gt=0, le=300),
+    "time_sync_interval_s": dict(gt=0, le=86_400),
+    "order_retry_attempts": dict(gt=0, le=100),
+    "weight_limit_per_minute": dict(gt=0, le=10_000_000),
+    "weight_safety_margin": dict(gt=0, le=1),
+    "max_streams_per_connection": dict(gt=0, le=1024, hint="within (0, 1024] (Binance's limit)"),
+    "max_messages_per_second": dict(gt=0, le=1000),
+    "subscribe_batch": dict(gt=0, le=1024),
+    "reconnect_initial_s": dict(gt=0, le=3600),
+    "reconnect_max_s": dict(gt=0, le=86_400),
+    "reconnect_jitter": dict(ge=0, lt=1),
+    "stale_after_s": dict(gt=0, le=86_400),
+    "max_connection_age_s": dict(gt=0, le=24 * 3600),
+    "depth_snapshot_limit": dict(gt=0, le=5000),
+    "health_interval_s": dict(gt=0, le=86_400),
+}
+
+
 def _binance_section() -> Section:
     keys = {}
     for f in dataclasses.fields(BinanceConfig):
-        keys[f.name] = Spec(KIND_OF_TYPE[str(f.type)], f.default, BINANCE_DESCRIPTIONS[f.name], attr=f.name)
+        keys[f.name] = Spec(KIND_OF_TYPE[str(f.type)], f.default, BINANCE_DESCRIPTIONS[f.name], attr=f.name,
+                            **BINANCE_RANGES.get(f.name, {}))
     return Section("binance", BinanceConfig, "The Binance connector: which venue, REST and stream settings. "
                    "Checked by the connector's own BinanceConfig.", keys)
 

@@ -5,8 +5,8 @@
     connect("chdb:///var/lib/abidance/store")   # embedded, in THIS process only
 
 The user and password come from the URL or from ABIDANCE_STORE_USER /
-ABIDANCE_STORE_PASSWORD (the URL wins); they are never logged (`redact` gives a URL safe to
-print).
+ABIDANCE_STORE_PASSWORD, or ABIDANCE_STORE_PASSWORD_FILE (a file only its owner can read; the
+URL wins); they are never logged (`redact` gives a URL safe to print).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 from urllib.parse import unquote, urlsplit
+
+from abidance.store.users import client_password
 
 log = logging.getLogger("abidance.store.client")
 
@@ -59,7 +61,7 @@ def connect(url: str, database: str = "abidance", **kwargs):
     if scheme not in ("http", "https"):
         raise ValueError(f"store URL must start with http://, https:// or chdb://, got {redact(url)!r}")
     user = unquote(parts.username) if parts.username else os.environ.get("ABIDANCE_STORE_USER") or "default"
-    password = unquote(parts.password) if parts.password is not None else os.environ.get("ABIDANCE_STORE_PASSWORD", "")
+    password = unquote(parts.password) if parts.password is not None else client_password()
     port = parts.port or (8443 if scheme == "https" else 8123)
     kwargs.setdefault("compress", False)
     log.debug("connecting to the store at %s", redact(url))

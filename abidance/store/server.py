@@ -45,35 +45,39 @@ memory before it is sent), query cancellation (`KILL QUERY`, client disconnects)
 `/play`, `/replicas_status` and other handler paths, and the TCP native protocol. All
 requests run one at a time on the one chdb session (a lock): chdb's session is documented
 thread-safe, but `USE` and `SET` are session state, so a statement and its state must not
-interleave with another request's.
+interleave with another request's. `SET` values must be plain literals (a number, a quoted
+string, true or false).
 
-Security: the store binds to loopback unless `allow_remote=True`, which requires a password
-(HTTP basic auth, clickhouse-connect's `username`/`password`, or X-ClickHouse-User/Key
-headers). chdb runs with clickhouse-local's rights: file() and url() table functions act
-as the store's OS user, so treat access to the port as access to that user's files.
+Security (docs/store.md): the store binds to loopback unless `allow_remote=True`, which
+requires a password for every user. The HTTP front end (abidance.store.http_front) bounds
+connections, headers, bodies and time and authenticates from the headers before it reads a
+body; users have roles (abidance.store.users: writer, operator, reader); every statement is
+parsed by ClickHouse and checked against the user's role (abidance.store.guard): no table
+function or engine that reaches outside the store (`file`, `url`, `s3`, `remote`, ...), no
+INTO OUTFILE / FROM INFILE, no settings that lift the server's limits (max_execution_time,
+max_memory_usage), which are applied last to every client statement. The store's own
+migrations at start run directly on the engine.
 """
 
 from __future__ import annotations
 
-import base64
 import email.parser
 import email.policy
-import hmac
 import ipaddress
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
+from abidance.store.guard import Guard, Refused, check_settings
+from abidance.store.http_front import HttpFront, Limits, Request
 from abidance.store.migrations import apply_migrations, check_identifier
+from abidance.store.users import User, Users, sha256_hex
 
 log = logging.getLogger("abidance.store.server")
 
@@ -93,9 +97,8 @@ _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*;?\s*$", re.
 _CODE = re.compile(r"Code:\s*(\d+)")
 _NAME_SUFFIX = re.compile(r"\s*\(([A-Z][A-Z0-9_]+)\)\s*(\(version [^)]*\))?\s*$")
 _RESULT_KEYWORDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK", "("}
-_PASSWORD_PARAM = re.compile(r"((?:^|[?&\s])password=)[^&\s]*")
+_SET_VALUE = re.compile(r"^(?:-?\d+(?:\.\d+)?|'(?:[^'\\]|\\.)*'|true|false)$", re.IGNORECASE)
 _SESSION_TIMEOUT_S = 60.0
-_MAX_BODY = 2 << 30
 
 
 class StoreError(Exception):
@@ -227,8 +230,9 @@ def parse_set(sql: str) -> dict[str, str]:
     for part in _split_top(body):
         name, eq, value = part.partition("=")
         name, value = name.strip(), value.strip()
-        if not eq or not _SETTING_NAME.match(name) or not value:
-            raise StoreError(62, f"Syntax error in SET statement near {part[:80]!r}", "SYNTAX_ERROR")
+        if not eq or not _SETTING_NAME.match(name) or not _SET_VALUE.match(value):
+            raise StoreError(62, f"Syntax error in SET statement near {part[:80]!r} (a setting takes a number, "
+                                 "a quoted string, true or false)", "SYNTAX_ERROR")
         out[name] = value
     return out
 
@@ -274,6 +278,7 @@ class Engine:
         self._db = "default"
         self._applied: dict[str, str] = {}       # setting -> SQL literal as SET on the session now
         self.sessions: dict[str, _HttpSession] = {}
+        self.limits: dict[str, str] = {}         # settings applied to every client statement, last
         version, tz = self._session.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version, self.timezone = version, tz
 
@@ -292,6 +297,11 @@ class Engine:
         with self.lock:
             return self._query(sql, "TabSeparated", None)
 
+    def text_query(self, sql: str, params: dict | None) -> str:
+        """One statement's TSVRaw text (the guard's parse and EXPLAIN AST); raises the engine's error."""
+        with self.lock:
+            return self._query(sql, "TSVRaw", params).bytes().decode("utf-8", "replace")
+
     # -- internals, called with the lock held -------------------------------------------------
     def _query(self, sql, fmt, params):
         if self._session is None:
@@ -299,6 +309,7 @@ class Engine:
         return self._session.query(sql, fmt, params=params or None)
 
     def _prepare(self, database: str, settings: dict[str, str]) -> None:
+        settings = {**settings, **self.limits}          # the server's limits win over any client's
         if database != self._db:
             self._query(f"USE `{database.replace('`', '')}`", "TabSeparated", None)
             self._db = database
@@ -429,25 +440,39 @@ def _summary(res, elapsed_ns: int, result_bytes: int = 0) -> dict:
 # ---------------------------------------------------------------------------------------------
 # HTTP
 
-def _decompress(data: bytes, encoding: str) -> bytes:
+def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    """The body decoded per Content-Encoding, refused past `limit` bytes (a small bomb can inflate to GBs)."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return data
-    if encoding == "gzip":
-        return zlib.decompress(data, 16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompress(data)
+    too_big = StoreError(1001, f"request body over the limit of {limit} bytes once decompressed",
+                         "STD_EXCEPTION", status=413)
     try:
+        if encoding in ("gzip", "deflate"):
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+            out = d.decompress(data, limit + 1)
+            if len(out) > limit or d.unconsumed_tail:
+                raise too_big
+            return out
         if encoding == "lz4":
             import lz4.frame
-            return lz4.frame.decompress(data)
-        if encoding == "zstd":
+            out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit + 1)
+        elif encoding == "zstd":
+            import io
+
             import zstandard
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read(limit + 1)
+        else:
+            raise ImportError
     except ImportError:
-        pass
-    raise StoreError(48, f"Content-Encoding {encoding!r} is not supported by the served store "
-                         "(use compress=False)", "NOT_IMPLEMENTED")
+        raise StoreError(48, f"Content-Encoding {encoding!r} is not supported by the served store "
+                             "(use compress=False)", "NOT_IMPLEMENTED") from None
+    except zlib.error as exc:
+        raise StoreError(1001, f"cannot decompress the body ({encoding}): {exc}", "STD_EXCEPTION", status=400) \
+            from None
+    if len(out) > limit:
+        raise too_big
+    return out
 
 
 def _multipart(ctype: str, body: bytes) -> dict[str, str]:
@@ -472,140 +497,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "abidance-store"
-    sys_version = ""
-    timeout = 300                 # idle keep-alive connections are dropped after this
-    store: "StoreServer"          # set on the subclass made per server
-
-    def log_message(self, fmt, *args):       # noqa: D401 - BaseHTTPRequestHandler hook
-        # the request line can carry ?password=...: never log it
-        log.debug("%s %s", self.address_string(), _PASSWORD_PARAM.sub(r"\1***", fmt % args))
-
-    def setup(self):
-        super().setup()
-        try:        # headers and body are separate writes: without this, delayed ACKs cost 40 ms a request
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        self.store._conn_opened(self.connection)
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            self.store._conn_closed(self.connection)
-
-    def do_GET(self):
-        self._handle(None)
-
-    def do_POST(self):
-        try:
-            body = self._read_body()
-        except StoreError as exc:
-            self.close_connection = True
-            self._send_error(exc)
-            return
-        self._handle(body)
-
-    def do_HEAD(self):
-        self._send(200, b"", {"Content-Type": "text/html; charset=UTF-8"}, head_only=True)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts, total = [], 0
-            while True:
-                line = self.rfile.readline(65537)
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > _MAX_BODY:
-                    raise StoreError(1001, "request body too large", "STD_EXCEPTION", status=413)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(3)
-            body = b"".join(parts)
-        else:
-            n = int(self.headers.get("Content-Length") or 0)
-            if n > _MAX_BODY:
-                raise StoreError(1001, "request body too large", "STD_EXCEPTION", status=413)
-            body = self.rfile.read(n) if n else b""
-        return _decompress(body, self.headers.get("Content-Encoding", ""))
-
-    def _credentials(self, params: dict) -> tuple[str, str]:
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("basic "):
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
-                return user, pw
-            except (ValueError, UnicodeDecodeError):
-                return "", ""
-        if "X-ClickHouse-User" in self.headers or "X-ClickHouse-Key" in self.headers:
-            return self.headers.get("X-ClickHouse-User", "default"), self.headers.get("X-ClickHouse-Key", "")
-        return params.get("user", "default"), params.get("password", "")
-
-    def _handle(self, body: bytes | None):
-        store = self.store
-        query_id = ""
-        try:
-            url = urlsplit(self.path)
-            params = dict(parse_qsl(url.query, keep_blank_values=True))
-            if body and self.headers.get_content_type() == "multipart/form-data":
-                params.update(_multipart(self.headers.get("Content-Type", ""), body))
-                body = b""
-            path = url.path.rstrip("/")
-            if path == "/ping" or (path == "" and not body and "query" not in params):
-                self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
-                return
-            if store.password is not None:
-                user, pw = self._credentials(params)
-                if not (hmac.compare_digest(user.encode(), store.user.encode())
-                        and hmac.compare_digest(pw.encode(), store.password.encode())):
-                    raise StoreError(516, f"{user or 'default'}: Authentication failed: password is incorrect, "
-                                     "or there is no user with such name", "AUTHENTICATION_FAILED", status=403)
-            if path not in ("", "/query"):
-                raise StoreError(0, f"There is no handle {url.path}", "", status=404)
-            query_id = params.get("query_id") or str(uuid.uuid4())
-            result = store._execute(params, body or b"")
-            headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": store.engine.timezone,
-                       "X-ClickHouse-Summary": json.dumps(result.summary, separators=(",", ":"))}
-            if result.fmt:
-                headers["X-ClickHouse-Format"] = result.fmt
-                headers["Content-Type"] = _content_type(result.fmt)
-            else:
-                headers["Content-Type"] = "text/plain; charset=UTF-8"
-            self._send(200, result.body, headers)
-        except StoreError as exc:
-            self._send_error(exc, query_id)
-        except Exception as exc:                       # an engine error: ClickHouse's shape
-            self._send_error(_from_exception(exc), query_id)
-
-    def _send_error(self, exc: StoreError, query_id: str = ""):
-        if exc.status >= 500 and exc.status != 503:
-            log.debug("store error %s: %s", exc.code, exc.message)
-        body = exc.body(self.store.engine.version if self.store.engine else "")
-        headers = {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(exc.code)}
-        if query_id:
-            headers["X-ClickHouse-Query-Id"] = query_id
-        self._send(exc.status, body.encode("utf-8", "backslashreplace"), headers)
-
-    def _send(self, status: int, body: bytes, headers: dict, head_only: bool = False):
-        try:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("X-ClickHouse-Server-Display-Name", "abidance-store")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if not head_only and body:
-                self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-
 def _content_type(fmt: str) -> str:
     f = fmt.lower()
     if f.startswith(("tabseparated", "tsv")):
@@ -624,60 +515,71 @@ class StoreServer:
 
     `start()` opens chdb on `data_dir`, applies the migrations and serves on a thread;
     `port` and `url` are known after it. `serve_forever()` blocks until `stop()`.
+
+    `users` (abidance.store.users.Users) says who may connect and with which role; without it,
+    `user`/`password` make one writer (no password: the development default). `limits`
+    (abidance.store.http_front.Limits) bounds connections, headers, bodies and statement time.
     """
 
     def __init__(self, data_dir: str | Path, host: str = "127.0.0.1", port: int = 0, database: str = "abidance",
                  market_ttl_days: int = 0, *, allow_remote: bool = False, user: str = "default",
-                 password: str | None = None):
+                 password: str | None = None, users: Users | None = None, limits: Limits | None = None):
+        if users is None:
+            users = Users([User(user or "default", "writer", sha256_hex(password) if password else None)])
         if not _is_loopback(host) and not allow_remote:
             raise ValueError(f"refusing to serve the store on non-loopback address {host!r}: pass allow_remote=True "
-                             "(and a password) to expose it")
-        if not _is_loopback(host) and not password:
-            raise ValueError(f"serving the store on {host!r} requires a password")
+                             "(and passwords) to expose it")
+        if not _is_loopback(host) and users.open:
+            raise ValueError(f"serving the store on {host!r} requires a password for every user")
         self.data_dir = Path(data_dir)
         self.host, self._port = host, int(port)
         self.database = check_identifier(database)
         self.market_ttl_days = int(market_ttl_days)
-        self.user, self.password = user or "default", (password or None)
+        self.users = users
+        self.limits = (limits or Limits()).validate()
         self.engine: Engine | None = None
+        self.guard: Guard | None = None
         self.migrations_applied: list[int] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._front: HttpFront | None = None
         self._stopped = threading.Event()
-        self._conns: set = set()
-        self._conns_lock = threading.Lock()
+        self._refused = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1] if self._httpd else self._port
+        return self._front.port if self._front else self._port
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def counters(self) -> dict:
+        """Connections, refusals (auth, bodies, headers, statements) and timeouts so far."""
+        return {**(self._front.counters if self._front else {}), "statements_refused": self._refused}
+
     def start(self) -> "StoreServer":
-        if self._httpd is not None:
+        if self._front is not None:
             return self
         self._stopped.clear()
         self.engine = Engine(self.data_dir)
         try:
             self.migrations_applied = apply_migrations(self.engine.run_sql, self.database, self.market_ttl_days)
-            handler = type("StoreHandler", (_Handler,), {"store": self})
-            server_cls = ThreadingHTTPServer
-            if ":" in self.host:
-                server_cls = type("StoreHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
-            self._httpd = server_cls((self.host, self._port), handler)
-            self._httpd.daemon_threads = True
+            self.guard = Guard(self.engine.text_query)
+            self.engine.limits = {"max_execution_time": str(int(self.limits.max_execution_time_s)),
+                                  "timeout_overflow_mode": "'throw'",
+                                  "max_memory_usage": str(int(self.limits.max_memory_usage))}
+            self._front = HttpFront(self.host, self._port, self.limits, self._serve, self._authenticate,
+                                    self._body_limit, self._error_answer)
+            self._front.start()
         except BaseException:
+            self._front = None
             self.engine.close()
             self.engine = None
             raise
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="abidance-store-http", daemon=True)
-        self._thread.start()
-        log.info("abidance store serving %s (data %s, database %s%s)", self.url, self.data_dir, self.database,
+        log.info("abidance store serving %s (data %s, database %s, users %s%s)", self.url, self.data_dir,
+                 self.database, ", ".join(f"{u.name} ({u.role})" for u in self.users.by_name.values()),
                  f", migrations applied {self.migrations_applied}" if self.migrations_applied else "")
         return self
 
@@ -686,20 +588,9 @@ class StoreServer:
         self._stopped.wait()
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-            with self._conns_lock:
-                conns = list(self._conns)
-            for c in conns:                  # idle keep-alive connections: end them now
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop()
         if self.engine is not None:
             self.engine.close()              # waits for a statement in flight (the lock)
         self._stopped.set()
@@ -711,16 +602,65 @@ class StoreServer:
     def __exit__(self, *exc):
         self.stop()
 
-    def _conn_opened(self, conn):
-        with self._conns_lock:
-            self._conns.add(conn)
+    # -- the front end's callbacks (authentication before the body; answers in ClickHouse's shape) ----
+    def _authenticate(self, req: Request) -> User | None:
+        name, password = req.credentials()
+        return self.users.authenticate(name, password)
 
-    def _conn_closed(self, conn):
-        with self._conns_lock:
-            self._conns.discard(conn)
+    def _body_limit(self, user: User) -> int:
+        return self.limits.max_body_bytes if user.role == "writer" else self.limits.max_query_body_bytes
+
+    def _error_answer(self, status: int, code: int, message: str, query_id: str = ""):
+        exc = StoreError(code, message, "", status=status)
+        body = exc.body(self.engine.version if self.engine else "")
+        headers = {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(exc.code)}
+        if query_id:
+            headers["X-ClickHouse-Query-Id"] = query_id
+        return status, body.encode("utf-8", "backslashreplace"), headers
+
+    def _serve(self, req: Request, user: User, body: bytes):
+        """One authenticated request -> (status, body, headers). Runs on the front end's pool."""
+        query_id = ""
+        try:
+            params = dict(req.params)
+            body = _decompress(body, req.headers.get("content-encoding", ""), self._body_limit(user))
+            ctype = req.headers.get("content-type", "")
+            if body and ctype.split(";", 1)[0].strip().lower() == "multipart/form-data":
+                params.update(_multipart(ctype, body))
+                body = b""
+            path = req.path.rstrip("/")
+            if path not in ("", "/query"):
+                raise StoreError(0, f"There is no handle {req.path}", "", status=404)
+            query_id = params.get("query_id") or str(uuid.uuid4())
+            result = self._execute(params, body or b"", user)
+            headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": self.engine.timezone,
+                       "X-ClickHouse-Summary": json.dumps(result.summary, separators=(",", ":"))}
+            if result.fmt:
+                headers["X-ClickHouse-Format"] = result.fmt
+                headers["Content-Type"] = _content_type(result.fmt)
+            else:
+                headers["Content-Type"] = "text/plain; charset=UTF-8"
+            return 200, result.body, headers
+        except Refused as exc:
+            self._refused += 1
+            log.warning("store: refused a statement of %s (%s): %s", user.name, user.role, exc)
+            return self._store_error(StoreError(exc.code, str(exc), exc.name), query_id)
+        except StoreError as exc:
+            return self._store_error(exc, query_id)
+        except Exception as exc:                       # an engine error: ClickHouse's shape
+            return self._store_error(_from_exception(exc), query_id)
+
+    def _store_error(self, exc: StoreError, query_id: str):
+        if exc.status >= 500 and exc.status != 503:
+            log.debug("store error %s: %s", exc.code, exc.message)
+        body = exc.body(self.engine.version if self.engine else "")
+        headers = {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(exc.code)}
+        if query_id:
+            headers["X-ClickHouse-Query-Id"] = query_id
+        return exc.status, body.encode("utf-8", "backslashreplace"), headers
 
     # -- one request -----------------------------------------------------------------------------
-    def _execute(self, params: dict, body: bytes) -> Result:
+    def _execute(self, params: dict, body: bytes, user: User) -> Result:
         engine = self.engine
         if engine is None or engine.closed:
             raise StoreError(210, "the store is shutting down", "NETWORK_ERROR", status=503)
@@ -733,21 +673,25 @@ class StoreServer:
             if not _SETTING_NAME.match(k):
                 raise StoreError(115, f"Unknown setting {k!r}", "UNKNOWN_SETTING")
             settings[k] = _literal(v)
+        check_settings(settings, user.name, user.role)
         qparams = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         timeout = params.get("session_timeout")
         with engine.lock:
             sess = engine.session(params.get("session_id"), float(timeout) if timeout else None)
+        in_db = database or (sess.database if sess is not None else None) or "default"
         # an INSERT whose data follows its FORMAT clause
         if query:
             split = split_insert(query.encode("utf-8"))
             if split is not None:
                 statement, fmt, offset = split
+                self.guard.check(f"{statement} FORMAT {fmt}", qparams, user.role, user.name, in_db)
                 data = query.encode("utf-8")[offset:] + body if offset < len(query.encode("utf-8")) else body
                 return self._insert(engine, statement, fmt, data, database, settings, sess)
         else:
             split = split_insert(body)
             if split is not None:
                 statement, fmt, offset = split
+                self.guard.check(f"{statement} FORMAT {fmt}", qparams, user.role, user.name, in_db)
                 return self._insert(engine, statement, fmt, memoryview(body)[offset:], database, settings, sess)
         try:
             text = (query + ("\n" if query and body else "")) + body.decode("utf-8")
@@ -761,6 +705,9 @@ class StoreServer:
         m = _TRAILING_FORMAT.search(text)
         if m and m.group(1).lower() in _PY_ONLY_FORMATS:
             raise StoreError(73, f"Unknown format {m.group(1)}", "UNKNOWN_FORMAT")
+        root = self.guard.check(text, qparams, user.role, user.name, in_db)
+        if root.kind == "Set":
+            check_settings(parse_set(text), user.name, user.role)
         return engine.execute(text, fmt, qparams, database, settings, sess)
 
     def _insert(self, engine: Engine, statement: str, fmt: str, data, database, settings, sess) -> Result:

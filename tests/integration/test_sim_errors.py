@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from urllib.request import urlopen
 
 import orjson
@@ -65,6 +66,36 @@ def test_oversized_body_and_garbage_params(sim):
     assert status == 413 and body["code"] == -1101
     status, body, _ = call(sim, "GET", "/api/v3/ping?%%%", key=None)
     assert status in (200, 400)
+
+
+def test_non_utf8_body_gets_1100_not_a_500(sim):
+    # issue 16: a body that is not UTF-8 was answered 500 with a traceback
+    status, body, _ = call(sim, "POST", "/api/v3/order", body=b"symbol=BTC\xff\xfeUSDT&side=BUY")
+    assert status == 400 and body["code"] == -1100, body
+
+
+def test_non_ascii_signature_in_the_body_gets_a_binance_error(sim):
+    query = f"symbol=BTCUSDT&timestamp={int(time.time() * 1000)}"
+    status, body, _ = call(sim, "GET", "/api/v3/openOrders?" + query, body="signature=é€".encode())
+    assert 400 <= status < 500 and body["code"] in (-1022, -1100), body
+
+
+@pytest.mark.parametrize("path,params,name", [
+    ("/api/v3/aggTrades", {"symbol": "BTCUSDT", "fromId": "-1"}, "fromId"),
+    ("/api/v3/aggTrades", {"symbol": "BTCUSDT", "startTime": str(10**25)}, "startTime"),
+    ("/api/v3/aggTrades", {"symbol": "BTCUSDT", "startTime": "-5"}, "startTime"),
+    ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "startTime": "99999999999999999"}, "startTime"),
+    ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m", "endTime": "1e30"}, "endTime"),
+])
+def test_negative_ids_and_absurd_times_get_1100_naming_the_parameter(sim, path, params, name):
+    # issue 16: negative fromId and absurd startTime values were accepted
+    status, body, _ = call(sim, "GET", path, params)
+    assert status == 400 and body["code"] == -1100 and f"'{name}'" in body["msg"], body
+
+
+def test_my_trades_negative_from_id_gets_1100(sim):
+    status, body, _ = call(sim, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT", "fromId": "-3"}, signed=True)
+    assert status == 400 and body["code"] == -1100 and "'fromId'" in body["msg"], body
 
 
 def test_unknown_endpoint(sim):

@@ -210,3 +210,54 @@ def test_real_binance_snapshot_and_diffs():
     live_asks = [a for a in asks if a[1] > 0]
     assert book.ask_count == len({p for p, _ in live_asks})
     assert book.best_bid()[0] < book.best_ask()[0]
+
+
+def _levels(n, start, step):
+    return np.array([[start + step * i, 1 + i % 7] for i in range(n)], dtype=np.int64)
+
+
+@pytest.mark.parametrize("order", ["best_first", "worst_first", "shuffled"])
+def test_snapshot_in_any_order_gives_the_same_book(order):
+    bids, asks = _levels(500, 10_000, -1), _levels(500, 10_001, 1)      # best first, as Binance sends
+    if order == "worst_first":
+        bids, asks = bids[::-1], asks[::-1]
+    elif order == "shuffled":
+        rng = np.random.default_rng(3)
+        bids, asks = rng.permutation(bids), rng.permutation(asks)
+    book = OrderBook("X")
+    assert book.apply_snapshot(bids, asks, 1) == BookStatus.APPLIED
+    assert book.bid_count == 500 and book.ask_count == 500
+    assert book.top_bids(500).tolist() == _levels(500, 10_000, -1).tolist()
+    assert book.top_asks(500).tolist() == _levels(500, 10_001, 1).tolist()
+
+
+def test_snapshot_duplicate_price_keeps_the_first_given_in_any_order():
+    book = OrderBook("X")
+    assert book.apply_snapshot([[5, 1], [9, 2], [5, 3], [7, 4], [9, 5]], [[20, 1], [11, 2], [20, 3]], 1) \
+        == BookStatus.APPLIED
+    assert book.top_bids(10).tolist() == [[9, 2], [7, 4], [5, 1]]
+    assert book.top_asks(10).tolist() == [[11, 2], [20, 1]]
+
+
+def test_snapshot_worst_first_is_not_quadratic():
+    # issue 16: 200k levels worst-price-first took 8.7 s (an insert at the front for each level)
+    import time
+
+    n = 200_000
+    bids = np.stack([np.arange(1, n + 1, dtype=np.int64), np.ones(n, dtype=np.int64)], axis=1)   # worst first
+    asks = np.stack([np.arange(2 * n, n, -1, dtype=np.int64), np.ones(n, dtype=np.int64)], axis=1)
+    book = OrderBook("X")
+    t0 = time.perf_counter()
+    assert book.apply_snapshot(bids, asks, 1) == BookStatus.APPLIED
+    elapsed = time.perf_counter() - t0
+    assert book.best_bid() == (n, 1) and book.best_ask() == (n + 1, 1) and book.bid_count == n
+    assert elapsed < 1.5, f"200k worst-first levels took {elapsed:.2f} s"
+
+
+def test_cumulative_qty_is_exact_beyond_int64():
+    # issue 16: the sum of huge levels wrapped silently to a negative number
+    big = 2**62
+    book = OrderBook("X")
+    assert book.apply_snapshot([[10, big], [9, big], [8, big]], [[11, big], [12, big]], 1) == BookStatus.APPLIED
+    assert book.cumulative_qty(Side.BID, 8) == 3 * big
+    assert book.cumulative_qty(Side.ASK, 12) == 2 * big

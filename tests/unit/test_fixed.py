@@ -78,3 +78,53 @@ def test_parse_levels_malformed_input_many_times_leaves_the_interpreter_sound():
         for _ in range(2000):
             assert px.parse_levels(qty, bad, p_out, q_out) < 0
     gc.collect()
+
+
+def test_increment_too_large_for_int64_is_a_value_error():
+    # issue 16: "1E+20" raised OverflowError; the documented error is ValueError naming the increment
+    with pytest.raises(ValueError, match=r"increment '1E\+20' is too large"):
+        FixedPoint("1E+20")
+
+
+_LYING_LIST = """
+import json
+import numpy as np
+from abidance._core.fixed import FixedPoint
+
+class LyingList(list):
+    def __len__(self):
+        return 0
+
+px, qty = np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64)
+n = FixedPoint("0.01").parse_levels(FixedPoint("1"), LyingList([["1.00", "1"]] * 100_000), px, qty)
+print(json.dumps([n, px.tolist(), qty.tolist()]))
+"""
+
+
+def test_parse_levels_refuses_a_list_subclass_that_lies_about_its_length():
+    # issue 16: with bounds checks off, a list claiming to be empty wrote past the arrays (a segfault):
+    # run in a child process so that a regression fails this test instead of killing the run
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LYING_LIST], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"child died (rc {out.returncode}): {out.stderr[-500:]}"
+    result, px, qty = json.loads(out.stdout)
+    assert result < 0 and px == [0, 0] and qty == [0, 0]
+
+
+def test_parse_levels_refuses_lying_levels_and_values_inside_an_exact_list():
+    px, qty = np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64)
+
+    class LyingPair(list):
+        def __len__(self):
+            return 2
+
+    class Text(str):
+        pass
+
+    fp = FixedPoint("0.01")
+    assert fp.parse_levels(FixedPoint("1"), [["1.00", "1"], LyingPair()], px, qty) == -2
+    assert fp.parse_levels(FixedPoint("1"), [[Text("1.00"), "1"]], px, qty) == -1
+    assert fp.parse_levels(FixedPoint("1"), (("1.00", "1"), ("2.00", "3")), px, qty) == 2

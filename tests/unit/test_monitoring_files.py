@@ -69,8 +69,8 @@ def exported_names() -> set[str]:
     m.registry.register(m._collector)
     m._health = ConnectorHealth("x", 1, 1, 0, 0, {"r": 1}, 0, 0, 0)
     writer = SimpleNamespace(accepted={}, written={}, spool_dir=Path("/nonexistent"), up=True)
-    service = SimpleNamespace(stats=lambda: {"overflow": 0, "channels": {"c": {"delivered_alerts": 0, "delivered_messages": 0,
-                                                                            "waiting": 0, "unreachable": False}}})
+    channel = {"delivered_alerts": 0, "delivered_messages": 0, "waiting": 0, "unreachable": False}
+    service = SimpleNamespace(stats=lambda: {"overflow": 0, "channels": {"c": channel}})
     m.probes = {"store": store_probe(writer), "alerts": alerts_probe(service)}
     for label in ("REJECTED",):
         m.orders.labels(label)

@@ -21,6 +21,7 @@ WS_API_URLS = {
 }
 WS_API_PATH = "/ws-api/v3"
 USER_DATA_AUTH = ("signature", "logon")
+DAILY_ORDER_BUDGET = ("halt", "wait")
 ORDER_TRANSPORTS = ("ws_api", "rest")
 
 
@@ -37,6 +38,7 @@ class BinanceConfig:
     order_retry_attempts: int = 3           # resubmits after a status-unknown answer, each after a query
     weight_limit_per_minute: int = 6000     # replaced by exchangeInfo's REQUEST_WEIGHT limit
     weight_safety_margin: float = 0.9       # keep this share of the budget for ourselves
+    daily_order_budget: str = "halt"        # the day's orders spent: "halt" trading, or "wait" for the next day
     client_order_prefix: str = "abd"
     # Streams
     max_streams_per_connection: int = 1024  # Binance's limit
@@ -88,6 +90,9 @@ class BinanceConfig:
         if self.user_data_auth not in USER_DATA_AUTH:
             raise ValueError(f"binance.user_data_auth must be one of {', '.join(map(repr, USER_DATA_AUTH))}, "
                              f"got {self.user_data_auth!r}")
+        if self.daily_order_budget not in DAILY_ORDER_BUDGET:
+            raise ValueError(f"binance.daily_order_budget must be one of {', '.join(map(repr, DAILY_ORDER_BUDGET))}, "
+                             f"got {self.daily_order_budget!r}")
         if self.order_transport not in ORDER_TRANSPORTS:
             raise ValueError(f"binance.order_transport must be one of {', '.join(map(repr, ORDER_TRANSPORTS))}, "
                              f"got {self.order_transport!r}")

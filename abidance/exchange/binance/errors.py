@@ -36,6 +36,10 @@ class RateLimited(BinanceApiError):
         self.retry_after_s = retry_after_s
 
 
+class OrderBudgetSpent(RateLimited):
+    """The day's order budget is spent locally (binance.daily_order_budget = "halt"): not sent."""
+
+
 class IpBanned(BinanceApiError):
     """HTTP 418: the IP is banned until until_ms (wall ms); nothing may be sent before."""
 

@@ -24,7 +24,7 @@ from abidance.core import topics
 from abidance.core.clock import LiveClock
 from abidance.core.events import Alert
 from abidance.exchange.binance.config import BinanceConfig
-from abidance.exchange.binance.errors import IpBanned, RateLimited
+from abidance.exchange.binance.errors import IpBanned, OrderBudgetSpent, RateLimited
 
 log = logging.getLogger("abidance.binance.rate_limit")
 
@@ -101,6 +101,8 @@ class RateLimiter:
         self._retry_at_ms = 0           # 429: nothing before this (server ms)
         self._orders_retry_at_ms = 0    # -1015: no new order before this
         self._banned_until_ms = 0       # 418: nothing at all before this
+        self.daily_order_budget = config.daily_order_budget
+        self._day_spent_window = -1     # the day window whose budget ran out (alert and halt once)
         # counters
         self.requests = 0
         self.weight_used = 0
@@ -140,8 +142,9 @@ class RateLimiter:
     async def reserve(self, weight: int, is_order: bool = False) -> None:
         """Wait until `weight` (and one order) fits the budget, then spend it.
 
-        Raises IpBanned at once during a ban, and RateLimited when the day's order budget
-        is spent (waiting for the next day is the caller's decision).
+        Raises IpBanned at once during a ban. When the day's order budget is spent an order
+        waits for the next UTC day (binance.daily_order_budget = "wait") or is refused with
+        OrderBudgetSpent after one critical alert and a halt request ("halt").
         """
         while True:
             now = self.now_ms()
@@ -182,14 +185,33 @@ class RateLimiter:
             day = self._orders_day
             day.roll(now)
             if day.used + 1 > self._budget(self.limits.orders_per_day):
-                raise RateLimited(-1015, f"local daily order budget spent ({day.used} of "
-                                  f"{self.limits.orders_per_day}); not sent",
-                                  0, retry_after_s=day.ms_left(now) / 1000)
+                return self._day_spent(day, now)
             ten = self._orders_10s
             ten.roll(now)
             if ten.used + 1 > self._budget(self.limits.orders_per_10s):
                 return ten.ms_left(now)
         return 0
+
+    def _day_spent(self, day: _Window, now: int) -> int:
+        """The day's order budget is spent: wait for the next UTC day, or refuse and halt (once a day)."""
+        first = self._day_spent_window != day.start_ms
+        self._day_spent_window = day.start_ms
+        text = (f"the day's order budget is spent ({day.used} of {self.limits.orders_per_day} orders, "
+                f"{self.margin:.0%} kept); it renews in {day.ms_left(now) / 3_600_000:.1f} h")
+        if self.daily_order_budget == "wait":
+            if first:
+                log.error("%s: new orders wait for the next UTC day", text)
+                self._alert("critical", "order_budget_spent", f"{text}: new orders wait until then")
+            return day.ms_left(now)
+        if first:
+            log.error("%s: trading halts (an operator resumes)", text)
+            self._alert("critical", "order_budget_spent", f"{text}: new orders are refused and trading halts")
+            if self.bus is not None:
+                try:
+                    self.bus.send(topics.HALT, f"daily order budget spent ({day.used} orders)")
+                except LookupError:
+                    log.error("no risk engine to halt: new orders are refused one by one")
+        raise OrderBudgetSpent(-1015, f"{text}; not sent", 0, retry_after_s=day.ms_left(now) / 1000)
 
     # ---- after an answer --------------------------------------------------------------
 

@@ -91,6 +91,8 @@ def parse_config(data: dict) -> SimConfig:
     if not 0 < cfg.speed <= 10_000:
         raise ConfigError(f"sim.speed must be within (0, 10000], got {cfg.speed}")
     cfg.seed = _typed(sim, "seed", int, "sim", cfg.seed)
+    if not 0 <= cfg.seed < 2**63:
+        raise ConfigError(f"sim.seed must be within 0..2**63-1, got {cfg.seed}")
     cfg.step_ms = _typed(sim, "step_ms", int, "sim", cfg.step_ms)
     if not 10 <= cfg.step_ms <= 60_000:
         raise ConfigError(f"sim.step_ms must be within 10..60000, got {cfg.step_ms}")
@@ -114,8 +116,11 @@ def parse_config(data: dict) -> SimConfig:
     if "limits" in sim:
         try:
             cfg.limits = RateLimitConfig(**sim["limits"])
+            cfg.limits.validate()
         except TypeError as exc:
             raise ConfigError(f"sim.limits: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"sim.{exc}") from None
     cfg.api_key = os.environ.get("ABIDANCE_SIM_API_KEY", DEMO_API_KEY)
     cfg.api_secret = os.environ.get("ABIDANCE_SIM_API_SECRET", DEMO_API_SECRET)
     return cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from dataclasses import asdict, dataclass, fields
 
@@ -36,12 +37,25 @@ class FaultSettings:
     def validate(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
-                raise ValueError(f"faults.{f.name} must be within [0, 1], got {value!r}")
-            if f.name in ("rest_latency_ms", "stream_stall_s") and value < 0:
-                raise ValueError(f"faults.{f.name} must not be negative, got {value!r}")
+            lo, hi = FAULT_RANGES.get(f.name, (0.0, 1.0))
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"faults.{f.name} must be a number, got {value!r}")
+            if f.name == "seed" and not isinstance(value, int):
+                raise ValueError(f"faults.seed must be an integer, got {value!r}")
+            if not math.isfinite(value) or not lo <= value <= hi:
+                raise ValueError(f"faults.{f.name} must be within [{lo:g}, {hi:g}], got {value!r}")
         if self.max_connection_s <= 0:
             raise ValueError(f"faults.max_connection_s must be positive, got {self.max_connection_s!r}")
+
+
+# Bounds of the settings that are not a share ([0, 1]): a latency of 1e300 ms would hang every call.
+FAULT_RANGES = {
+    "seed": (0, 2**63 - 1),
+    "rest_latency_ms": (0, 60_000),
+    "stream_stall_s": (0.0, 3_600.0),
+    "clock_skew_ms": (-3_600_000, 3_600_000),
+    "max_connection_s": (0.0, 7 * 86_400.0),
+}
 
 
 class Faults:

@@ -26,6 +26,22 @@ class RateLimitConfig:
     first_ban_s: int = 120
     max_ban_s: int = 3 * 86_400
 
+    def validate(self) -> None:
+        for name, (lo, hi) in LIMIT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"limits.{name} must be an integer within [{lo}, {hi}], got {value!r}")
+
+
+LIMIT_RANGES = {
+    "weight_per_minute": (1, 10_000_000),
+    "orders_per_10s": (1, 1_000_000),
+    "orders_per_day": (1, 100_000_000),
+    "violations_before_ban": (0, 1_000_000),
+    "first_ban_s": (1, 30 * 86_400),
+    "max_ban_s": (1, 30 * 86_400),
+}
+
 
 @dataclass
 class _IpState:

@@ -22,6 +22,8 @@ from abidance.exchange.sim.errors import BinanceError
 log = logging.getLogger("abidance.sim.rest")
 
 MAX_BODY_BYTES = 64 * 1024
+INT64_MAX = 2**63 - 1
+MAX_TIME_MS = 253_402_300_799_999        # 9999-12-31T23:59:59.999Z: a time past it is not a time
 NONE, API_KEY, SIGNED = 0, 1, 2
 
 ORDER_PARAMS = {
@@ -48,17 +50,26 @@ class Call:
             raise errors.mandatory_param(name)
         return value
 
-    def int_param(self, name: str, default=None, lo=None, hi=None):
+    def int_param(self, name: str, default=None, lo=-INT64_MAX - 1, hi=INT64_MAX):
+        """An integer parameter within [lo, hi] (int64 at most, as Binance parses it), else -1100
+        naming the parameter and its legal range."""
         raw = self.params.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise errors.illegal_chars(name) from None
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
+        if not raw.lstrip("-").isdigit() or not raw.isascii() or len(raw) > 20:
+            raise errors.illegal_chars(name)
+        value = int(raw)
+        if value < lo or value > hi:
             raise errors.BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{lo}' to '{hi}'.", 400)
         return value
+
+    def id_param(self, name: str):
+        """An id (orderId, fromId): 0 to int64's maximum, as Binance has it."""
+        return self.int_param(name, None, 0, INT64_MAX)
+
+    def time_param(self, name: str):
+        """A time in ms since the epoch (startTime, endTime): 0 to the end of year 9999."""
+        return self.int_param(name, None, 0, MAX_TIME_MS)
 
     def symbol(self) -> str:
         symbol = self.require("symbol").upper()
@@ -119,8 +130,8 @@ def trades(call: Call):
 
 
 def agg_trades(call: Call):
-    return call.venue.exchange.agg_trades(call.symbol(), from_id=call.int_param("fromId"),
-                                          start_time=call.int_param("startTime"), end_time=call.int_param("endTime"),
+    return call.venue.exchange.agg_trades(call.symbol(), from_id=call.id_param("fromId"),
+                                          start_time=call.time_param("startTime"), end_time=call.time_param("endTime"),
                                           limit=call.int_param("limit", 500, 1, 1000))
 
 
@@ -130,7 +141,7 @@ def klines(call: Call):
     agg = call.venue.klines[symbol]
     if interval not in agg.intervals:
         raise errors.bad_interval()
-    return agg.klines(interval, start_time=call.int_param("startTime"), end_time=call.int_param("endTime"),
+    return agg.klines(interval, start_time=call.time_param("startTime"), end_time=call.time_param("endTime"),
                       limit=call.int_param("limit", 500, 1, 1000))
 
 
@@ -178,7 +189,7 @@ def test_order(call: Call):
 
 
 def order_ref(call: Call) -> dict[str, object]:
-    order_id = call.int_param("orderId")
+    order_id = call.id_param("orderId")
     client_id = call.params.get("origClientOrderId")
     if order_id is None and not client_id:
         raise errors.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!", 400)
@@ -205,8 +216,8 @@ def cancel_open_orders(call: Call):
 
 def all_orders(call: Call):
     return call.venue.exchange.all_orders(
-        call.account, call.symbol(), order_id=call.int_param("orderId"),
-        start_time=call.int_param("startTime"), end_time=call.int_param("endTime"),
+        call.account, call.symbol(), order_id=call.id_param("orderId"),
+        start_time=call.time_param("startTime"), end_time=call.time_param("endTime"),
         limit=call.int_param("limit", 500, 1, 1000))
 
 
@@ -216,9 +227,9 @@ def account_info(call: Call):
 
 def my_trades(call: Call):
     return call.venue.exchange.my_trades(
-        call.account, call.symbol(), order_id=call.int_param("orderId"),
-        start_time=call.int_param("startTime"), end_time=call.int_param("endTime"),
-        from_id=call.int_param("fromId"), limit=call.int_param("limit", 500, 1, 1000))
+        call.account, call.symbol(), order_id=call.id_param("orderId"),
+        start_time=call.time_param("startTime"), end_time=call.time_param("endTime"),
+        from_id=call.id_param("fromId"), limit=call.int_param("limit", 500, 1, 1000))
 
 
 def _count_orders(call: Call, n: int) -> None:
@@ -264,8 +275,8 @@ def open_order_lists(call: Call):
 
 def all_order_lists(call: Call):
     return call.venue.exchange.all_order_lists(
-        call.account, from_id=call.int_param("fromId"), start_time=call.int_param("startTime"),
-        end_time=call.int_param("endTime"), limit=call.int_param("limit", 500, 1, 1000))
+        call.account, from_id=call.id_param("fromId"), start_time=call.time_param("startTime"),
+        end_time=call.time_param("endTime"), limit=call.int_param("limit", 500, 1, 1000))
 
 
 def amend_order(call: Call):
@@ -379,9 +390,13 @@ def make_handler(venue, method: str, path: str, weight, security: int, is_order:
                     venue.limiter.ban(ip, exc.retry_after or 120, venue.wall_ms())
                 raise
             try:
-                body = await request.text() if request.can_read_body else ""
+                raw = await request.read() if request.can_read_body else b""
             except web.HTTPRequestEntityTooLarge:
                 raise BinanceError(-1101, f"Request body larger than {MAX_BODY_BYTES} bytes.", 413) from None
+            try:
+                body = raw.decode("utf-8")
+            except UnicodeDecodeError:      # Binance: a malformed parameter, not a server error
+                raise BinanceError(-1100, "Illegal characters found in a parameter.", 400) from None
             params = parse_params(request.query_string, body)
             cost = weight_of(weight, params)
             now = venue.wall_ms()

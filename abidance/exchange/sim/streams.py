@@ -27,6 +27,9 @@ from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, WSUpgradeReq
 log = logging.getLogger("abidance.sim.streams")
 
 MAX_STREAMS_PER_CONNECTION = 1024
+# A connection whose unsent data passes this is a slow consumer: Binance disconnects those, and so
+# do we, dropping what was buffered (a reader that never reads held GBs otherwise).
+MAX_SEND_BUFFER_BYTES = 4 << 20
 MAX_INCOMING_PER_SECOND = 5
 KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 _STREAM_RE = re.compile(
@@ -169,7 +172,8 @@ class StreamConnection(WSListener):
             self._reply_error(req_id, 2, f"Invalid request: unknown method {method!r}")
 
     def _reply(self, body: dict) -> None:
-        self.transport.send(WSMsgType.TEXT, orjson.dumps(body))
+        if not self.hub.too_slow(self, self.transport):
+            self.transport.send(WSMsgType.TEXT, orjson.dumps(body))
 
     def _reply_error(self, req_id, code: int, msg: str) -> None:
         self._reply({"error": {"code": code, "msg": msg}, "id": req_id})
@@ -184,6 +188,8 @@ class StreamConnection(WSListener):
     # ---- output ------------------------------------------------------------------------
 
     def send_payload(self, raw: bytes, combined: bytes) -> None:
+        if self.hub.too_slow(self, self.transport):
+            return
         self.transport.send(WSMsgType.TEXT, combined if self.combined else raw)
         self.sent += 1
 
@@ -204,6 +210,27 @@ class StreamHub:
         self.user_subscriptions: dict[int, dict[object, int]] = {}  # account id -> {session: subscriptionId}
         self.published = 0
         self.max_connection_s = 86_400.0
+        self.max_send_buffer_bytes = MAX_SEND_BUFFER_BYTES
+        self.slow_consumers_dropped = 0
+
+    def too_slow(self, conn, transport: WSTransport | None) -> bool:
+        """True (and the connection is dropped, counted and logged) when `conn` is gone or its unsent
+        data has passed max_send_buffer_bytes: Binance disconnects a client that reads too slowly.
+        The buffered data is discarded (an abort, not a close that would wait to flush it)."""
+        if transport is None or transport.is_disconnected:
+            return True
+        buffered = transport.underlying_transport.get_write_buffer_size()
+        if buffered <= self.max_send_buffer_bytes:
+            return False
+        self.slow_consumers_dropped += 1
+        log.warning("disconnecting a slow consumer (%s): %d bytes unsent > %d (%d dropped so far)",
+                    type(conn).__name__, buffered, self.max_send_buffer_bytes, self.slow_consumers_dropped)
+        if isinstance(conn, StreamConnection):
+            self.detach(conn)
+        else:
+            self.detach_session(conn)
+        transport.disconnect(graceful=False)
+        return True
 
     def attach(self, conn: StreamConnection) -> None:
         self.connections.add(conn)

@@ -130,14 +130,14 @@ class ApiSession(WSListener):
     # ---- output ----------------------------------------------------------------------
 
     def send_event(self, subscription_id: int, raw_event: bytes) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
+        if not self.hub.too_slow(self, self.transport):
             self.transport.send(WSMsgType.TEXT, b'{"subscriptionId":%d,"event":%s}' % (subscription_id, raw_event))
 
     def _answer(self, req_id, status: int, body: dict, rate_limits: list | None) -> None:
         out = {"id": req_id, "status": status, **body}
         if rate_limits is not None:
             out["rateLimits"] = rate_limits
-        if self.transport is not None and not self.transport.is_disconnected:
+        if not self.hub.too_slow(self, self.transport):
             self.transport.send(WSMsgType.TEXT, orjson.dumps(out))
 
     # ---- requests --------------------------------------------------------------------

@@ -11,7 +11,7 @@ the book to NOT ready with a reason (`resync_reason`, `resync_message`) and ever
 further diff is refused until a new snapshot arrives.
 """
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t, INT64_MAX
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove
 
@@ -105,8 +105,103 @@ cdef inline int side_set(BookSide* s, int64_t key, int64_t qty) noexcept nogil:
     return 0
 
 
+cdef int side_build(BookSide* s, int64_t sign, const int64_t* px, const int64_t* qty,
+                    Py_ssize_t n) noexcept nogil:
+    """Fill an empty side from a snapshot's levels in any order, in O(n log n).
+
+    The levels go in reversed (Binance sends best first, so they usually arrive already
+    ascending: one pass and done; worst first, they are flipped in a second pass).
+    Otherwise a stable merge sort orders them by key, and of equal keys the one given
+    first in the snapshot wins (the last after reversal). Returns -1 when memory runs out.
+    """
+    cdef Level* lv
+    cdef Level* tmp
+    cdef Level* src
+    cdef Level* dst
+    cdef Level* swap
+    cdef Level held
+    cdef Py_ssize_t i, j, k, lo, mid, hi, width, out
+    cdef bint ascending = True, descending = True
+    s.n = 0
+    if n == 0:
+        return 0
+    if side_reserve(s, n) != 0:
+        return -1
+    lv = s.levels
+    for i in range(n):
+        lv[i].key = sign * px[n - 1 - i]
+        lv[i].qty = qty[n - 1 - i]
+        if i:
+            if lv[i - 1].key >= lv[i].key:
+                ascending = False
+            if lv[i - 1].key <= lv[i].key:
+                descending = False
+    if descending and not ascending:
+        for i in range(n // 2):
+            held = lv[i]
+            lv[i] = lv[n - 1 - i]
+            lv[n - 1 - i] = held
+    elif not ascending:
+        tmp = <Level*>malloc(n * sizeof(Level))
+        if tmp == NULL:
+            return -1
+        src = lv
+        dst = tmp
+        width = 1
+        while width < n:            # bottom-up merge sort: stable, no recursion
+            lo = 0
+            while lo < n:
+                mid = min(lo + width, n)
+                hi = min(lo + 2 * width, n)
+                i = lo
+                j = mid
+                k = lo
+                while i < mid and j < hi:
+                    if src[j].key < src[i].key:
+                        dst[k] = src[j]
+                        j += 1
+                    else:
+                        dst[k] = src[i]
+                        i += 1
+                    k += 1
+                while i < mid:
+                    dst[k] = src[i]
+                    i += 1
+                    k += 1
+                while j < hi:
+                    dst[k] = src[j]
+                    j += 1
+                    k += 1
+                lo = hi
+            swap = src
+            src = dst
+            dst = swap
+            width *= 2
+        # keep the last of each run of equal keys (the first given), compacting into lv
+        out = 0
+        for i in range(n):
+            if i + 1 < n and src[i + 1].key == src[i].key:
+                continue
+            lv[out] = src[i]
+            out += 1
+        free(tmp)
+        n = out
+    s.n = n
+    return 0
+
+
 cdef inline int64_t side_key(int side, int64_t px) noexcept nogil:
     return px if side == BID else -px
+
+
+cdef inline abidance_i128 side_qty_through(const BookSide* s, int64_t key) noexcept nogil:
+    """Total quantity of the levels from the best down to key, in 128 bits (no overflow)."""
+    cdef abidance_i128 total = 0
+    cdef Py_ssize_t i = s.n - 1
+    while i >= 0 and s.levels[i].key >= key:
+        total += s.levels[i].qty
+        i -= 1
+    return total
 
 
 cdef class OrderBook:
@@ -189,14 +284,13 @@ cdef class OrderBook:
         for i in range(na):
             if ask_px[i] <= 0 or ask_qty[i] <= 0:
                 return self._fail(INVALID_VALUE, ask_px[i], ask_qty[i])
-        if side_reserve(&self._bids, nb) != 0 or side_reserve(&self._asks, na) != 0:
+        # Binance sends best first (one pass); any other order, duplicates included, is
+        # sorted in O(n log n) (see side_build).
+        if side_build(&self._bids, 1, bid_px, bid_qty, nb) != 0 or \
+                side_build(&self._asks, -1, ask_px, ask_qty, na) != 0:
+            self._bids.n = 0
+            self._asks.n = 0
             return self._fail(OUT_OF_MEMORY, nb + na, 0)
-        # Binance sends best first; inserting in reverse order appends at the end (O(1)
-        # each). Any other order, duplicates included, still ends up sorted.
-        for i in range(nb - 1, -1, -1):
-            side_set(&self._bids, bid_px[i], bid_qty[i])
-        for i in range(na - 1, -1, -1):
-            side_set(&self._asks, -ask_px[i], ask_qty[i])
         self.last_update_id = last_update_id
         self._has_snapshot = True
         if self._bids.n and self._asks.n and self.best_bid_px_c() >= self.best_ask_px_c():
@@ -320,14 +414,10 @@ cdef class OrderBook:
         return (b - a) / (b + a)
 
     cdef int64_t cumulative_qty_c(self, int side, int64_t limit_px) noexcept nogil:
-        cdef const BookSide* s = &self._bids if side == BID else &self._asks
-        cdef int64_t key = side_key(side, limit_px)
-        cdef int64_t total = 0
-        cdef Py_ssize_t i = s.n - 1
-        while i >= 0 and s.levels[i].key >= key:
-            total += s.levels[i].qty
-            i -= 1
-        return total
+        # Saturates at INT64_MAX: a sum of huge levels must not wrap to a small or negative one.
+        cdef abidance_i128 total = side_qty_through(&self._bids if side == BID else &self._asks,
+                                                    side_key(side, limit_px))
+        return INT64_MAX if total > <abidance_i128>INT64_MAX else <int64_t>total
 
     @property
     def bid_count(self) -> int:
@@ -366,8 +456,14 @@ cdef class OrderBook:
         return self.imbalance_c(depth)
 
     def cumulative_qty(self, int side, int64_t limit_px) -> int:
-        """Quantity on `side` at prices at least as good as limit_px (bids >=, asks <=)."""
-        return self.cumulative_qty_c(side, limit_px)
+        """Quantity on `side` at prices at least as good as limit_px (bids >=, asks <=).
+
+        Exact as a Python int: the sum of many huge levels can exceed int64."""
+        cdef abidance_i128 total = side_qty_through(&self._bids if side == BID else &self._asks,
+                                                    side_key(side, limit_px))
+        hi = <int64_t>(total >> 64)
+        lo = <uint64_t>total
+        return (int(hi) << 64) | int(lo)
 
     def top(self, int side, Py_ssize_t n=10):
         """Top n levels of one side as an int64 array (k, 2) [[price, qty], ...], best first."""

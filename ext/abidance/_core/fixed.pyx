@@ -5,6 +5,7 @@ int64 counts of the instrument's tick (price) or step (quantity). Conversion is
 exact: a value that is not a whole number of increments is an error, never rounded.
 """
 
+cimport cython
 from libc.stdint cimport int64_t, INT64_MAX
 
 from decimal import Decimal, InvalidOperation
@@ -93,8 +94,11 @@ cdef class FixedPoint:
         self.decimals = max(0, -exp)
         if self.decimals > 18:
             raise ValueError(f"increment {increment!r} has more than 18 decimals")
+        scaled = int(inc.scaleb(self.decimals))
+        if scaled > INT64_MAX:
+            raise ValueError(f"increment {increment!r} is too large for int64 fixed point")
         self.increment = inc
-        self.increment_scaled = int(inc.scaleb(self.decimals))
+        self.increment_scaled = scaled
 
     cdef int units_c(self, const char* s, Py_ssize_t n, int64_t* out) noexcept nogil:
         cdef int64_t scaled
@@ -153,24 +157,36 @@ cdef class FixedPoint:
         q, r = divmod(abs(scaled), POW10[d])
         return f"{sign}{q}.{r:0{d}d}"
 
+    @cython.boundscheck(True)
+    @cython.wraparound(False)
     def parse_levels(self, FixedPoint qty, levels, int64_t[::1] px_out, int64_t[::1] qty_out):
         """Fill px_out/qty_out from Binance levels [[price, qty], ...] (self converts price).
 
         Returns the number of levels written, or -(i + 1) for the first bad level i so
         the caller can report it without an exception on the hot path.
+
+        The input is untrusted: `levels` must be exactly a list or tuple (a subclass could
+        lie about its length), and every write is checked against the output arrays
+        (bounds checks are on here, whatever the module's directives say).
         """
         cdef Py_ssize_t i = 0
-        cdef Py_ssize_t n = len(levels)
+        cdef Py_ssize_t cap = min(px_out.shape[0], qty_out.shape[0])
+        cdef Py_ssize_t n
         cdef bytes p, q
         cdef object level
-        if n > px_out.shape[0] or n > qty_out.shape[0]:
-            return -(min(px_out.shape[0], qty_out.shape[0]) + 1)
+        if type(levels) is not list and type(levels) is not tuple:
+            return -1
+        n = len(levels)
+        if n > cap:
+            return -(cap + 1)
         for level in levels:
+            if i >= cap:
+                return -(cap + 1)
             # Checked explicitly, not by catching exceptions: this runs per message.
-            if not isinstance(level, (list, tuple)) or len(level) != 2:
+            if (type(level) is not list and type(level) is not tuple) or len(level) != 2:
                 return -(i + 1)
             price_text, qty_text = level[0], level[1]
-            if not isinstance(price_text, str) or not isinstance(qty_text, str):
+            if type(price_text) is not str or type(qty_text) is not str:
                 return -(i + 1)
             if not (<str>price_text).isascii() or not (<str>qty_text).isascii():
                 return -(i + 1)

@@ -11,7 +11,7 @@ from abidance.core import topics
 from abidance.core.bus import MessageBus
 from abidance.core.clock import TestClock
 from abidance.exchange.binance.config import BinanceConfig
-from abidance.exchange.binance.errors import IpBanned, RateLimited
+from abidance.exchange.binance.errors import IpBanned, OrderBudgetSpent, RateLimited
 from abidance.exchange.binance.rate_limit import Limits, RateLimiter
 from tests.kit import shared_data
 
@@ -93,13 +93,34 @@ def test_orders_per_10s_budget_waits_for_the_next_window():
     assert len(sleep.waits) == 1
 
 
-def test_daily_order_budget_spent_then_rate_limited_without_waiting():
-    limiter, _, sleep, _ = make(weight_per_minute=6000)
+def test_daily_order_budget_spent_then_refused_with_one_alert_and_one_halt_request():
+    limiter, _, sleep, alerts = make(weight_per_minute=6000)
+    halts = []
+    limiter.bus.register(topics.HALT, halts.append)
     limiter.limits = Limits(6000, 100, 2)
     run(limiter.reserve(1, is_order=True))
-    with pytest.raises(RateLimited, match="daily order budget") as info:
-        run(limiter.reserve(1, is_order=True))
-    assert info.value.retry_after_s > 0 and sleep.waits == []
+    for _ in range(3):
+        with pytest.raises(OrderBudgetSpent, match="order budget is spent") as info:
+            run(limiter.reserve(1, is_order=True))
+        assert info.value.retry_after_s > 0 and isinstance(info.value, RateLimited)
+    assert sleep.waits == []
+    assert [a.code for a in alerts] == ["order_budget_spent"] and alerts[0].level == "critical"
+    assert len(halts) == 1 and "daily order budget" in halts[0]
+    run(limiter.reserve(1))                   # not an order: still allowed
+
+
+def test_daily_order_budget_spent_then_orders_wait_for_the_next_day_when_told_to():
+    clock = TestClock(START_MS * 1_000_000)
+    sleep = FakeSleep(clock)
+    bus = MessageBus()
+    alerts = []
+    bus.subscribe(topics.ALERTS, alerts.append)
+    limiter = RateLimiter(BinanceConfig(daily_order_budget="wait"), bus, clock, sleep=sleep)
+    limiter.limits = Limits(6000, 100, 2)
+    run(limiter.reserve(1, is_order=True))
+    run(limiter.reserve(1, is_order=True))
+    assert sleep.waits == [(86_400_000 - START_MS % 86_400_000) / 1000]     # to 00:00 UTC
+    assert [a.code for a in alerts] == ["order_budget_spent"]
 
 
 def test_limits_from_real_exchange_info_rate_limits():

@@ -49,7 +49,7 @@ def test_cli_check_bad_file_prints_every_error_and_exits_2(capsys, tmp_path):
     bad.write_text('[node]\nmode = "x"\n[risk]\nmax_open_orders = -1\n')
     code, out, err = run(capsys, "check", str(bad))
     assert code == 2 and out == "" and "2 errors" in err
-    assert "node.mode must be one of" in err and "risk.max_open_orders must be >= 0" in err
+    assert "node.mode must be one of" in err and "risk.max_open_orders must be within [0, 1000000]" in err
 
 
 def test_cli_show_prints_effective_toml_after_env_overrides(capsys, monkeypatch):

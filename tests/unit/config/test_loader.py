@@ -63,20 +63,23 @@ def test_env_override_is_parsed_by_the_key_type():
     assert cfg.risk.max_position == {"BTCUSDT": Decimal("0.5")}
 
 
+NAMED = '[node]\nname = "t"\n'      # a file with a key: an empty one is refused first
+
+
 @pytest.mark.parametrize("var, value, expected", [
     ("ABIDANCE__RISK__MAX_OPEN_ORDERS", "five", "risk.max_open_orders must be an integer, got 'five'"),
-    ("ABIDANCE__RISK__MAX_OPEN_ORDERS", "-1", "risk.max_open_orders must be >= 0, got -1"),
+    ("ABIDANCE__RISK__MAX_OPEN_ORDERS", "-1", "risk.max_open_orders must be within [0, 1000000], got -1"),
     ("ABIDANCE__DATA__DEPTH", "maybe", "data.depth must be true or false, got 'maybe'"),
     ("ABIDANCE__NODE__MODE", "paperr", "node.mode must be one of 'live', 'paper', got 'paperr'"),
-    ("ABIDANCE__BINANCE__RECV_WINDOW_MS", "70000", "binance.recv_window_ms must be at most 60000"),
+    ("ABIDANCE__BINANCE__RECV_WINDOW_MS", "70000", "binance.recv_window_ms must be within (0, 60000]"),
 ])
 def test_env_override_when_bad_then_error_names_key_and_variable(var, value, expected):
-    [error] = errors_of("", env={var: value})
+    [error] = errors_of(NAMED, env={var: value})
     assert error.startswith(expected) and error.endswith(f"(from the environment variable {var})")
 
 
 def test_env_override_when_unknown_then_suggests():
-    errors = errors_of("", env={"ABIDANCE__RISK__MAX_OPEN_ORDRES": "1", "ABIDANCE__RSK__X": "1",
+    errors = errors_of(NAMED, env={"ABIDANCE__RISK__MAX_OPEN_ORDRES": "1", "ABIDANCE__RSK__X": "1",
                                 "ABIDANCE__STRATEGIES__ID": "x"})
     assert any("ABIDANCE__RISK__MAX_OPEN_ORDRES" in e and "did you mean 'max_open_orders'" in e for e in errors)
     assert any(e.startswith("ABIDANCE__RSK__X") and "ABIDANCE__RISK__" in e for e in errors)
@@ -97,7 +100,7 @@ def test_secret_key_anywhere_then_refused_without_echoing_the_value(text, path):
 
 
 def test_secret_in_override_variable_then_refused_without_echo():
-    [error] = errors_of("", env={"ABIDANCE__BINANCE__API_SECRET": "S3CR3T-VALUE"})
+    [error] = errors_of(NAMED, env={"ABIDANCE__BINANCE__API_SECRET": "S3CR3T-VALUE"})
     assert error.startswith("ABIDANCE__BINANCE__API_SECRET is refused") and "S3CR3T" not in error
 
 

@@ -148,6 +148,30 @@ def test_fault_update_names_the_bad_key():
     assert f.update({"rest_5xx_rate": 0.5}).rest_5xx_rate == 0.5
 
 
+@pytest.mark.parametrize("key,value", [
+    ("rest_latency_ms", 1e300), ("rest_latency_ms", float("inf")), ("rest_latency_ms", 3_600_000),
+    ("stream_stall_s", 1e300), ("clock_skew_ms", 10**20), ("max_connection_s", float("nan")), ("seed", -1),
+    ("rest_5xx_rate", "0.5"),
+])
+def test_absurd_fault_settings_are_refused_naming_the_key(key, value):
+    # issue 16: rest_latency_ms = 1e300 was accepted, and every REST call then hung
+    with pytest.raises(ValueError, match=f"faults.{key} must be"):
+        Faults().update({key: value}) if not isinstance(value, str) else FaultSettings(**{key: value}).validate()
+
+
+@pytest.mark.parametrize("table,key", [
+    ({"faults": {"rest_latency_ms": 1e300}}, "sim.faults.rest_latency_ms"),
+    ({"limits": {"orders_per_10s": 99999999999999999999}}, "sim.limits.orders_per_10s"),
+    ({"limits": {"weight_per_minute": 0}}, "sim.limits.weight_per_minute"),
+    ({"seed": -5}, "sim.seed"),
+])
+def test_sim_config_refuses_absurd_values_naming_the_key(table, key):
+    from abidance.exchange.sim.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"sim": table})
+
+
 @pytest.mark.parametrize("name,expected", [
     ("btcusdt@trade", "btcusdt@trade"), ("btcusdt@depth@100ms", "btcusdt@depth@100ms"),
     ("btcusdt@depth@1000ms", "btcusdt@depth"), ("btcusdt@depth5", "btcusdt@depth5"),
