@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "optimize": ("optuna", "pandas", "pyarrow", "plotly"),
     "ml": ("sklearn", "torch", "gymnasium", "stable_baselines3", "joblib", "pandas", "pyarrow", "tqdm"),
     "ed25519": ("cryptography",),
+    "ops": ("prometheus_client", "apprise"),
 }
 
 

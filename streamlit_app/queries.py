@@ -9,16 +9,15 @@ Candidates to move into StoreReader once they settle.
 from __future__ import annotations
 
 import time
-import uuid
 from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 
+from abidance.store.commands import COMMANDS, write_command  # noqa: F401 - COMMANDS for the pages
 from abidance.store.reader import StoreReader, to_ns
 
 TERMINAL = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
-COMMANDS = ("kill", "reduce", "resume")
 
 
 def _time(clauses: list[str], params: dict, column: str, start, end) -> None:
@@ -244,14 +243,8 @@ def _insert(r: StoreReader, table: str, columns: list[str], values: dict[str, tu
 
 
 def insert_command(r: StoreReader, command: str, reason: str, author: str = "dashboard") -> str:
-    """One row in `commands` for the node to act on; returns its command_id."""
-    if command not in COMMANDS:
-        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
-    command_id = uuid.uuid4().hex
-    _insert(r, "commands", ["ts", "command_id", "command", "reason", "author"],
-            {"ts": ("ns", time.time_ns()), "id": ("String", command_id), "command": ("String", command),
-             "reason": ("String", reason or command), "author": ("String", author)})
-    return command_id
+    """One row in `commands` for the node to act on; returns its command_id (chat control writes the same)."""
+    return write_command(r.client, r.database, command, reason, author)
 
 
 def insert_config_version(r: StoreReader, text: str, comment: str = "", author: str = "dashboard") -> int:

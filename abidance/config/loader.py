@@ -22,10 +22,11 @@ from abidance.exchange.binance.config import BinanceConfig
 
 ENV_PREFIX = "ABIDANCE__"
 TOP_LEVEL = ("config_version", *SECTIONS, "strategies", "sim")
-_SECRET = re.compile(r"apikey|secret|password|privatekey")
+_SECRET = re.compile(r"apikey|secret|password|privatekey|token|webhookurl")
 SECRET_HELP = ("secrets are never read from the config file: remove it and set it in the environment "
                "(ABIDANCE_BINANCE_API_KEY with ABIDANCE_BINANCE_API_SECRET or ABIDANCE_BINANCE_PRIVATE_KEY_FILE, "
-               "or ABIDANCE_BINANCE_KEY_FILE; the simulator's: ABIDANCE_SIM_API_KEY / ABIDANCE_SIM_API_SECRET)")
+               "or ABIDANCE_BINANCE_KEY_FILE; the simulator's: ABIDANCE_SIM_API_KEY / ABIDANCE_SIM_API_SECRET; an alert "
+               "channel's token, webhook URL or password: ABIDANCE_ALERTS_<NAME>_SECRET or _SECRET_FILE)")
 
 EMPTY_HELP = ("the config has no keys: an empty file is refused rather than run on the defaults (paper mode "
               "on the default venue, no strategies); start from `abidance config show` or docs/config.md")

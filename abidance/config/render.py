@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -24,6 +25,9 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):     # a table of an array of tables
+        return {(f.metadata["spec"].name or f.name): _plain(getattr(value, f.name))
+                for f in dataclasses.fields(value)}
     return value
 
 
@@ -105,9 +109,10 @@ def schema_markdown() -> str:
         "  Values are parsed by the key's type: booleans `true`/`false`, lists `1m,5m` or a TOML array,",
         "  tables an inline TOML table (`{ BTCUSDT = \"0.01\" }`).",
         "  `[[strategies]]` and `[sim]` come only from the file.",
-        "- Secrets are never in the file: a key named like `*api_key*`, `*secret*`, `*password*` or `*private_key*`",
-        "  anywhere is refused. The connector reads `ABIDANCE_BINANCE_API_KEY` with `ABIDANCE_BINANCE_API_SECRET`",
-        "  (or `ABIDANCE_BINANCE_PRIVATE_KEY_FILE`, or `ABIDANCE_BINANCE_KEY_FILE`) from the environment.",
+        "- Secrets are never in the file: a key named like `*api_key*`, `*secret*`, `*password*`, `*private_key*`,",
+        "  `*token*` or `*webhook_url*` anywhere is refused. The connector reads `ABIDANCE_BINANCE_API_KEY` with",
+        "  `ABIDANCE_BINANCE_API_SECRET` (or `ABIDANCE_BINANCE_PRIVATE_KEY_FILE`, or `ABIDANCE_BINANCE_KEY_FILE`)",
+        "  from the environment; an alert channel its `ABIDANCE_ALERTS_<NAME>_SECRET` (or `_SECRET_FILE`).",
         "- Money is a quoted decimal string in `risk.quote_asset` (`\"1000.5\"`; floats are refused as inexact).",
         "- Relative paths resolve against the config file's folder (`risk.kill_switch_file`: against",
         "  `node.state_dir`).", "",
@@ -116,6 +121,10 @@ def schema_markdown() -> str:
     for section in (*SECTIONS.values(), STRATEGY):
         title = f"[[{section.name}]]" if section is STRATEGY else f"[{section.name}]"
         out += [f"## {title}", "", section.doc, "", *_rows(section), ""]
+        for spec in section.keys.values():
+            if spec.kind.section is not None:
+                sub = spec.kind.section
+                out += [f"### [[{sub.name}]]", "", sub.doc, "", *_rows(sub), ""]
     out += ["Second pass, across keys: strategy ids are unique; each strategy's timeframe is added to",
             "`data.bar_intervals` and its symbols to `node.symbols`; every traded symbol is quoted in",
             "`risk.quote_asset`; `risk.max_position` names only traded symbols; `risk.fixed_quote` is > 0 and",

@@ -6,6 +6,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from abidance.config.ops_sections import cross_check_ops
 from abidance.config.schema import Errors
 from abidance.config.sections import INTERVALS, NodeConfig
 
@@ -55,6 +56,7 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     node = replace(node, symbols=tuple(dict.fromkeys((*node.symbols, *traded))))
     if cfg.store.url and not cfg.store.url.startswith(("http://", "https://", "chdb://")):
         errors.add("store.url", f"must start with http://, https:// or chdb://, got {cfg.store.url!r}")
+    cross_check_ops(cfg, errors)
     if cfg.backtest.participation > 1:
         errors.add("backtest.participation", f"is a share of the volume, at most 1, got {cfg.backtest.participation}")
     return replace(cfg, node=node, risk=risk, data=data, store=store)

@@ -46,6 +46,7 @@ class Kind:
     from_env: Callable[[str], Any]     # environment text -> TOML value; raises Invalid
     container: str = ""                # "list" or "table": rules apply to items / keys
     rules: str = ""                    # what any value of the kind must be, for the reference
+    section: Any = None                # an array of tables: the Section each table is checked against
 
 
 def _got(what: str, value: Any) -> Invalid:
@@ -188,6 +189,28 @@ QTY_TABLE = Kind("table: symbol = decimal string", _qty_table, _env_table, "tabl
 BPS_TABLE = Kind("table: symbol = decimal string (bps)", _bps_table, _env_table, "table",
                  rules="values >= 0 and <= 10000")
 TABLE = Kind("table", _table, _env_table)
+
+
+def table_list(section: "Section") -> Kind:
+    """An array of tables ([[<where>.<key>]]), each checked against `section`; the value is a tuple of
+    section.cls. The first error found is raised with its path (`[1].kind`)."""
+    def check(v: Any) -> tuple:
+        if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
+            raise _got("an array of tables", v)
+        out = []
+        for i, table in enumerate(v):
+            errors = Errors()
+            values = validate(section, table, "", errors)
+            if errors.items:
+                first = errors.items[0].lstrip(".")
+                path, _, msg = first.partition(" ")
+                raise Invalid(msg, f"[{i}].{path}")
+            out.append(section.cls(**values))
+        return tuple(out)
+    return Kind("array of tables", check, _env_parse("a TOML array of inline tables", _toml_value),
+                section=section)
+
+
 KIND_OF_TYPE = {"str": STR, "int": INT, "float": FLOAT, "bool": BOOL}
 
 

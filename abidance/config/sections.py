@@ -11,6 +11,8 @@ from typing import Any
 from abidance.config.schema import (
     BOOL, BPS_TABLE, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
 )
+from abidance.config.ops_sections import (ALERTS, ANOMALY, CHAT, METRICS, AlertsSection, AnomalySection,
+                                          ChatSection, MetricsSection)
 from abidance.exchange.binance.config import VENUES, BinanceConfig
 
 CONFIG_VERSION = 1
@@ -268,7 +270,7 @@ BACKTEST = Section.of("backtest", BacktestSection, "Simulated fills: the backtes
                       "`abidance backtest` flags override them.")
 STRATEGY = Section.of("strategies", StrategyConfig, "One [[strategies]] table per strategy instance.")
 SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA, STORE, ML,
-                                                           BACKTEST)}
+                                                           BACKTEST, ALERTS, ANOMALY, CHAT, METRICS)}
 VERSION = Spec(INT, CONFIG_VERSION, "Version of this file's layout, for later migrations.", choices=(CONFIG_VERSION,),
                attr="config_version")
 SIM_DOC = ("The local simulator's settings, passed through as a raw table and validated by the simulator "
@@ -288,6 +290,10 @@ class NodeConfig:
     store: StoreSection = field(default_factory=StoreSection)
     ml: MlSection = field(default_factory=MlSection)
     backtest: BacktestSection = field(default_factory=BacktestSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
+    anomaly: AnomalySection = field(default_factory=AnomalySection)
+    chat: ChatSection = field(default_factory=ChatSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     strategies: tuple[StrategyConfig, ...] = ()
     sim: dict[str, Any] = field(default_factory=dict)     # raw [sim] table: the simulator validates it
 

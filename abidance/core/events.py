@@ -276,6 +276,15 @@ class TradingStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TradingCommand:
+    """A request to the risk engine to change the trading state (topics.RISK_COMMAND)."""
+
+    action: str             # "reduce" | "halt" | "resume"
+    reason: str
+    source: str             # who asks: "anomaly:<detector>", "chat:<chat id>", ...
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentStateChanged:
     component: str
     state: str

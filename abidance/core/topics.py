@@ -37,6 +37,7 @@ EXECUTE = "ExecutionEngine.execute"   # OrderRequest
 CANCEL = "ExecutionEngine.cancel"     # client_order_id
 KILL = "RiskEngine.kill"              # reason text: cancel everything and halt
 HALT = "RiskEngine.halt"              # reason text: halt (no new orders; open orders and exits stay)
+RISK_COMMAND = "RiskEngine.command"   # TradingCommand: reduce | halt | resume (anomaly detectors, chat fallback)
 
 # Re-pricing after a limit timeout: the cancelled Order, re-checked by the risk engine.
 REPLACE = "exec.replace"

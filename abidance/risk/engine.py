@@ -96,6 +96,7 @@ class RiskEngine(Component):
         b.subscribe(topics.FILLS, self.handle_fill)
         b.subscribe(topics.EQUITY, self.handle_equity)
         b.register(topics.KILL, self.kill)
+        b.register(topics.RISK_COMMAND, self.command)
         b.subscribe(topics.REPLACE, self.handle_replace)
         if getattr(self.settings, "start_reducing", False):
             self.set_reducing("configured to start in REDUCING", "config")
@@ -105,6 +106,7 @@ class RiskEngine(Component):
 
     def on_stop(self) -> None:
         self.bus.unregister(topics.KILL)
+        self.bus.unregister(topics.RISK_COMMAND)
         for t in self._timers:
             t.cancel()
         for topic, handler in ((topics.SIGNALS, self.handle_signal), (topics.BOOKS, self.handle_book),
@@ -361,6 +363,17 @@ class RiskEngine(Component):
             self.bus.send(topics.CANCEL, "*")
         except LookupError:
             log.error("kill switch: no execution engine to cancel orders")
+
+    def command(self, cmd) -> None:
+        """A TradingCommand on topics.RISK_COMMAND (anomaly detectors, chat without a store)."""
+        if cmd.action == "halt":
+            self.halt(cmd.reason, cmd.source)
+        elif cmd.action == "reduce":
+            self.set_reducing(cmd.reason, cmd.source)
+        elif cmd.action == "resume":
+            self.resume(cmd.reason, cmd.source)
+        else:
+            log.error("unknown trading command %r from %s ignored", cmd.action, cmd.source)
 
     def set_reducing(self, reason: str, source: str = "operator") -> None:
         previous = self.trading_state

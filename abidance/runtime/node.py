@@ -111,6 +111,7 @@ class TradingNode:
         self.store_writer = None
         self.commands = None
         self.config_watch = None
+        self.ops = None
         self._heartbeat = None
         self._depth_timer = None
         self._beats = 0
@@ -192,6 +193,15 @@ class TradingNode:
             self.config_watch = ConfigWatcher(self.bus, self.clock, lambda: connect(cfg.store.url, cfg.store.database),
                                               self, self.config_dir, cfg.store.database)
             self.components.append(self.config_watch)
+        # Alerts, anomaly detection, reports, chat control and metrics (docs/alerts.md, docs/metrics.md):
+        # right after the store writer (so they hear everything, and alerts raised while stopping are
+        # still sent), the detectors, reports and chat after the engines whose events they read.
+        from abidance.runtime.ops import build_ops
+
+        self.ops = build_ops(cfg, self.bus, self.clock, instruments, self, self.store_writer)
+        at = 1 if self.store_writer is not None else 0
+        self.components[at:at] = self.ops.first
+        self.components += self.ops.last
         for component in self.components:
             component.start()
         saved = state.get("risk", {})

@@ -10,6 +10,8 @@ commands nor misses ones written while it was down.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 
 from abidance.core import topics
 from abidance.store.poller import StorePoller
@@ -17,6 +19,21 @@ from abidance.store.poller import StorePoller
 log = logging.getLogger("abidance.store.commands")
 
 COMMANDS = ("kill", "reduce", "resume")
+
+
+def write_command(client, database: str, command: str, reason: str, author: str) -> str:
+    """One row in `commands` for the node to act on (the dashboard's and chat's path); returns its id.
+
+    INSERT ... SELECT with bound parameters: exact ns time, no client-side formatting."""
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
+    command_id = uuid.uuid4().hex
+    client.command(f"INSERT INTO {database}.commands (ts, command_id, command, reason, author) "
+                   "SELECT fromUnixTimestamp64Nano({ts:Int64}, 'UTC'), {id:String}, {command:String}, "
+                   "{reason:String}, {author:String}",
+                   parameters={"ts": time.time_ns(), "id": command_id, "command": command,
+                               "reason": reason or command, "author": author})
+    return command_id
 
 
 class CommandPoller(StorePoller):

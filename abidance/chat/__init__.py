@@ -1,0 +1,1 @@
+"""Chat control of the node over Telegram (docs/alerts.md)."""

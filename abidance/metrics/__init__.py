@@ -1,0 +1,1 @@
+"""Prometheus metrics of the node (docs/metrics.md)."""
