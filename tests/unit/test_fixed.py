@@ -43,7 +43,7 @@ def test_binary_float_is_refused():
         FixedPoint("0.01").to_units(0.1)
 
 
-@pytest.mark.parametrize("bad", ["0", "-0.01", "abc", "nan"])
+@pytest.mark.parametrize("bad", ["0", "-0.01", "abc", "nan", "11E23652365", "1E-999999999"])
 def test_bad_increment(bad):
     with pytest.raises(ValueError, match="increment"):
         FixedPoint(bad)

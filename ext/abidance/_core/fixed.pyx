@@ -89,7 +89,12 @@ cdef class FixedPoint:
             raise ValueError(f"increment {increment!r} is not a decimal number") from None
         if not inc.is_finite() or inc <= 0:
             raise ValueError(f"increment {increment!r} must be a positive finite decimal")
-        inc = inc.normalize()
+        try:
+            inc = inc.normalize()
+        except ArithmeticError:       # decimal.Overflow/Underflow: an exponent past the context's range
+            raise ValueError(f"increment {increment!r} is out of range") from None
+        if inc == 0:                  # a tiny exponent underflows to zero without a trap
+            raise ValueError(f"increment {increment!r} is out of range")
         exp = inc.as_tuple().exponent
         self.decimals = max(0, -exp)
         if self.decimals > 18:
