@@ -48,7 +48,7 @@ def main(args) -> int:
 
     from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances
     from abidance.backtest.engine import run_backtest, sim_instruments
-    from abidance.backtest.venue import FillModel
+    from abidance.exchange.backtest.venue import FillModel
     from abidance.backtest.report import html_report, summarize
     from abidance.config import ConfigError, load_config
     from abidance.runtime.loop import run

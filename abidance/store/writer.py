@@ -87,6 +87,10 @@ class StoreWriter(Component):
         self.rejected_rows = 0
         self.conversion_errors = 0
 
+    def describe(self) -> dict:
+        return {"database": self.database, "batch_rows": self.batch_rows, "flush_s": self.flush_s,
+                "tables": sorted({table for table, _, _ in self.routes.values()}), "topics": sorted(self.routes)}
+
     # ---- lifecycle -------------------------------------------------------------------
 
     def on_start(self) -> None:

@@ -39,3 +39,14 @@ def load_strategy_class(spec: str, strategies_dir: str | Path | None = None) -> 
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise StrategyLoadError(f"{path} has no Strategy subclass named {class_name!r}")
     return cls
+
+
+def build_strategies(config) -> list[Strategy]:
+    """The enabled strategies of a node config, instantiated (fails early on a bad class or parameter)."""
+    out = []
+    for sc in config.strategies:
+        if not sc.enabled:
+            continue
+        cls = load_strategy_class(sc.class_name, config.node.strategies_dir or None)
+        out.append(cls(sc.id, sc.symbols, dict(sc.params), sc.timeframe))
+    return out

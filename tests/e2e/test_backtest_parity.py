@@ -18,7 +18,7 @@ import asyncio
 from decimal import Decimal
 
 from abidance.backtest.engine import Backtest, run_backtest, sim_instruments
-from abidance.backtest.venue import BacktestVenue
+from abidance.exchange.backtest.venue import BacktestVenue
 from abidance.core import topics
 from abidance.exchange.sim.config import MarketConfig, SimConfig
 from tests.integration.conftest import RunningSim

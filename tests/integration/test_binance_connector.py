@@ -16,6 +16,8 @@ from picows import WSMsgType
 
 from abidance.core import topics
 from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.data.engine import DataEngine
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
@@ -55,10 +57,16 @@ def run_with_connector(sim, scenario, *, symbols=SYMBOLS, channels=("trade", "de
         bus = MessageBus()
         async with BinanceRest(cfg, Credentials(DEMO_API_KEY, DEMO_API_SECRET), bus) as rest:
             conn = BinanceConnector(cfg, bus, rest)
+            # The books are the data engine's, fed by the connector (as in the node); kept with it here.
+            conn.data = DataEngine(bus, LiveClock(), symbols, [], bar_source="bars",
+                                   book_symbols=symbols if "depth" in channels else ())
+            conn.snapshots.start()
+            conn.data.start()
             await conn.start(symbols, channels, user_data=user_data)
             try:
                 return await asyncio.wait_for(scenario(conn, bus, rest), timeout)
             finally:
+                conn.data.stop()
                 await conn.stop()
 
     return uvloop.run(main())
@@ -73,7 +81,7 @@ async def until(predicate, timeout: float = 10.0, what: str = "condition"):
 
 
 async def books_ready(conn, timeout: float = 10.0):
-    await until(lambda: all(b.ready for b in conn.books.values()), timeout, "books ready")
+    await until(lambda: all(b.ready for b in conn.data.books.keepers.values()), timeout, "books ready")
 
 
 async def assert_books_match_simulator(sim, conn, depth: int = 50):
@@ -82,7 +90,7 @@ async def assert_books_match_simulator(sim, conn, depth: int = 50):
     try:
         await asyncio.sleep(0.4)
         await books_ready(conn)
-        for symbol, sync in conn.books.items():
+        for symbol, sync in conn.data.books.keepers.items():
             truth = sim.run(lambda s=symbol: sim.server.venue.exchange.depth(s, depth))
             codec = conn.parser.codec(symbol)
             want_bids = [[codec.price.to_units(p), codec.qty.to_units(q)] for p, q in truth["bids"]]
@@ -118,8 +126,8 @@ def test_dropped_duplicated_and_reordered_depth_updates_resync_and_end_identical
         before = sim.server.venue.faults.injected
         admin(sim, "/admin/faults", {"depth_drop_rate": 0.05, "depth_duplicate_rate": 0.1,
                                      "depth_reorder_rate": 0.05, "seed": 5})
-        await until(lambda: sum(b.resyncs for b in conn.books.values()) >= 2, 20, "resyncs after gaps")
-        await until(lambda: sum(b.stale_diffs for b in conn.books.values()) >= 1, 10, "duplicates seen")
+        await until(lambda: sum(b.resyncs for b in conn.data.books.keepers.values()) >= 2, 20, "resyncs after gaps")
+        await until(lambda: sum(b.stale_diffs for b in conn.data.books.keepers.values()) >= 1, 10, "duplicates seen")
         admin(sim, "/admin/faults", {"depth_drop_rate": 0, "depth_duplicate_rate": 0, "depth_reorder_rate": 0})
         await asyncio.sleep(0.3)
         await assert_books_match_simulator(sim, conn)
@@ -136,7 +144,7 @@ def test_disconnect_mid_stream_reconnects_resyncs_and_ends_identical(sim):
         await books_ready(conn)
         admin(sim, "/admin/close-connections")
         await until(lambda: conn.streams.reconnects >= 1, 10, "reconnect")
-        await until(lambda: all(b.resyncs >= 1 for b in conn.books.values()), 10, "resync after reconnect")
+        await until(lambda: all(b.resyncs >= 1 for b in conn.data.books.keepers.values()), 10, "resync after reconnect")
         await assert_books_match_simulator(sim, conn)
         assert any(a.code == "stream_disconnected" for a in alerts)
 
@@ -227,7 +235,7 @@ def test_user_data_orders_balances_and_reconciliation_after_reconnect(sim, caplo
         bus.subscribe(topics.RECONCILIATION, recs.append)
         await until(lambda: recs and recs[0].reason == "start", 10, "start reconciliation")
         await books_ready(conn)
-        bid = conn.books["BTCUSDT"].book.best_bid()[0]
+        bid = conn.data.books.keepers["BTCUSDT"].book.best_bid()[0]
         codec = conn.parser.codec("BTCUSDT")
         far_price = codec.price.to_str(bid // 2)
         resting = await rest.new_order("BTCUSDT", "BUY", "LIMIT", quantity=Decimal("0.01"), price=far_price,

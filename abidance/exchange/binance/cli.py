@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
 async def run(args) -> int:
     from abidance.core import topics
     from abidance.core.bus import MessageBus
+    from abidance.core.clock import LiveClock
+    from abidance.data.engine import DataEngine
     from abidance.exchange.binance.config import BinanceConfig
     from abidance.exchange.binance.connector import BinanceConnector
     from abidance.exchange.binance.credentials import Credentials, CredentialsError
@@ -63,17 +65,24 @@ async def run(args) -> int:
     try:
         async with BinanceRest(cfg, creds, bus) as rest:
             conn = BinanceConnector(cfg, bus, rest)
+            # The books are the data engine's (the node's own), fed by the connector's diffs and snapshots.
+            data = DataEngine(bus, LiveClock(), symbols, [], bar_source="bars",
+                              book_symbols=symbols if "depth" in channels else (),
+                              snapshot_limit=cfg.depth_snapshot_limit)
+            conn.snapshots.start()
+            data.start()
             await conn.start(symbols, channels, user_data=args.user_data)
             loop = asyncio.get_running_loop()
             end = loop.time() + args.seconds if args.seconds > 0 else float("inf")
             try:
                 while loop.time() < end:
                     await asyncio.sleep(min(1.0, max(0.0, end - loop.time())))
-                    print(status_line(conn, trades), flush=True)
+                    print(status_line(conn, data, trades), flush=True)
             finally:
                 h = conn.health_snapshot()
                 print(f"summary: {conn.parser.parsed} events, reconnects {h.reconnects}, resyncs {h.resyncs}, "
                       f"dropped {h.dropped or 0}, REST weight used {h.used_weight}", flush=True)
+                data.stop()
                 await conn.stop()
     except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not dump a trace
         print(f"abidance stream: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -84,11 +93,11 @@ async def run(args) -> int:
     return 0
 
 
-def status_line(conn, trades: dict) -> str:
+def status_line(conn, data, trades: dict) -> str:
     parts = []
-    for symbol, sync in conn.books.items():
-        book = sync.book
-        if sync.ready:
+    for symbol in data.books.symbols:
+        book = data.books.view(symbol)
+        if book is not None:
             codec = conn.parser.codec(symbol)
             (bid, _), (ask, _) = book.best_bid(), book.best_ask()
             parts.append(f"{symbol} {codec.price.to_str(bid)}/{codec.price.to_str(ask)}")

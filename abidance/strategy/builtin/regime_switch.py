@@ -29,7 +29,6 @@ A hosted strategy that raises disables the whole host (the engine's usual contai
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from abidance.strategy.base import Param, Strategy, StrategyContext
@@ -183,7 +182,8 @@ class RegimeSwitch(Strategy):
         self._bar_close = 0
         ctx = self._abd_ctx
         for n, h in self.hosted.items():
-            h._abd_ctx = StrategyContext(self._gate(n), ctx.clock, ctx.portfolio, ctx.books, ctx.instruments)
+            h._abd_ctx = StrategyContext(self._gate(n), ctx.clock, ctx.portfolio, ctx.books, ctx.instruments,
+                                         owner=ctx.owner or self.id)      # its signals go out in our name
             try:
                 h.on_start()
             except Exception as exc:
@@ -263,5 +263,5 @@ class RegimeSwitch(Strategy):
             confidence = signal.confidence       # exits are not weakened by a weight
         self.passed += 1
         label = "warm-up" if regime is None else regime
-        self._abd_ctx.emit(self, dataclasses.replace(signal, strategy_id=self.id, confidence=confidence,
-                                                     reason=f"regime {label}: {name}: {signal.reason}"))
+        self._abd_ctx.emit(self, signal._replace(strategy_id=self.id, confidence=confidence,
+                                                 reason=f"regime {label}: {name}: {signal.reason}"))

@@ -128,7 +128,7 @@ def test_fees_per_instrument_come_from_the_config(tmp_path):
 def test_a_bad_fill_model_is_refused_naming_the_setting(tmp_path):
     import pytest
 
-    from abidance.backtest.venue import FillModel
+    from abidance.exchange.backtest.venue import FillModel
     from abidance.config import ConfigError
 
     with pytest.raises(ValueError, match="participation must be within"):

@@ -120,7 +120,9 @@ class Rig:
         return self.rec[topics.FILLS]
 
     def order(self, cid: str = "c1") -> Order:
-        return self.engine.orders[cid]
+        order = self.engine.order(cid)        # open, or one of the last closed ones
+        assert order is not None, cid
+        return order
 
     def reconcile(self, *open_orders) -> None:
         self.bus.publish(topics.RECONCILIATION, Reconciliation(tuple(open_orders), (), "reconnect", T0))

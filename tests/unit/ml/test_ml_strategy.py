@@ -99,7 +99,7 @@ class _Portfolio:
     def __init__(self):
         self.held = Decimal(0)
 
-    def tradable_position(self, symbol):
+    def tradable_position(self, symbol, strategy_id=None):
         return self.held
 
 

@@ -48,8 +48,10 @@ class Book:
     def __init__(self):
         self.held = Decimal(0)
 
-    def position(self, symbol):
+    def position(self, symbol, strategy_id=None):
         return self.held
+
+    tradable_position = position
 
 
 def run(strategy, bars, portfolio=None):
