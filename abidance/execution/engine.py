@@ -199,10 +199,11 @@ class ExecutionEngine(Component):
         self._timers.pop(order.client_order_id, None)
         if order.is_open:
             log.info("order %s: limit timeout", order.client_order_id)
-            self.cancel(order, "timeout")
-            if self.cancel_replace and order.status == PENDING_CANCEL:
-                # Only once the cancel is out: a not yet acknowledged order keeps its "cancel after ack".
-                order.reason = "timeout: replace"
+            # Re-priced once its cancel is done; a not yet acknowledged order is only cancelled once
+            # found (its "cancel after ack"). The reason goes with the cancel: an inline venue
+            # answers it before cancel() returns.
+            replace = self.cancel_replace and order.status != PENDING_NEW
+            self.cancel(order, "timeout: replace" if replace else "timeout")
 
     # ---- venue calls -----------------------------------------------------------------
 

@@ -121,6 +121,7 @@ class RiskEngine(Component):
             if settings.sizing == "fixed_quote" else 0
         self.books: dict = {}
         self.last_data_ns = 0
+        self._last_tick_ns = 0          # the last trade or book seen (a bar of those trades is not news)
         self.decisions = 0
         self.denied = 0
         self.state_source = "start"
@@ -190,7 +191,8 @@ class RiskEngine(Component):
 
     def handle_book(self, book) -> None:
         self.books[book.symbol] = book
-        self._fresh(self.clock.time_ns())
+        self._last_tick_ns = now = self.clock.time_ns()
+        self._fresh(now)
 
     def handle_book_status(self, change) -> None:
         if not change.ready:
@@ -200,7 +202,8 @@ class RiskEngine(Component):
         slot = self.slots.get(trade.symbol)
         if slot is not None:
             self.pre_trade.update_mark(slot, trade.price)
-        self._fresh(self.clock.time_ns())
+        self._last_tick_ns = now = self.clock.time_ns()
+        self._fresh(now)
 
     def handle_bar(self, bar) -> None:
         """A closed bar's close is a mark too (backtests on bars have no trade stream). A bar with
@@ -208,7 +211,7 @@ class RiskEngine(Component):
         slot = self.slots.get(bar.symbol)
         if slot is not None and bar.close > 0:
             self.pre_trade.update_mark(slot, bar.close)
-        if bar.trades and self.last_data_ns < bar.open_time:
+        if bar.trades and self._last_tick_ns < bar.open_time:
             self._fresh(self.clock.time_ns())
 
     def _fresh(self, now: int) -> None:
