@@ -52,6 +52,21 @@ class Scripted(Strategy):
         for side, price in self.plan.get(self.n, ()):
             act = self.buy if side == "BUY" else self.sell
             act(bar.symbol, 1.0, price=price, reason=f"script bar {self.n}")
+
+
+class TradeScripted(Scripted):
+    """The same script counted in trades of its symbol (for a node on live data: bars are slow)."""
+
+    wants_trades = True
+
+    def on_bar(self, bar):
+        pass
+
+    def on_trade(self, trade):
+        self.n += 1
+        for side, price in self.plan.get(self.n, ()):
+            act = self.buy if side == "BUY" else self.sell
+            act(trade.symbol, 1.0, price=price, reason=f"script trade {self.n}")
 '''
 
 RISK_OFF = """
@@ -103,12 +118,12 @@ state_dir = "{tmp_path / 'state'}"
 """, tmp_path, env={})
 
 
-def scripted(sid: str, script: str, symbol: str = "BTCUSDT", timeframe: str = "1m") -> str:
-    """A [[strategies]] table for one Scripted strategy."""
+def scripted(sid: str, script: str, symbol: str = "BTCUSDT", timeframe: str = "1m", by: str = "Scripted") -> str:
+    """A [[strategies]] table for one Scripted strategy (`by="TradeScripted"`: counted in trades)."""
     return f'''
 [[strategies]]
 id = "{sid}"
-class = "kit_strategies:Scripted"
+class = "kit_strategies:{by}"
 symbols = ["{symbol}"]
 timeframe = "{timeframe}"
 params = {{ script = "{script}" }}
