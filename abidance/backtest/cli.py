@@ -1,4 +1,4 @@
-"""`abidance backtest`: the node's config and strategies over recorded candles."""
+"""`abidance backtest`: the node's config and strategies over recorded candles, trades or depth."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ def add_parser(sub) -> None:
                        description="Backtest on the live engines: strategies, risk, execution and portfolio under "
                                    "a simulated clock and venue (docs/backtest.md).")
     p.add_argument("--config", required=True, help="node config TOML (strategies, risk)")
-    data = p.add_mutually_exclusive_group(required=True)
-    data.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
-                      help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
-    data.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
-                      help="recorded trades for a symbol (timestamp ms, id, side, price, amount): bars are built "
-                           "from them as live and orders fill at the next trade")
+    p.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
+                   help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
+    p.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
+                   help="recorded trades for a symbol (timestamp ms, id, side, price, amount): bars are built "
+                        "from them as live and orders fill at the next trade")
+    p.add_argument("--depth", action="append", metavar="SYMBOL=FOLDER",
+                   help="recorded order-book depth for a symbol (FOLDER/<symbol>-depth-snap.csv and "
+                        "-depth-update.csv, with <symbol>-trades.csv when present, as `abidance stream --record` "
+                        "writes them): the data engine keeps the book as live and orders fill on it")
     p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
@@ -46,7 +49,7 @@ def _dec(text):
 def main(args) -> int:
     from decimal import Decimal, InvalidOperation
 
-    from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances
+    from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
     from abidance.backtest.engine import run_backtest, sim_instruments
     from abidance.exchange.backtest.venue import FillModel
     from abidance.backtest.report import html_report, summarize
@@ -72,8 +75,16 @@ def main(args) -> int:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
     instruments = sim_instruments()
+    if bool(args.candles) + bool(args.trades or args.depth) != 1:
+        print("abidance backtest: give --candles, or --trades and/or --depth", file=sys.stderr)
+        return 2
     try:
-        if args.trades:
+        depth = None
+        if args.depth:
+            depth, recorded = load_depth_args(args.depth, instruments)
+            trades = {**recorded, **(load_trade_args(args.trades, instruments) if args.trades else {})}
+            bars = None
+        elif args.trades:
             trades, bars = load_trade_args(args.trades, instruments), None
         else:
             trades, bars = None, load_candle_args(args.candles, args.interval, instruments)
@@ -81,7 +92,7 @@ def main(args) -> int:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
 
-    unit = "trades" if trades else "bars"
+    unit = "events" if depth else "trades" if trades else "bars"
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty() and (done == total or done % max(1, total // 50) == 0):
@@ -110,9 +121,10 @@ def main(args) -> int:
 
         bus.subscribe(topics.BARS, lambda bar: built.setdefault(bar.symbol, []).append(bar))
 
-    result = run(run_backtest(config, bars, trades=trades, instruments=instruments, balances=balances or None,
-                              store=store, fill=fill, progress=progress, on_bus=collect if trades else None))
-    symbols = list(trades or bars)
+    result = run(run_backtest(config, bars, trades=trades if trades or not depth else None, depth=depth,
+                              instruments=instruments, balances=balances or None, store=store, fill=fill,
+                              progress=progress, on_bus=collect if trades or depth else None))
+    symbols = list(depth or trades or bars)
     chart_bars = bars or {s: [b for b in built.get(s, []) if b.interval == config.strategies[0].timeframe]
                           for s in symbols} if config.strategies else bars or built
     if sys.stderr.isatty():
@@ -123,7 +135,7 @@ def main(args) -> int:
     if args.report:
         html_report(result, chart_bars, summary, args.report, instruments)
         print(f"report: {args.report}")
-    if args.lookahead_check and trades:
+    if args.lookahead_check and (trades or depth):
         print("look-ahead check: runs on candles (--candles), not on trades", file=sys.stderr)
         return 2
     if args.lookahead_check:

@@ -1,4 +1,5 @@
-"""Recorded candles -> Bars in the instrument's ticks and steps (exact, refused if off-grid)."""
+"""Recorded candles -> Bars in the instrument's ticks and steps (exact, refused if off-grid); the
+command line's recorded trades and depth (abidance/data/depth_files.py) per symbol."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from decimal import Decimal
 
 from abidance.core.events import Bar
 from abidance.data.bars import parse_interval
+from abidance.data.depth_files import depth_paths, read_depth, read_trades, trades_path
 
 
 def _units(fp, value) -> int:
@@ -101,6 +103,23 @@ def load_trade_args(items, instruments: dict) -> dict[str, list]:
     """["SYMBOL=FILE", ...] of recorded trades -> TradeEvents per symbol; ValueError naming the bad item."""
     return {symbol: trades_from_frame(_read_frame(path), symbol, instruments[symbol])
             for symbol, path in _symbol_files("--trades", items, instruments)}
+
+
+def load_depth_args(items, instruments: dict) -> tuple[dict[str, list], dict[str, list]]:
+    """["SYMBOL=FOLDER", ...] of recorded depth -> (depth events per symbol, the trades recorded beside
+    them per symbol); ValueError naming the bad item or row."""
+    depth, trades = {}, {}
+    for item in items:
+        symbol, _, folder = item.partition("=")
+        symbol = symbol.strip().upper()
+        snap, update = depth_paths(folder, symbol)
+        if symbol not in instruments or not snap.is_file() or not update.is_file():
+            raise ValueError(f"--depth {item!r}: unknown symbol, or no {snap.name} and {update.name} in {folder}")
+        depth[symbol] = read_depth(folder, instruments[symbol])
+        recorded = trades_path(folder, symbol)
+        if recorded.is_file():
+            trades[symbol] = read_trades(recorded, instruments[symbol])
+    return depth, trades
 
 
 def _symbol_files(flag: str, items, instruments: dict):

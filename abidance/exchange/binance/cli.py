@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--user-data", action="store_true",
                    help="also open the user-data stream (credentials from ABIDANCE_BINANCE_* variables)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)")
+    p.add_argument("--record", metavar="FOLDER", help="write the depth snapshots, diffs and trades received to "
+                   "FOLDER (the format `abidance backtest --depth` reads; docs/backtest.md)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=main)
 
@@ -30,6 +32,7 @@ async def run(args) -> int:
     from abidance.core import topics
     from abidance.core.bus import MessageBus
     from abidance.core.clock import LiveClock
+    from abidance.data.depth_files import DepthRecorder
     from abidance.data.engine import DataEngine
     from abidance.exchange.binance.config import BinanceConfig
     from abidance.exchange.binance.connector import BinanceConnector
@@ -69,6 +72,9 @@ async def run(args) -> int:
             data = DataEngine(bus, LiveClock(), symbols, [], bar_source="bars",
                               book_symbols=symbols if "depth" in channels else (),
                               snapshot_limit=cfg.depth_snapshot_limit)
+            recorder = DepthRecorder(bus, args.record, await rest.load_instruments(symbols)) if args.record else None
+            if recorder is not None:
+                recorder.start()
             conn.snapshots.start()
             data.start()
             await conn.start(symbols, channels, user_data=args.user_data)
@@ -84,6 +90,9 @@ async def run(args) -> int:
                       f"dropped {h.dropped or 0}, REST weight used {h.used_weight}", flush=True)
                 data.stop()
                 await conn.stop()
+                if recorder is not None:
+                    recorder.close()
+                    print(f"recorded {recorder.rows} rows in {args.record}", flush=True)
     except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not dump a trace
         print(f"abidance stream: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
