@@ -76,7 +76,8 @@ def main(args) -> int:
         return 2
     instruments = sim_instruments()
     if bool(args.candles) + bool(args.trades or args.depth) != 1:
-        print("abidance backtest: give --candles, or --trades and/or --depth", file=sys.stderr)
+        print("abidance backtest: give --candles, or --trades and/or --depth (candles are bars already: not both)",
+              file=sys.stderr)
         return 2
     try:
         depth = None

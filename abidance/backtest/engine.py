@@ -96,7 +96,7 @@ class Backtest:
     def __init__(self, config, bars_by_symbol: dict[str, list] | None = None, *, trades: dict | None = None,
                  depth: dict | None = None, instruments: dict | None = None, balances: dict[str, Decimal] | None = None,
                  fill: FillModel | None = None, strategies: list | None = None, on_bus=None, progress=None,
-                 store=None, **fill_overrides):
+                 store=None, bus: MessageBus | None = None, **fill_overrides):
         if bars_by_symbol is not None and (trades is not None or depth is not None):
             raise ValueError("a backtest runs over bars, or over trades and/or recorded depth: not both")
         if bars_by_symbol is None and trades is None and depth is None:
@@ -122,7 +122,7 @@ class Backtest:
         self.clock = clock = TestClock(first)
         self.quote = config.risk.quote_asset
         start = starting_balances(config, balances)
-        self.bus = bus = MessageBus()
+        self.bus = bus = bus if bus is not None else MessageBus()
         self.venue = BacktestVenue(bus, clock, inst, fill, start, source=self.source)
         self.kernel = kernel = Kernel(
             config, mode="backtest", clock=clock, bus=bus, instruments=inst, client=self.venue, balances=start,
