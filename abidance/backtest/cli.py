@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
+from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.backtest.lookahead import lookahead_check
+from abidance.config import ConfigError, load_config
+from abidance.core import topics
+from abidance.core.loop import run
+from abidance.exchange.backtest.venue import FillModel
+from abidance.store.client import connect
+from abidance.store.migrations import apply_migrations
 
 
 def add_parser(sub) -> None:
@@ -41,21 +53,12 @@ def add_parser(sub) -> None:
 
 
 def _dec(text):
-    from decimal import Decimal
-
     return Decimal(text) if text is not None else None
 
 
 def main(args) -> int:
-    from decimal import Decimal, InvalidOperation
-
-    from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
-    from abidance.backtest.engine import run_backtest, sim_instruments
-    from abidance.exchange.backtest.venue import FillModel
+    # Lazy: the report draws with plotly (the dashboard extra).
     from abidance.backtest.report import html_report, summarize
-    from abidance.config import ConfigError, load_config
-    from abidance.runtime.loop import run
-
     try:
         config = load_config(args.config)
         balances = parse_balances(args.balance)
@@ -103,11 +106,6 @@ def main(args) -> int:
 
     store = None
     if args.to_store:
-        import tempfile
-
-        from abidance.store.client import connect
-        from abidance.store.migrations import apply_migrations
-
         try:
             apply_migrations(connect(args.to_store, "default").command, args.store_database)
         except Exception as exc:  # noqa: BLE001 - report the store problem, do not trace
@@ -118,8 +116,6 @@ def main(args) -> int:
     built: dict[str, list] = {}        # on trades: the bars the engines built, for the report's chart
 
     def collect(bus) -> None:
-        from abidance.core import topics
-
         bus.subscribe(topics.BARS, lambda bar: built.setdefault(bar.symbol, []).append(bar))
 
     result = run(run_backtest(config, bars, trades=trades if trades or not depth else None, depth=depth,
@@ -140,8 +136,6 @@ def main(args) -> int:
         print("look-ahead check: runs on candles (--candles), not on trades", file=sys.stderr)
         return 2
     if args.lookahead_check:
-        from abidance.backtest.lookahead import lookahead_check
-
         changed = run(lookahead_check(config, bars, cuts=args.lookahead_check, instruments=instruments,
                                       balances=balances or None, fill=fill))
         for c in changed:

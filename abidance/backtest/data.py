@@ -4,7 +4,12 @@ command line's recorded trades and depth (abidance/data/depth_files.py) per symb
 from __future__ import annotations
 
 from decimal import Decimal
+from operator import attrgetter
+from pathlib import Path
 
+import numpy as np
+
+from abidance._core.wire import trade_event
 from abidance.core.events import Bar
 from abidance.data.bars import parse_interval
 from abidance.data.depth_files import depth_paths, read_depth, read_trades, trades_path
@@ -28,9 +33,6 @@ class BarSeries(list):
     @property
     def columns(self) -> dict:
         if self._columns is None or len(self._columns["close"]) != len(self):
-            import numpy as np
-            from operator import attrgetter
-
             self._columns = {name: np.fromiter(map(attrgetter(name), self), np.int64, len(self))
                              for name in self.COLUMNS}
         return self._columns
@@ -54,8 +56,6 @@ def trades_from_frame(frame, symbol: str, instrument) -> list:
     """Recorded trades (freqtrade/ccxt layout: timestamp in ms, id, side, price, amount) ->
     TradeEvents in ticks and steps, in time order. `side` is the taker's: a "sell" means the
     buyer was the maker."""
-    from abidance._core.wire import trade_event
-
     price, qty = instrument.filters.price_fp, instrument.filters.qty_fp
     out = []
     for row in frame.itertuples(index=False):
@@ -75,6 +75,7 @@ def read_candles(path: str):
 
 
 def _read_frame(path: str, **csv_options):
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     if path.endswith(".feather"):
@@ -123,8 +124,6 @@ def load_depth_args(items, instruments: dict) -> tuple[dict[str, list], dict[str
 
 
 def _symbol_files(flag: str, items, instruments: dict):
-    from pathlib import Path
-
     for item in items:
         symbol, _, path = item.partition("=")
         symbol = symbol.strip().upper()

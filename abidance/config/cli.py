@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from abidance.config import ConfigError, load_config, schema_markdown, to_toml
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("config", help="check, show and document the node's configuration",
@@ -20,8 +22,6 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from abidance.config import ConfigError, load_config, schema_markdown
-
     if args.action == "docs":
         sys.stdout.write(schema_markdown())
         return 0
@@ -31,7 +31,7 @@ def main(args) -> int:
         print(f"abidance config: {exc}", file=sys.stderr)
         return 2
     if args.action == "show":
-        sys.stdout.write(cfg.to_toml())
+        sys.stdout.write(to_toml(cfg))
     else:
         print("\n".join(["ok", *summary(cfg)]))
     return 0

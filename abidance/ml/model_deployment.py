@@ -2,7 +2,7 @@
 
     deployment = ModelDeployment(bus, clock, strategy, record, ml, InlineRegistry(registry))
 
-`strategy` is an ML strategy (abidance/strategy/builtin/ml_signal.py, or anything with its
+`strategy` is an ML strategy (abidance/ml/ml_signal.py, or anything with its
 hooks: `predict_only`, `on_features(symbol, bar, x)`, `last_p`, `on_shadow_signal(side, p,
 confidence)`, `shadow_held`) running the model of `record` (a ModelVersion of the registry).
 The deployment hooks into that instance, it never replaces the strategy:

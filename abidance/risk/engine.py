@@ -513,7 +513,7 @@ class RiskEngine(Component):
         self._check_stale(now)
 
     def _check_kill_file(self) -> None:
-        if self.kill_file is not None and self.trading_state != "HALTED" and os.path.exists(self.kill_file):
+        if self.kill_file is not None and os.path.exists(self.kill_file) and self.trading_state != "HALTED":
             self.kill(f"kill file {self.kill_file} exists")
 
     def _check_stale(self, now: int) -> None:

@@ -10,13 +10,23 @@ process), prints the dashboard's URL, and stops everything cleanly on Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import abidance
+from abidance.config import load_config, parse_config, to_toml
+from abidance.core.loop import run as runner
+from abidance.dashboard_cli import build
+from abidance.runtime.cli import _embedded_sim
+from abidance.runtime.logs import setup_logging
+from abidance.runtime.node import TradingNode
 
 REPLAY = {"ETHBTC": "ETH_BTC-5m.feather", "LTCBTC": "LTC_BTC-5m.feather"}
 
@@ -42,8 +52,6 @@ def free_port() -> int:
 
 
 def repo_root() -> Path:
-    import abidance
-
     return Path(abidance.__file__).resolve().parent.parent
 
 
@@ -92,9 +100,6 @@ balances = {{ BTC = "1" }}
 
 
 def load_demo_config(args, state_dir: Path, store_url: str):
-    import dataclasses
-
-    from abidance.config import load_config, parse_config
 
     if args.data:
         data = Path(args.data)
@@ -120,9 +125,6 @@ def start_store(state_dir: Path, port: int) -> subprocess.Popen:
 
 
 def start_dashboard(args, config_path: Path | None, store_url: str) -> subprocess.Popen:
-    import argparse
-
-    from abidance.dashboard_cli import build
 
     ns = argparse.Namespace(port=args.port, address="127.0.0.1", store_url=store_url,
                             config=str(config_path) if config_path else None)
@@ -131,9 +133,6 @@ def start_dashboard(args, config_path: Path | None, store_url: str) -> subproces
 
 
 async def run(args) -> int:
-    from abidance.runtime.cli import _embedded_sim
-    from abidance.runtime.node import TradingNode
-
     state_dir = Path(args.state_dir).resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
@@ -147,7 +146,7 @@ async def run(args) -> int:
         children.append(start_store(state_dir, port))
         config = load_demo_config(args, state_dir, store_url)
         config_path = state_dir / "node.toml"
-        config_path.write_text(config.to_toml())
+        config_path.write_text(to_toml(config))
         config, sim = await _embedded_sim(config)
         node = TradingNode(config, config_dir=state_dir)
         if not args.no_dashboard:
@@ -170,10 +169,7 @@ async def run(args) -> int:
 
 
 def main(args) -> int:
-    from abidance.runtime.logs import setup_logging
-
     setup_logging("INFO")
-    from abidance.runtime.loop import run as runner
 
     try:
         return runner(run(args))

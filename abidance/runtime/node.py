@@ -27,7 +27,7 @@ from abidance.exchange.binance.credentials import Credentials
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
 from abidance.execution.venue import BinanceExecutionClient
-from abidance.runtime import systemd
+from abidance.runtime import logs, systemd
 from abidance.runtime.state import StateFile, StateWriter
 from abidance.store.client import connect
 from abidance.store.commands import CommandPoller
@@ -205,7 +205,7 @@ class TradingNode:
                 f"| positions {held or 'none'} | open orders {len(self.execution.open_orders())} "
                 f"| fills {self.execution.fills} | decisions {risk.decisions} ({risk.denied} denied) "
                 f"| books ready {health.books_ready if health else '?'} | reconnects "
-                f"{health.reconnects if health else '?'}")
+                f"{health.reconnects if health else '?'} | log lines dropped {logs.dropped()}")
 
     def apply_live_config(self, new) -> None:
         """Apply the safe part of a new config (see abidance/store/config_watch.py)."""

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from abidance.store.server import StoreServer
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("store", help="serve the embedded ClickHouse store (chdb) on loopback",
@@ -30,8 +32,6 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from abidance.store.server import StoreServer
-
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     password = os.environ.get("ABIDANCE_STORE_PASSWORD") or None
     user = os.environ.get("ABIDANCE_STORE_USER") or "default"

@@ -38,6 +38,7 @@ def to_ns(value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
+        # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
         import pandas as pd
 
         ts = pd.Timestamp(value)
@@ -148,6 +149,7 @@ class StoreReader:
         """
         if by not in ("strategy", "symbol"):
             raise ValueError(f"pnl_by: by must be 'strategy' or 'symbol', got {by!r}")
+        # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
         import pandas as pd
 
         fills = self._select("fills", _Where().time("ts", start, end), "ts, trade_id",

@@ -265,6 +265,7 @@ class Engine:
     """One chdb session; every call runs under one lock (statements and their SET/USE state)."""
 
     def __init__(self, data_dir: str | Path):
+        # Lazy: chdb is the store extra: only the store process opens it.
         from chdb import session as chdb_session
 
         self.data_dir = Path(data_dir)
@@ -439,9 +440,11 @@ def _decompress(data: bytes, encoding: str) -> bytes:
         return zlib.decompress(data)
     try:
         if encoding == "lz4":
+            # Lazy: an optional codec: loaded only when a client asks for it.
             import lz4.frame
             return lz4.frame.decompress(data)
         if encoding == "zstd":
+            # Lazy: an optional codec: loaded only when a client asks for it.
             import zstandard
             return zstandard.ZstdDecompressor().decompressobj().decompress(data)
     except ImportError:

@@ -45,6 +45,7 @@ class StoreUnavailable(Exception):
 
 
 def _is_connection_error(exc: Exception) -> bool:
+    # Lazy: clickhouse-connect is the store extra: only a store connection needs it.
     try:
         from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
     except ImportError:      # pragma: no cover - the store extra is not installed

@@ -53,7 +53,7 @@ class Param:
         return value
 
 
-# The hooks of an ML strategy (abidance/strategy/builtin/ml_signal.py), through which a model
+# The hooks of an ML strategy (abidance/ml/ml_signal.py), through which a model
 # deployment (abidance/ml/model_deployment.py) runs it in shadow or live.
 ML_HOOKS = ("predict_only", "on_features", "on_shadow_signal", "last_p")
 

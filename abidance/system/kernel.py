@@ -34,6 +34,7 @@ from abidance.execution.exits import ExitManager
 from abidance.portfolio.portfolio import Portfolio
 from abidance.portfolio.views import PortfolioView
 from abidance.risk.engine import RiskEngine
+from abidance.store import rows
 from abidance.strategy.base import is_ml_strategy
 from abidance.strategy.engine import StrategyEngine
 from abidance.strategy.loader import build_strategies
@@ -139,7 +140,6 @@ class Kernel:
 
     def _store_writer(self, store: StoreTarget):
         # Lazy: the store writer needs pyarrow (the `store` extra), absent from a bare install.
-        from abidance.store import rows
         from abidance.store.writer import StoreWriter
 
         cfg = self.config.store

@@ -44,12 +44,12 @@ max_slippage_bps = {slippage}
 id = "imbalance"
 class = "book_imbalance"
 symbols = ["BTCUSDT"]
-params = {{ depth = 5, threshold = 0.3, cooldown_s = 1.0 }}
+params = {{ depth = 5, threshold = {threshold}, cooldown_s = 1.0 }}
 """
 
 
-def imbalance_config(tmp_path, quote: str = "30", slippage: int = 50):
-    return parse_config(IMBALANCE.format(quote=quote, slippage=slippage), tmp_path, env={})
+def imbalance_config(tmp_path, quote: str = "30", slippage: int = 50, threshold: float = 0.2):
+    return parse_config(IMBALANCE.format(quote=quote, slippage=slippage, threshold=threshold), tmp_path, env={})
 
 
 def record_from_simulator(folder, seconds: float) -> list[list[int]]:
@@ -111,9 +111,10 @@ def test_book_imbalance_backtested_on_depth_recorded_from_the_simulator(tmp_path
 def test_the_risk_engines_book_walk_runs_on_recorded_books(tmp_path):
     # The simulator's book holds about a BTC within a few ticks of the touch: a 500000 USDT market BUY
     # (some 7.7 BTC) is more than the whole recorded book holds, and the walk says so.
-    record_from_simulator(tmp_path / "rec", 3.0)
+    record_from_simulator(tmp_path / "rec", 4.0)
     inst = sim_instruments()[SYMBOL]
-    bt = Backtest(imbalance_config(tmp_path, quote="500000", slippage=1),
+    # The lowest threshold: the strategy buys whenever bids outweigh asks at all (most books).
+    bt = Backtest(imbalance_config(tmp_path, quote="500000", slippage=1, threshold=0.01),
                   trades={SYMBOL: read_trades(trades_path(tmp_path / "rec", SYMBOL), inst)},
                   depth={SYMBOL: read_depth(tmp_path / "rec", inst)}, instruments={SYMBOL: inst},
                   balances={"USDT": Decimal("1000000")})

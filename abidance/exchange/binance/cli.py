@@ -10,6 +10,19 @@ import asyncio
 import logging
 import sys
 
+from abidance.core import topics
+from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.core.loop import run as runner
+from abidance.data.depth_files import DepthRecorder
+from abidance.data.engine import DataEngine
+from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.connector import BinanceConnector
+from abidance.exchange.binance.credentials import Credentials, CredentialsError
+from abidance.exchange.binance.rest import BinanceRest
+from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
+from abidance.exchange.sim.server import SimServer
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("stream", help="connect to Binance (or the simulator) and print books, trades and health",
@@ -29,23 +42,10 @@ def add_parser(sub) -> None:
 
 
 async def run(args) -> int:
-    from abidance.core import topics
-    from abidance.core.bus import MessageBus
-    from abidance.core.clock import LiveClock
-    from abidance.data.depth_files import DepthRecorder
-    from abidance.data.engine import DataEngine
-    from abidance.exchange.binance.config import BinanceConfig
-    from abidance.exchange.binance.connector import BinanceConnector
-    from abidance.exchange.binance.credentials import Credentials, CredentialsError
-    from abidance.exchange.binance.rest import BinanceRest
-
     sim = None
     creds = None
     rest_url, ws_url = args.rest_url, args.ws_url
     if args.venue == "sim" and not (rest_url or ws_url):
-        from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
-        from abidance.exchange.sim.server import SimServer
-
         sim = SimServer(SimConfig())
         await sim.start()
         rest_url, ws_url = sim.rest_url, sim.ws_url
@@ -118,7 +118,6 @@ def status_line(conn, data, trades: dict) -> str:
 
 def main(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from abidance.runtime.loop import run as runner
 
     try:
         return runner(run(args))

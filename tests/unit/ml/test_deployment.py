@@ -25,7 +25,7 @@ from abidance.ml.labels import ForwardReturn, TripleBarrier  # noqa: E402
 from abidance.ml.models import save_model  # noqa: E402
 from abidance.ml.registry import Criteria, ModelRegistry, ModelVersion  # noqa: E402
 from abidance.ml.registry_link import InlineRegistry  # noqa: E402
-from abidance.strategy.builtin.ml_signal import MLSignal  # noqa: E402
+from abidance.ml.ml_signal import MLSignal  # noqa: E402
 
 SHA = "ab" * 32
 

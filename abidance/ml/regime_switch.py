@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import math
 
+from abidance.ml.ml_signal import MLSignal
 from abidance.strategy.base import Param, Strategy, StrategyContext
+from abidance.strategy.builtin import BUILTINS
 
 ANY = "*"
 
 
 def _hostable() -> dict:
-    from abidance.strategy.builtin import BUILTINS      # late: that module imports this one
-
-    return {name: cls for name, cls in BUILTINS.items() if name != RegimeSwitch.name}
+    """The strategies a regime switch may host: the rule built-ins and the ML signal."""
+    return {**BUILTINS, MLSignal.name: MLSignal}
 
 
 def parse_regimes(text: str, where: str = "regimes") -> dict[int | str, dict[str, float]]:
@@ -169,6 +170,7 @@ class RegimeSwitch(Strategy):
     # ---- lifecycle -------------------------------------------------------------------
 
     def on_start(self) -> None:
+        # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
         from abidance.ml.regime import RegimeFeatures, RegimeModel
 
         if self.p.model_path:
