@@ -31,6 +31,7 @@ from types import SimpleNamespace
 from abidance.core import topics
 from abidance.runtime.demo import free_port, start_store
 from tests.integration.node_kit import RunningNode, node_config
+from tests.unit.backtest.kit import RISK_OFF
 
 SPEED = 240.0                 # market seconds per wall second: 24 h in 6 minutes
 HOURS = 24
@@ -63,19 +64,13 @@ class Churn(Strategy):
 
 BODY = """
 [risk]
-quote_asset = "USDT"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
+""" + RISK_OFF.replace("{", "{{").replace("}", "}}") + """
 max_open_orders = 20
 orders_per_10s = 40
 orders_per_day = 0
-price_band_bps = 0
 max_errors_per_minute = 0
 sizing = "fixed_quote"
 fixed_quote = "20"
-min_confidence = 0.0
 [execution]
 limit_timeout_s = 1.0
 cancel_replace = false

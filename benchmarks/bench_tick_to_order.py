@@ -42,30 +42,26 @@ from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
 from abidance.execution.venue import BinanceExecutionClient
 from abidance.system.kernel import Kernel
 from tests.twins.book import OrderBookTwin
+from tests.unit.backtest.kit import RISK_OFF
 from tests.unit.node_kit import INSTRUMENTS
 
-CONFIG = """
+CONFIG = f"""
 config_version = 1
 [node]
 mode = "live"
 [risk]
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
+{RISK_OFF}
 max_open_orders = 0
 orders_per_10s = 0
 orders_per_day = 0
-price_band_bps = 0
 fixed_quote = "100"
-min_confidence = 0.0
 kill_switch_file = ""
 stale_data_s = 0.0
 [[strategies]]
 id = "imbalance"
 class = "book_imbalance"
 symbols = ["BTCUSDT"]
-params = { depth = 5, threshold = 0.2, cooldown_s = 0.0 }
+params = {{ depth = 5, threshold = 0.2, cooldown_s = 0.0 }}
 """
 
 SYMBOL = "BTCUSDT"
@@ -102,8 +98,6 @@ async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
                     book_symbols=[SYMBOL])
     connector = BinanceConnector(cfg, bus, rest)
     connector.use_instruments(inst)
-    sent = []
-    bus.subscribe(topics.ORDER_EVENTS, lambda ev: ev.status == "PENDING_NEW" and sent.append(ev.client_order_id))
     kernel.start()
     await connector.subscribe([SYMBOL], ("depth",))
     bus.publish(topics.BOOK_SNAPSHOTS, BookSnapshot(SYMBOL, np.array([[BID, 500_000], [BID - 1, 300_000]]),
@@ -121,7 +115,8 @@ async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
             await asyncio.sleep(0)      # let the send tasks run, outside the timing
     await kernel.execution.drain()
     kernel.stop()
-    return times, len(sent)
+    risk = kernel.risk
+    return times, risk.decisions - risk.denied          # accepted decisions: each one a signed order
 
 
 def naive_pipeline(n: int) -> tuple[np.ndarray, int]:

@@ -38,16 +38,13 @@ _READS = ("best_bid", "best_ask", "spread", "mid", "microprice", "imbalance", "c
 class BookView:
     """A read-only face of one OrderBook (the same object for the book's whole life)."""
 
-    __slots__ = ("_book",) + _READS
+    __slots__ = ("_book", "symbol") + _READS
 
     def __init__(self, book: OrderBook):
         object.__setattr__(self, "_book", book)
+        object.__setattr__(self, "symbol", book.symbol)        # read on every update: a plain slot
         for name in _READS:
             object.__setattr__(self, name, getattr(book, name))
-
-    @property
-    def symbol(self) -> str:
-        return self._book.symbol
 
     @property
     def ready(self) -> bool:

@@ -269,7 +269,7 @@ class RiskEngine(Component):
             self.limit_timeout_s if price else 0.0, signal.side == "SELL")  # timeout_s, reduce_only
         self.pre_trade.on_order_open(slot, SIDES[signal.side], qty)
         self._track(cid, _OpenOrder(slot, SIDES[signal.side], qty, signal.strategy_id, signal.symbol,
-                                    price or self._with_allowance(ref)))
+                                    price or -(-ref * (BPS + self.max_slippage_bps) // BPS)))   # _with_allowance
         self.decisions += 1
         self.bus.publish(topics.RISK_DECISIONS, RiskDecision(
             signal.strategy_id, signal.symbol, signal.side, True, "ACCEPTED", signal.reason, qty, price, cid,

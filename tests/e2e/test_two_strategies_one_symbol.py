@@ -13,19 +13,13 @@ from abidance.core import topics
 from abidance.exchange.sim.config import SimConfig
 from tests.integration.conftest import RunningSim
 from tests.integration.node_kit import RunningNode, node_config, sim_balances
-from tests.unit.backtest.kit import STRATEGIES, scripted
+from tests.unit.backtest.kit import RISK_OFF, STRATEGIES, scripted
 
-BODY = """
+BODY = f"""
 [risk]
-quote_asset = "USDT"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
+{RISK_OFF}
 sizing = "fixed_quote"
 fixed_quote = "30"
-min_confidence = 0.0
 [data]
 depth = false
 book_ticker = false
