@@ -23,8 +23,8 @@ from abidance.data.engine import DataEngine
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
-from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
 from abidance.exchange.binance.rest import BinanceRest
+from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
 from tests.integration.conftest import RunningSim
 from tests.kit import shared_data
 
