@@ -5,26 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from abidance import __version__
+from abidance import __version__, dashboard_cli, replay
+from abidance.backtest import cli as backtest_cli, optimize_cli
+from abidance.config import cli as config_cli
+from abidance.download import cli as download_cli
+from abidance.exchange.binance import cli as stream_cli
+from abidance.exchange.sim import cli as sim_cli
+from abidance.extras import MissingExtra
+from abidance.ml import models_cli, train_cli
+from abidance.runtime import cli as run_cli, demo, doctor, health
+from abidance.store import cli as store_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abidance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"abidance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from abidance import replay
-    from abidance import dashboard_cli
-    from abidance.backtest import cli as backtest_cli
-    from abidance.backtest import optimize_cli
-    from abidance.data import download_cli
-    from abidance.config import cli as config_cli
-    from abidance.exchange.binance import cli as stream_cli
-    from abidance.runtime import cli as run_cli
-    from abidance.runtime import demo, doctor, health
-    from abidance.store import cli as store_cli
-    from abidance.exchange.sim import cli as sim_cli
-    from abidance.ml import models_cli, train_cli
-
     replay.add_parser(sub)
     sim_cli.add_parser(sub)
     stream_cli.add_parser(sub)
@@ -44,8 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from abidance.extras import MissingExtra
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -19,14 +19,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import abidance
+from abidance.config import ConfigError, load_config
+from abidance.store.client import redact
+
 PASSWORD_ENV = "ABIDANCE_DASHBOARD_PASSWORD"
 DEFAULT_STORE_URL = "http://127.0.0.1:8123"
 
 
 def app_path() -> Path:
     """streamlit_app/app.py beside the abidance package (the repository layout; editable installs)."""
-    import abidance
-
     return Path(abidance.__file__).resolve().parent.parent / "streamlit_app" / "app.py"
 
 
@@ -86,8 +88,6 @@ def build(args, environ: dict[str, str] | None = None) -> tuple[list[str], dict[
 
 
 def _config_store_url(path: Path) -> str | None:
-    from abidance.config import ConfigError, load_config
-
     try:
         return load_config(path).store.url or None
     except ConfigError:
@@ -95,6 +95,7 @@ def _config_store_url(path: Path) -> str | None:
 
 
 def main(args) -> int:
+    # Lazy: Streamlit is the dashboard extra: only `abidance dashboard` needs it.
     try:
         import streamlit  # noqa: F401
     except ImportError:
@@ -105,7 +106,6 @@ def main(args) -> int:
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
-    from abidance.store.client import redact
 
     url = env["ABIDANCE_STORE_URL"]
     if url.startswith("chdb:"):

@@ -116,6 +116,7 @@ def replay_synthetic(out: TextIO, bars: int = 40, bar_seconds: int = 60, seed: i
 
 
 def replay_candles(path: Path, out: TextIO, limit: int | None = None) -> ReplayStats:
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     try:
         import pandas as pd
     except ImportError:

@@ -34,6 +34,7 @@ from abidance.backtest.data import BarSeries
 from abidance.backtest.engine import Backtest, sim_instruments
 from abidance.config import parse_config
 from abidance.core.events import Bar
+from tests.unit.backtest.kit import RISK_OFF
 
 MIN_NS = 60_000_000_000
 T0 = 1_600_000_020 * 1_000_000_000 // MIN_NS * MIN_NS
@@ -44,15 +45,9 @@ config_version = 1
 [node]
 mode = "live"
 [risk]
-quote_asset = "USDT"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
+""" + RISK_OFF.replace("{", "{{").replace("}", "}}") + """
 sizing = "fixed_quote"
 fixed_quote = "1000"
-min_confidence = 0.0
 orders_per_10s = 0
 orders_per_day = 0
 [[strategies]]

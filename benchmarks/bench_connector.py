@@ -4,7 +4,7 @@ Target (issue 4): sustained ingest >= 200k msgs/s with no growing backlog. The
 simulator runs in its own process and pushes a real-sized depthUpdate (5 + 5 levels) as
 fast as the socket takes it (/admin/blast); TCP back-pressure means the figure is the
 client's pace. Our side is the full live path: picows frame -> MarketParser -> bus
-publish -> the symbol's BookSync. Baseline in the same run: a `websockets` client doing
+publish -> the data engine's book keeper for the symbol. Baseline in the same run: a `websockets` client doing
 json.loads + Decimal conversion of every level, the way a plain-Python bot would.
 """
 
@@ -20,6 +20,8 @@ import uvloop
 
 from abidance.core import topics
 from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.data.engine import DataEngine
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.rest import BinanceRest
@@ -41,6 +43,9 @@ async def connector_ingest(rest_url: str, ws_url: str, count: int) -> tuple[floa
     bus.subscribe(topics.DEPTH_DIFFS, lambda ev: delivered.__setitem__(0, delivered[0] + 1))
     async with BinanceRest(cfg, None, bus) as rest:
         conn = BinanceConnector(cfg, bus, rest)
+        data = DataEngine(bus, LiveClock(), ["BTCUSDT"], [], bar_source="bars", book_symbols=["BTCUSDT"])
+        conn.snapshots.start()
+        data.start()
         await conn.start(["BTCUSDT"], ("depth",))
         try:
             await asyncio.wait_for(conn.streams.wait_connected(), 10)
@@ -70,6 +75,7 @@ async def connector_ingest(rest_url: str, ws_url: str, count: int) -> tuple[floa
             last = quarter / (marks[3] - marks[2]) if len(marks) >= 4 else 0.0
             return count / (end - start), first, last
         finally:
+            data.stop()
             await conn.stop()
 
 

@@ -1,7 +1,7 @@
 """The deployed model's per-bar latency inside the node, with its deployment safeguards.
 
 Target (issue 9): inference latency of the deployed model inside the node p99 <= 100 us.
-Measured: one closed bar into the ML strategy (abidance/strategy/builtin/ml_signal.py, a
+Measured: one closed bar into the ML strategy (abidance/ml/ml_signal.py, a
 calibrated logistic regression from train_model on the first 2500 real ETH/BTC 5m bars),
 wrapped by its ModelDeployment (abidance/ml/model_deployment.py) in live mode: streaming
 features, p(up), the decision and its signal, then the drift watch (PSI window of 500 over the
@@ -33,7 +33,7 @@ from abidance.ml.models import save_model, train_model
 from abidance.ml.registry import ModelVersion
 from abidance.ml.registry_link import InlineRegistry
 from abidance.strategy.base import StrategyContext
-from abidance.strategy.builtin.ml_signal import MLSignal
+from abidance.ml.ml_signal import MLSignal
 from tests.kit import load_candles
 
 TRAIN = 2500

@@ -1,12 +1,13 @@
 """Tick to order: raw WebSocket frame bytes in -> signed order request ready to send.
 
 Target (issue 5): p50 <= 15 us and p99 <= 50 us, in process, through parse, book,
-strategy, risk and execution. The path is the live node's own objects: the connector's
-frame handler (Cython parser, BookSync on the Cython book), the bus, the StrategyEngine
-running the built-in order-book-imbalance strategy (cooldown 0, so every frame decides
-to buy), the RiskEngine (sizing from the Portfolio, the Cython pre-trade checks) and the
-ExecutionEngine, whose venue client signs the Binance query string (HMAC-SHA256) at
-decision time. Sending is left out (it is the socket's time). Each frame is timed on its
+strategy, risk and execution. The path is the live node's own objects, built by the node's
+kernel (abidance/system/kernel.py) from a config: the connector's frame handler (Cython
+parser), the data engine's book (the Cython book behind a read-only view), the bus, the
+StrategyEngine running the built-in order-book-imbalance strategy (cooldown 0, so every
+frame decides to buy), the RiskEngine (sizing from the Portfolio, the Cython pre-trade
+checks) and the ExecutionEngine, whose venue client signs the Binance query string
+(HMAC-SHA256) at decision time. Sending is left out (it is the socket's time). Each frame is timed on its
 own; the async send tasks are drained between frames, outside the timing.
 
 Baseline in the same run: the same pipeline the naive way: json.loads, dicts, Decimal,
@@ -28,21 +29,40 @@ import orjson
 import uvloop
 
 from abidance._core.book import Side
+from abidance.config import parse_config
+from abidance.core import topics
 from abidance.core.bus import MessageBus
 from abidance.core.clock import LiveClock
+from abidance.core.events import BookSnapshot
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
-from abidance.execution.engine import ExecutionEngine
 from abidance.execution.venue import BinanceExecutionClient
-from abidance.portfolio.portfolio import Portfolio
-from abidance.risk.engine import RiskEngine
-from abidance.strategy.builtin.book_imbalance import BookImbalance
-from abidance.strategy.engine import StrategyEngine
+from abidance.system.kernel import Kernel
 from tests.twins.book import OrderBookTwin
-from tests.unit.node_kit import INSTRUMENTS, risk_settings
+from tests.unit.backtest.kit import RISK_OFF
+from tests.unit.node_kit import INSTRUMENTS
+
+CONFIG = f"""
+config_version = 1
+[node]
+mode = "live"
+[risk]
+{RISK_OFF}
+max_open_orders = 0
+orders_per_10s = 0
+orders_per_day = 0
+fixed_quote = "100"
+kill_switch_file = ""
+stale_data_s = 0.0
+[[strategies]]
+id = "imbalance"
+class = "book_imbalance"
+symbols = ["BTCUSDT"]
+params = {{ depth = 5, threshold = 0.2, cooldown_s = 0.0 }}
+"""
 
 SYMBOL = "BTCUSDT"
 BID, ASK = 6_500_000, 6_500_001        # ticks (0.01): 65000.00 / 65000.01
@@ -73,22 +93,15 @@ async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
     inst = {SYMBOL: INSTRUMENTS[SYMBOL]}
     cfg = BinanceConfig()
     rest = BinanceRest(cfg, Credentials(DEMO_API_KEY, DEMO_API_SECRET), bus, clock)
-    portfolio = Portfolio(bus, clock, "USDT", inst, {"USDT": Decimal("10000000")}, equity_interval_s=3600)
-    execution = ExecutionEngine(bus, clock, DryClient(rest, inst), inst)
-    settings = risk_settings(max_order_notional="0", max_gross_exposure="0", daily_loss_limit="0",
-                             max_drawdown="0", max_open_orders=0, orders_per_10s=0, orders_per_day=0,
-                             price_band_bps=0, fixed_quote="100", min_confidence=0.0, kill_switch_file=None,
-                             stale_data_s=0.0)
-    risk = RiskEngine(bus, clock, settings, inst, portfolio, rest.ids)
-    strategy = BookImbalance("imbalance", [SYMBOL], {"depth": 5, "threshold": 0.2, "cooldown_s": 0.0})
-    strategies = StrategyEngine(bus, clock, [strategy], portfolio, {SYMBOL: 0.01})
+    kernel = Kernel(parse_config(CONFIG, ".", env={}), mode="live", clock=clock, bus=bus, instruments=inst,
+                    client=DryClient(rest, inst), balances={"USDT": Decimal("10000000")}, ids=rest.ids,
+                    book_symbols=[SYMBOL])
     connector = BinanceConnector(cfg, bus, rest)
     connector.use_instruments(inst)
-    for component in (portfolio, execution, risk, strategies):
-        component.start()
+    kernel.start()
     await connector.subscribe([SYMBOL], ("depth",))
-    sync = connector.books[SYMBOL]
-    sync.seed(np.array([[BID, 500_000], [BID - 1, 300_000]]), np.array([[ASK, 50_000]]), 1000)
+    bus.publish(topics.BOOK_SNAPSHOTS, BookSnapshot(SYMBOL, np.array([[BID, 500_000], [BID - 1, 300_000]]),
+                                                    np.array([[ASK, 50_000]]), 1000, clock.time_ns()))
     on_frame = connector._on_frame
     batch = frames(n, 1001)
     times = np.empty(n, dtype=np.int64)
@@ -100,11 +113,10 @@ async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
         times[i] = perf() - t0
         if i % 64 == 63:
             await asyncio.sleep(0)      # let the send tasks run, outside the timing
-    await execution.drain()
-    orders = sum(1 for o in execution.orders.values() if o.request)
-    for component in (strategies, risk, execution, portfolio):
-        component.stop()
-    return times, orders
+    await kernel.execution.drain()
+    kernel.stop()
+    risk = kernel.risk
+    return times, risk.decisions - risk.denied          # accepted decisions: each one a signed order
 
 
 def naive_pipeline(n: int) -> tuple[np.ndarray, int]:

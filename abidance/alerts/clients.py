@@ -29,6 +29,7 @@ import orjson
 
 from abidance.alerts.outbox import Message
 from abidance.alerts.secrets import Secret
+from abidance.extras import require
 
 DEFAULT_API = {"telegram": "https://api.telegram.org", "discord": "https://discord.com/api",
                "slack": "https://hooks.slack.com/services"}
@@ -264,9 +265,8 @@ class AppriseChannel:
     kind = "apprise"
 
     def __init__(self, cfg, secret: Secret, session=None, node: str = ""):
-        from abidance.extras import require
-
         require(f"alerts channel {cfg.name!r} (apprise)", "ops")
+        # Lazy: apprise comes with the ops extra (checked just above); only this channel kind uses it.
         import apprise
 
         self.cfg = cfg

@@ -23,7 +23,7 @@ from abidance.alerts.service import Attached
 from abidance.core import topics
 from abidance.core.component import Component
 from abidance.core.events import Alert
-from abidance.reports.metrics import book_fill
+from abidance.reports.fills import book_fill
 
 NS = 1_000_000_000
 WEEK_MINUTES = 7 * 24 * 60

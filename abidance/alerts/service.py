@@ -20,6 +20,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import aiohttp
+
 from abidance.alerts.clients import CLIENTS, NEEDS_SECRET, ChannelDown, Refused, RetryLater
 from abidance.alerts.outbox import NS, Message, Outbox
 from abidance.alerts.secrets import load_secret
@@ -258,8 +260,6 @@ class AlertService(Component):
             loop.close()
 
     async def _main(self) -> None:
-        import aiohttp
-
         self._inbox = asyncio.Event()
         async with aiohttp.ClientSession() as session:
             now = self.now_ns()

@@ -19,6 +19,7 @@ they include (half each). docs/anomaly.md quotes this table; tests/unit/anomaly 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from abidance.config.ops_sections import AnomalySection
 from abidance.anomaly.detectors import (BalanceDrift, DrawdownVelocity, FeedLag, FeedStall, PriceJump,
                                         RejectionBurst, Slippage, SpreadBlowout, VolumeSpike)
 
@@ -80,6 +82,7 @@ def bar_times(ts: list[int], n: int = INJECTIONS) -> list[int]:
 # ---- the data ---------------------------------------------------------------------------------------
 
 def load(data: Path) -> dict:
+    # Lazy: reading the recorded data needs pandas (an extra); the detectors themselves do not.
     import pandas as pd
 
     xrp = pd.read_feather(data / "market" / "XRP_ETH-trades.feather")
@@ -311,16 +314,12 @@ HEADER = ("| detector | data | injected | n | precision | recall | median delay 
 
 
 def table(data: Path, cfg=None) -> str:
-    from abidance.config.ops_sections import AnomalySection
-
     cfg = cfg or AnomalySection()
     d = load(data)
     return "\n".join([HEADER, *(e(d, cfg).row() for e in EVALUATIONS)])
 
 
 def main(argv=None) -> int:
-    import os
-
     parser = argparse.ArgumentParser(prog="python -m abidance.anomaly.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="the shared data folder (default ../shared/data)")
     args = parser.parse_args(argv)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from abidance.backtest.engine import Backtest
 from abidance.strategy.base import Strategy
 
 BUY_AND_HOLD = "buy_and_hold"
@@ -31,8 +32,6 @@ def buy_and_hold_backtest(config, bars_by_symbol: dict, **backtest_options):
     """A Backtest (not yet run) of BuyAndHold over `bars_by_symbol` ({symbol: [Bar]}, one
     interval) with `config`'s risk and sizing (its own strategies left out); the keyword
     options are Backtest's (instruments, balances, taker_bps, slippage_bps, ...)."""
-    from abidance.backtest.engine import Backtest
-
     intervals = {b.interval for bars in bars_by_symbol.values() for b in bars}
     if len(intervals) != 1:
         raise ValueError(f"buy_and_hold: the bars must share one interval, got {sorted(intervals) or 'no bars'}")

@@ -1,11 +1,22 @@
-"""`abidance backtest`: the node's config and strategies over recorded candles."""
+"""`abidance backtest`: the node's config and strategies over recorded candles, trades or depth."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
+from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.backtest.lookahead import lookahead_check
+from abidance.config import ConfigError, load_config
+from abidance.core import topics
+from abidance.core.loop import run
+from abidance.exchange.backtest.venue import FillModel
 from abidance.extras import require
+from abidance.store.client import connect
+from abidance.store.migrations import apply_migrations
 
 
 def add_parser(sub) -> None:
@@ -13,12 +24,15 @@ def add_parser(sub) -> None:
                        description="Backtest on the live engines: strategies, risk, execution and portfolio under "
                                    "a simulated clock and venue (docs/backtest.md).")
     p.add_argument("--config", required=True, help="node config TOML (strategies, risk)")
-    data = p.add_mutually_exclusive_group(required=True)
-    data.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
-                      help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
-    data.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
-                      help="recorded trades for a symbol (timestamp ms, id, side, price, amount): bars are built "
-                           "from them as live and orders fill at the next trade")
+    p.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
+                   help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
+    p.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
+                   help="recorded trades for a symbol (timestamp ms, id, side, price, amount): bars are built "
+                        "from them as live and orders fill at the next trade")
+    p.add_argument("--depth", action="append", metavar="SYMBOL=FOLDER",
+                   help="recorded order-book depth for a symbol (FOLDER/<symbol>-depth-snap.csv and "
+                        "-depth-update.csv, with <symbol>-trades.csv when present, as `abidance stream --record` "
+                        "writes them): the data engine keeps the book as live and orders fill on it")
     p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
@@ -40,22 +54,13 @@ def add_parser(sub) -> None:
 
 
 def _dec(text):
-    from decimal import Decimal
-
     return Decimal(text) if text is not None else None
 
 
 def main(args) -> int:
     require("backtest", "backtest")
-    from decimal import Decimal, InvalidOperation
-
-    from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances
-    from abidance.backtest.engine import run_backtest, sim_instruments
-    from abidance.backtest.venue import FillModel
+    # Lazy: the report draws with plotly (the backtest extra, checked just above).
     from abidance.backtest.report import html_report, summarize
-    from abidance.config import ConfigError, load_config
-    from abidance.runtime.loop import run
-
     try:
         config = load_config(args.config)
         balances = parse_balances(args.balance)
@@ -75,8 +80,17 @@ def main(args) -> int:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
     instruments = sim_instruments()
+    if bool(args.candles) + bool(args.trades or args.depth) != 1:
+        print("abidance backtest: give --candles, or --trades and/or --depth (candles are bars already: not both)",
+              file=sys.stderr)
+        return 2
     try:
-        if args.trades:
+        depth = None
+        if args.depth:
+            depth, recorded = load_depth_args(args.depth, instruments)
+            trades = {**recorded, **(load_trade_args(args.trades, instruments) if args.trades else {})}
+            bars = None
+        elif args.trades:
             trades, bars = load_trade_args(args.trades, instruments), None
         else:
             trades, bars = None, load_candle_args(args.candles, args.interval, instruments)
@@ -84,7 +98,7 @@ def main(args) -> int:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
 
-    unit = "trades" if trades else "bars"
+    unit = "events" if depth else "trades" if trades else "bars"
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty() and (done == total or done % max(1, total // 50) == 0):
@@ -94,11 +108,6 @@ def main(args) -> int:
 
     store = None
     if args.to_store:
-        import tempfile
-
-        from abidance.store.client import connect
-        from abidance.store.migrations import apply_migrations
-
         try:
             apply_migrations(connect(args.to_store, "default").command, args.store_database)
         except Exception as exc:  # noqa: BLE001 - report the store problem, do not trace
@@ -109,13 +118,12 @@ def main(args) -> int:
     built: dict[str, list] = {}        # on trades: the bars the engines built, for the report's chart
 
     def collect(bus) -> None:
-        from abidance.core import topics
-
         bus.subscribe(topics.BARS, lambda bar: built.setdefault(bar.symbol, []).append(bar))
 
-    result = run(run_backtest(config, bars, trades=trades, instruments=instruments, balances=balances or None,
-                              store=store, fill=fill, progress=progress, on_bus=collect if trades else None))
-    symbols = list(trades or bars)
+    result = run(run_backtest(config, bars, trades=trades if trades or not depth else None, depth=depth,
+                              instruments=instruments, balances=balances or None, store=store, fill=fill,
+                              progress=progress, on_bus=collect if trades or depth else None))
+    symbols = list(depth or trades or bars)
     chart_bars = bars or {s: [b for b in built.get(s, []) if b.interval == config.strategies[0].timeframe]
                           for s in symbols} if config.strategies else bars or built
     if sys.stderr.isatty():
@@ -126,12 +134,10 @@ def main(args) -> int:
     if args.report:
         html_report(result, chart_bars, summary, args.report, instruments)
         print(f"report: {args.report}")
-    if args.lookahead_check and trades:
+    if args.lookahead_check and (trades or depth):
         print("look-ahead check: runs on candles (--candles), not on trades", file=sys.stderr)
         return 2
     if args.lookahead_check:
-        from abidance.backtest.lookahead import lookahead_check
-
         changed = run(lookahead_check(config, bars, cuts=args.lookahead_check, instruments=instruments,
                                       balances=balances or None, fill=fill))
         for c in changed:

@@ -1,11 +1,18 @@
-"""Recorded candles -> Bars in the instrument's ticks and steps (exact, refused if off-grid)."""
+"""Recorded candles -> Bars in the instrument's ticks and steps (exact, refused if off-grid); the
+command line's recorded trades and depth (abidance/data/depth_files.py) per symbol."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from operator import attrgetter
+from pathlib import Path
 
+import numpy as np
+
+from abidance._core.wire import trade_event
 from abidance.core.events import Bar
 from abidance.data.bars import parse_interval
+from abidance.data.depth_files import depth_paths, read_depth, read_trades, trades_path
 
 
 def _units(fp, value) -> int:
@@ -26,9 +33,6 @@ class BarSeries(list):
     @property
     def columns(self) -> dict:
         if self._columns is None or len(self._columns["close"]) != len(self):
-            import numpy as np
-            from operator import attrgetter
-
             self._columns = {name: np.fromiter(map(attrgetter(name), self), np.int64, len(self))
                              for name in self.COLUMNS}
         return self._columns
@@ -52,8 +56,6 @@ def trades_from_frame(frame, symbol: str, instrument) -> list:
     """Recorded trades (freqtrade/ccxt layout: timestamp in ms, id, side, price, amount) ->
     TradeEvents in ticks and steps, in time order. `side` is the taker's: a "sell" means the
     buyer was the maker."""
-    from abidance._core.wire import trade_event
-
     price, qty = instrument.filters.price_fp, instrument.filters.qty_fp
     out = []
     for row in frame.itertuples(index=False):
@@ -73,6 +75,7 @@ def read_candles(path: str):
 
 
 def _read_frame(path: str, **csv_options):
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     if path.endswith(".feather"):
@@ -103,9 +106,24 @@ def load_trade_args(items, instruments: dict) -> dict[str, list]:
             for symbol, path in _symbol_files("--trades", items, instruments)}
 
 
-def _symbol_files(flag: str, items, instruments: dict):
-    from pathlib import Path
+def load_depth_args(items, instruments: dict) -> tuple[dict[str, list], dict[str, list]]:
+    """["SYMBOL=FOLDER", ...] of recorded depth -> (depth events per symbol, the trades recorded beside
+    them per symbol); ValueError naming the bad item or row."""
+    depth, trades = {}, {}
+    for item in items:
+        symbol, _, folder = item.partition("=")
+        symbol = symbol.strip().upper()
+        snap, update = depth_paths(folder, symbol)
+        if symbol not in instruments or not snap.is_file() or not update.is_file():
+            raise ValueError(f"--depth {item!r}: unknown symbol, or no {snap.name} and {update.name} in {folder}")
+        depth[symbol] = read_depth(folder, instruments[symbol])
+        recorded = trades_path(folder, symbol)
+        if recorded.is_file():
+            trades[symbol] = read_trades(recorded, instruments[symbol])
+    return depth, trades
 
+
+def _symbol_files(flag: str, items, instruments: dict):
     for item in items:
         symbol, _, path = item.partition("=")
         symbol = symbol.strip().upper()

@@ -144,6 +144,7 @@ class EquityCurve:
     def frame(self):
         """ts, equity, cash, positions_value, drawdown (Decimals, exact) and exposed (a whole lot
         held) as a DataFrame."""
+        # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
         import pandas as pd
 
         equity, cash, value = self._computed()

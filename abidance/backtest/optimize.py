@@ -30,10 +30,17 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
+
+from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.core.clock import TestClock
+from abidance.core.loop import run
+from abidance.strategy.base import StrategyContext
+from abidance.strategy.loader import load_strategy_class
 
 OBJECTIVES = ("sharpe", "sortino", "calmar", "return_dd")
 SAMPLERS = ("tpe", "random")
@@ -42,8 +49,6 @@ SAMPLERS = ("tpe", "random")
 # ---- search space, configs, validity -------------------------------------------------------
 
 def strategy_class(config, strategy_id: str):
-    from abidance.strategy.loader import load_strategy_class
-
     sc = _strategy_config(config, strategy_id)
     return load_strategy_class(sc.class_name, config.node.strategies_dir or None)
 
@@ -90,9 +95,6 @@ def with_params(config, strategy_id: str, params: dict):
 
 def check_params(config, strategy_id: str, params: dict) -> str | None:
     """Why these parameters cannot run (the class refuses them, or its on_start raises), else None."""
-    from abidance.core.clock import TestClock
-    from abidance.strategy.base import StrategyContext
-
     sc = _strategy_config(config, strategy_id)
     try:
         cls = strategy_class(config, strategy_id)
@@ -156,10 +158,8 @@ def _plain(v):
 def evaluate(config, strategy_id: str, params: dict, bars_by_symbol: dict, settings: RunSettings,
              instruments: dict | None = None) -> tuple[float | None, dict]:
     """Backtest `strategy_id` alone with `params`: (objective value or None, summary as plain numbers)."""
-    from abidance.backtest.engine import run_backtest, sim_instruments
+    # Lazy: the report draws with plotly (the dashboard extra).
     from abidance.backtest.report import summarize
-    from abidance.runtime.loop import run
-
     instruments = instruments or sim_instruments()
     cfg = with_params(config, strategy_id, params)
     result = run(run_backtest(cfg, bars_by_symbol, instruments=instruments, balances=settings.balances,
@@ -174,8 +174,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(config, strategy_id, bars_by_symbol, settings) -> None:
-    from abidance.backtest.engine import sim_instruments
-
     _WORKER.update(config=config, strategy_id=strategy_id, bars=bars_by_symbol, settings=settings,
                    instruments=sim_instruments())
 
@@ -204,6 +202,7 @@ class OptimizeResult:
 
 
 def make_sampler(name: str, seed: int | None, parallel: bool):
+    # Lazy: Optuna is the optimize extra: only `abidance optimize` needs it.
     import optuna
 
     if name == "tpe":
@@ -223,6 +222,7 @@ def study_storage(url: str | None):
     if not url:
         return None
     if url.startswith("journal://"):
+        # Lazy: optuna (the optimize extra).
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
@@ -240,6 +240,7 @@ def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 
              seed: int | None = 0, settings: RunSettings | None = None, instruments: dict | None = None,
              log=None) -> OptimizeResult:
     """Run `n_trials` more trials of the study (created or resumed), `jobs` backtests at a time."""
+    # Lazy: Optuna is the optimize extra: only `abidance optimize` needs it.
     import optuna
     from optuna.trial import TrialState
 
@@ -298,8 +299,6 @@ def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 
 
     left = n_trials
     if jobs <= 1:
-        from abidance.backtest.engine import sim_instruments
-
         instruments = instruments or sim_instruments()
         while (nxt := ask()) is not None:
             trial, params = nxt
@@ -309,8 +308,6 @@ def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 
                 outcome = exc
             finish(trial, outcome)
     else:
-        import multiprocessing
-
         ctx = multiprocessing.get_context("spawn")      # no fork of the parent's SQLite connection
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                  initargs=(config, strategy_id, bars_by_symbol, settings)) as pool:
@@ -330,6 +327,7 @@ def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 
 
 
 def _result(study, objective: str) -> OptimizeResult:
+    # Lazy: Optuna is the optimize extra: only `abidance optimize` needs it.
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -391,8 +389,6 @@ def walk_forward(config, strategy_id: str, bars, train_bars: int, test_bars: int
                  instruments: dict | None = None) -> list[WindowResult]:
     """Optimise on each train window, score the best parameters on the next test window.
     `bars`: {symbol: [Bar]} (or a list of one symbol's bars); windows count distinct bar open times."""
-    from abidance.backtest.engine import sim_instruments
-
     if not isinstance(bars, dict):
         bars = {bars[0].symbol: list(bars)} if bars else {}
     settings = replace(settings or RunSettings(), objective=objective)
@@ -422,6 +418,7 @@ def walk_forward(config, strategy_id: str, bars, train_bars: int, test_bars: int
 
 
 def _ts(ns: int) -> str:
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%d %H:%M")

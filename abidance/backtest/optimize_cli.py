@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from abidance.backtest.data import load_candle_args, parse_balances
+from abidance.backtest.engine import sim_instruments
+from abidance.backtest.optimize import (RunSettings, format_walk_forward, optimize, search_space, strategy_class,
+                                        study_storage, walk_forward)
+from abidance.config import ConfigError, load_config
 from abidance.extras import require
 
 
@@ -55,13 +61,6 @@ def _walk_spec(text: str) -> tuple[int, int, bool]:
 
 def main(args) -> int:
     require("optimize", "optimize")
-    from decimal import Decimal, InvalidOperation
-
-    from abidance.backtest.data import load_candle_args, parse_balances
-    from abidance.backtest.engine import sim_instruments
-    from abidance.backtest.optimize import (RunSettings, format_walk_forward, optimize, search_space,
-                                            strategy_class, study_storage, walk_forward)
-    from abidance.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)

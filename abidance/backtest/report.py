@@ -53,6 +53,7 @@ def _fee_in_quote(fill, result) -> Decimal:
 
 def html_report(result, bars_by_symbol: dict, summary: dict, path, instruments: dict) -> None:
     """Equity, drawdown, and price with entries and exits, as one HTML file (plotly inline)."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

@@ -6,7 +6,9 @@ price band, the error and stale-data breakers and the kill-switch file are off, 
 is the strategy's and the fill model's alone (not a limit tuned for live trading, nor a
 KILL file that happens to exist on the machine). Sizing is `fixed_fraction`: each entry
 spends min(equity x fraction, cash); fraction < 1 leaves room for the close-to-open gap and
-slippage, since a market order is sized at the close and filled at the next open.
+slippage, since a market order is sized at the close and filled at the next open: an entry
+whose cost at that open exceeds the cash is refused by the venue (-2010), as Binance would.
+execution.max_slippage_bps is 0 (bars have no book to walk), so the fraction alone is the room.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ kill_switch_file = ""
 sizing = "fixed_fraction"
 fraction = {float(fraction)!r}
 min_confidence = 0.0
+[execution]
+max_slippage_bps = 0
 {strategies_toml}
 """
     return parse_config(text, Path.cwd(), env={}, source="abidance research config")

@@ -10,6 +10,8 @@ from typing import Callable
 
 from abidance.core import topics
 from abidance.core.events import TradingCommand
+from abidance.store.commands import write_command
+from abidance.store.reader import StoreReader
 
 log = logging.getLogger("abidance.chat")
 
@@ -66,8 +68,6 @@ class NodeView:
         return "PnL per strategy (from the store)\n" + "\n".join(lines)
 
     def _pnl_rows(self) -> list[tuple]:
-        from abidance.store.reader import StoreReader
-
         df = StoreReader(self.store_connect(), self.database).pnl_by("strategy")
         return [(r.strategy_id, r.realized_pnl, r.fees, int(r.fills)) for r in df.itertuples()]
 
@@ -81,8 +81,6 @@ class StoreCommands:
         self.database = database
 
     async def __call__(self, command: str, reason: str, author: str) -> str:
-        from abidance.store.commands import write_command
-
         try:
             cid = await asyncio.to_thread(lambda: write_command(self.connect(), self.database, command, reason,
                                                                 author))

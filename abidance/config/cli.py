@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from abidance.config import ConfigError, load_config, schema_markdown, to_toml
+from abidance.config.strategies import strategy_errors
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("config", help="check, show and document the node's configuration",
@@ -21,9 +24,6 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from abidance.config import ConfigError, load_config, schema_markdown
-    from abidance.config.strategies import strategy_errors
-
     if args.action == "docs":
         sys.stdout.write(schema_markdown())
         return 0
@@ -37,7 +37,7 @@ def main(args) -> int:
         print(f"abidance config: {exc}", file=sys.stderr)
         return 2
     if args.action == "show":
-        sys.stdout.write(cfg.to_toml())
+        sys.stdout.write(to_toml(cfg))
     else:
         print("\n".join(["ok", *summary(cfg)]))
     return 0

@@ -7,6 +7,7 @@ keys here: each channel reads its secret from the environment (abidance/alerts/s
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -161,8 +162,6 @@ METRICS = Section.of("metrics", MetricsSection, "The Prometheus endpoint (docs/m
 
 def cross_check_ops(cfg, errors) -> None:
     """Rules across the keys of [alerts], [chat] and [metrics] (called by abidance.config.rules)."""
-    import zoneinfo
-
     alerts, chat = cfg.alerts, cfg.chat
     try:
         zoneinfo.ZoneInfo(alerts.timezone)

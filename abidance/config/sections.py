@@ -8,11 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from abidance.config.schema import (
-    BOOL, BPS_TABLE, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY, QTY_TABLE, REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key,
-)
+from abidance._core.risk import RiskLimits, quote_units
 from abidance.config.ops_sections import (ALERTS, ANOMALY, CHAT, METRICS, AlertsSection, AnomalySection,
                                           ChatSection, MetricsSection)
+from abidance.config.schema import (BOOL, BPS_TABLE, FLOAT, INT, KIND_OF_TYPE, MONEY, PATH, QTY, QTY_TABLE,
+                                    REQUIRED, STR, STR_LIST, TABLE, Section, Spec, key)
 from abidance.exchange.binance.config import VENUES, BinanceConfig
 
 CONFIG_VERSION = 1
@@ -81,8 +81,6 @@ class RiskSection:
 
     def limits(self) -> Any:
         """The pre-trade limits in quote units (1e-8 of the quote asset), for abidance._core.risk."""
-        from abidance._core.risk import RiskLimits, quote_units
-
         money = ("max_order_notional", "max_gross_exposure", "daily_loss_limit", "max_drawdown")
         counts = ("max_open_orders", "orders_per_10s", "orders_per_day", "price_band_bps")
         return RiskLimits(**{n: quote_units(str(getattr(self, n))) for n in money},
@@ -149,10 +147,8 @@ class MlSection:
                                  "promotion or demotion made with `abidance models` takes effect then).", gt=0, le=86_400)
     close_on_demote: bool = key(BOOL, True, "When a live model is demoted (by drift or an operator), sell what "
                                 "its strategy bought (its exits are no longer traded); false leaves the position "
-                                "to the risk limits, the exits and the operator. The sell is sized as the whole "
-                                "position in the symbol, whoever bought it: a model whose symbols another "
-                                "strategy also trades is not deployed (runs predict-only, with an alert) while "
-                                "this is true.")
+                                "to the risk limits, the exits and the operator. The sell is sized from that "
+                                "strategy's own position: other strategies' holdings in the symbol are untouched.")
 
 
 @dataclass(frozen=True)
@@ -296,15 +292,4 @@ class NodeConfig:
     metrics: MetricsSection = field(default_factory=MetricsSection)
     strategies: tuple[StrategyConfig, ...] = ()
     sim: dict[str, Any] = field(default_factory=dict)     # raw [sim] table: the simulator validates it
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain TOML-ready values (strings for paths and decimals); never holds a secret."""
-        from abidance.config.render import as_dict
-
-        return as_dict(self)
-
-    def to_toml(self) -> str:
-        """The effective config as TOML, loadable again."""
-        from abidance.config.render import to_toml
-
-        return to_toml(self)
+    # As plain values or TOML again: abidance.config.as_dict(cfg) / to_toml(cfg) (config/render.py).

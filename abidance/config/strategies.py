@@ -9,12 +9,11 @@ parameters, so a config `check` passes is one whose strategies `run` can build.
 from __future__ import annotations
 
 from abidance.config.sections import NodeConfig
+from abidance.strategy.loader import StrategyLoadError, load_strategy_class
 
 
 def strategy_errors(cfg: NodeConfig) -> list[str]:
     """Every problem building the configured strategies (disabled ones too), each naming its key path."""
-    from abidance.strategy.loader import StrategyLoadError, load_strategy_class
-
     errors = []
     for i, sc in enumerate(cfg.strategies):
         where = f"strategies[{i}]"

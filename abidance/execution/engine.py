@@ -4,22 +4,31 @@ Inputs: OrderRequest commands (endpoint topics.EXECUTE), cancels (topics.CANCEL,
 all), the exchange's order updates (topics.ORDER_UPDATES) and reconciliations
 (topics.RECONCILIATION). Outputs: OrderEvent on every state change, Fill once per
 exchange trade (a fill reported both by the REST answer and the user stream is counted
-once, by trade id). Resting limit orders are cancelled, or re-priced through the risk
-engine, after their timeout. Exits (stop loss, take profit, trailing) are kept by
-ExitManager (exits.py).
+once, by trade id). Each fill is booked in the account (the portfolio's `apply_fill`)
+before it is published, so every subscriber of topics.FILLS reads books that hold it.
+Resting limit orders are cancelled, or re-priced through the risk engine, after their
+timeout. Exits (stop loss, take profit, trailing) are kept by ExitManager (exits.py).
+
+Venues are reached through an ExecutionClient (venue.py) and fail with the venue-neutral
+errors of abidance.core.errors. A venue that answers later (the backtest venue: a market
+order reaches it at the next bar or trade) returns None from `submit_now` and answers on the
+topics.VENUE_ANSWERS endpoint.
+
+Bounded memory: an order leaves `orders` when it ends (the store has its events); the last
+CLOSED_KEPT closed orders are kept so that a late report of one is recognised, not alerted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from decimal import Decimal
 
 from abidance.core import topics
 from abidance.core.component import Component
+from abidance.core.errors import OrderOutcomeUnknown, VenueError, VenueTransportError
 from abidance.core.events import Alert, Fill, OrderEvent
-from abidance.exchange.binance.errors import (BinanceApiError, OrderStatusUnknown, RateLimited,
-                                              TransportError)
 from abidance.execution.orders import (CANCELED, FROM_EXCHANGE, NEW, PARTIALLY_FILLED, PENDING_CANCEL,
                                        PENDING_NEW, REJECTED, TERMINAL, Order, TransitionError)
 
@@ -27,6 +36,7 @@ log = logging.getLogger("abidance.execution")
 NS = 1_000_000_000
 SENDERS = 8         # new-order requests in flight at once
 REPORTS_EXECUTED = TERMINAL | {PARTIALLY_FILLED}    # answers whose executedQty is worth catching up on
+CLOSED_KEPT = 1024          # closed orders remembered for late reports
 
 
 def run_inline(coro) -> None:
@@ -41,7 +51,7 @@ def run_inline(coro) -> None:
 
 class ExecutionEngine(Component):
     def __init__(self, bus, clock, client, instruments: dict, *, cancel_replace: bool = False, is_ours=None,
-                 inline: bool = False):
+                 inline: bool = False, account=None):
         super().__init__("ExecutionEngine", bus, clock)
         self.client = client
         # inline: the client answers at once (the backtest venue), so requests run to completion
@@ -53,7 +63,9 @@ class ExecutionEngine(Component):
         self.instruments = instruments
         self.cancel_replace = cancel_replace
         self.is_ours = is_ours or (lambda cid: False)
-        self.orders: dict[str, Order] = {}
+        self.account = account            # books each fill before it is published: the portfolio
+        self.orders: dict[str, Order] = {}                        # open orders
+        self.closed: OrderedDict[str, Order] = OrderedDict()       # the last CLOSED_KEPT closed ones
         self.exits: dict[str, tuple[int, int, int]] = {}     # cid -> (stop_loss, take_profit, trailing_bps)
         self.refused_updates = 0
         self.unknown_updates = 0
@@ -65,11 +77,17 @@ class ExecutionEngine(Component):
         self._outbox: asyncio.Queue | None = None
         self._senders: list[asyncio.Task] = []
 
+    def describe(self) -> dict:
+        return {"client": type(self.client).__name__, "inline": self.inline, "cancel_replace": self.cancel_replace,
+                "books_fills_in": type(self.account).__name__ if self.account is not None else None,
+                "closed_orders_kept": CLOSED_KEPT}
+
     # ---- lifecycle -------------------------------------------------------------------
 
     def on_start(self) -> None:
         self.bus.register(topics.EXECUTE, self.execute)
         self.bus.register(topics.CANCEL, self.cancel_request)
+        self.bus.register(topics.VENUE_ANSWERS, self.handle_answer)
         self.bus.subscribe(topics.ORDER_UPDATES, self.handle_update)
         self.bus.subscribe(topics.RECONCILIATION, self.handle_reconciliation)
 
@@ -79,6 +97,7 @@ class ExecutionEngine(Component):
         self._senders, self._outbox = [], None
         self.bus.unregister(topics.EXECUTE)
         self.bus.unregister(topics.CANCEL)
+        self.bus.unregister(topics.VENUE_ANSWERS)
         self.bus.unsubscribe(topics.ORDER_UPDATES, self.handle_update)
         self.bus.unsubscribe(topics.RECONCILIATION, self.handle_reconciliation)
         for timer in self._timers.values():
@@ -86,6 +105,10 @@ class ExecutionEngine(Component):
 
     def open_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open]
+
+    def order(self, client_order_id: str) -> Order | None:
+        """An open order, or one of the last closed ones; None when unknown."""
+        return self.orders.get(client_order_id) or self.closed.get(client_order_id)
 
     def _spawn(self, coro) -> None:
         if self.inline:
@@ -112,7 +135,8 @@ class ExecutionEngine(Component):
             except Exception as exc:  # noqa: BLE001 - as in _submit
                 self._submit_failed(order, exc)
                 return
-            self._submitted(order, answer)
+            if answer is not None:          # None: the venue answers when the order reaches it
+                self._submitted(order, answer)
             return
         if self.inline:
             run_inline(self._submit(order))
@@ -175,10 +199,11 @@ class ExecutionEngine(Component):
         self._timers.pop(order.client_order_id, None)
         if order.is_open:
             log.info("order %s: limit timeout", order.client_order_id)
-            self.cancel(order, "timeout")
-            if self.cancel_replace and order.status == PENDING_CANCEL:
-                # Only once the cancel is out: a not yet acknowledged order keeps its "cancel after ack".
-                order.reason = "timeout: replace"
+            # Re-priced once its cancel is done; a not yet acknowledged order is only cancelled once
+            # found (its "cancel after ack"). The reason goes with the cancel: an inline venue
+            # answers it before cancel() returns.
+            replace = self.cancel_replace and order.status != PENDING_NEW
+            self.cancel(order, "timeout: replace" if replace else "timeout")
 
     # ---- venue calls -----------------------------------------------------------------
 
@@ -190,15 +215,27 @@ class ExecutionEngine(Component):
             return
         self._submitted(order, answer)
 
+    def handle_answer(self, answer) -> None:
+        """A venue's late answer to a new order (VenueAnswer: the order, the answer dict or the error)."""
+        order = self.orders.get(answer.client_order_id)
+        if order is None:
+            self.unknown_updates += 1
+            log.info("venue answer for an order that is not open: %s", answer.client_order_id)
+            return
+        if answer.error is not None:
+            self._submit_failed(order, answer.error)
+        else:
+            self._submitted(order, answer.answer)
+
     def _submit_failed(self, order: Order, exc: Exception) -> None:
         """A new order's request raised (called while handling it: log.exception shows it)."""
-        if isinstance(exc, OrderStatusUnknown):
+        if isinstance(exc, OrderOutcomeUnknown):
             # Neither placed nor refused for sure: reconciliation will settle it.
             log.error("order %s: outcome unknown (%s); left PENDING_NEW for reconciliation",
                       order.client_order_id, exc.msg)
             self._alert("error", "order_status_unknown", f"order {order.client_order_id}: {exc.msg}")
-        elif isinstance(exc, (RateLimited, BinanceApiError)):
-            sent = not isinstance(exc, TransportError) or exc.sent
+        elif isinstance(exc, VenueError):
+            sent = not isinstance(exc, VenueTransportError) or exc.sent
             reason = f"{exc.code}: {exc.msg}" if sent else f"not sent: {exc.msg}"
             self._move(order, REJECTED, reason)
         else:
@@ -213,12 +250,12 @@ class ExecutionEngine(Component):
     async def _cancel(self, order: Order) -> None:
         try:
             answer = await self.client.cancel(order)
-        except BinanceApiError as exc:
+        except VenueError as exc:
             # -2011 unknown order: it is already done; ask what became of it.
             log.warning("order %s: cancel refused (%s %s); querying", order.client_order_id, exc.code, exc.msg)
             try:
                 answer = await self.client.query(order)
-            except BinanceApiError as exc2:
+            except VenueError as exc2:
                 log.error("order %s: query after a refused cancel failed: %s", order.client_order_id, exc2.msg)
                 if order.status == PENDING_CANCEL:
                     self._move(order, order.before_cancel or NEW, "cancel refused")
@@ -256,9 +293,11 @@ class ExecutionEngine(Component):
     def handle_update(self, u) -> None:
         order = self.orders.get(u.client_order_id)
         if order is None:
-            self.unknown_updates += 1
-            log.info("update for an order that is not ours: %s %s %s", u.symbol, u.client_order_id, u.status)
-            return
+            order = self.closed.get(u.client_order_id)
+            if order is None:
+                self.unknown_updates += 1
+                log.info("update for an order that is not ours: %s %s %s", u.symbol, u.client_order_id, u.status)
+                return
         if u.order_id:
             order.order_id = u.order_id
         if u.execution_type == "TRADE" and u.last_qty > 0:
@@ -291,7 +330,7 @@ class ExecutionEngine(Component):
                             "exchange; querying its final state")
                 self._spawn(self._settle(order))
         for cid, u in on_exchange.items():
-            if cid not in self.orders:
+            if cid not in self.orders and cid not in self.closed:
                 kind = "ours, from before a restart" if self.is_ours(cid) else "not placed by this bot"
                 self._alert("warning", "unknown_open_order", f"open order {u.symbol} {cid} on the exchange is {kind}")
                 if self.is_ours(cid):
@@ -300,8 +339,8 @@ class ExecutionEngine(Component):
     async def _settle(self, order: Order) -> None:
         try:
             answer = await self.client.query(order)
-        except BinanceApiError as exc:
-            if exc.code == -2013 and order.status == PENDING_NEW:
+        except VenueError as exc:
+            if exc.order_not_found and order.status == PENDING_NEW:
                 self._move(order, REJECTED, "never reached the exchange")
             else:
                 log.error("order %s: cannot settle: %s", order.client_order_id, exc.msg)
@@ -329,8 +368,11 @@ class ExecutionEngine(Component):
             order.trade_ids.add(trade_id)
         order.filled += self.instruments[order.symbol].filters.qty_fp.to_units(qty)
         self.fills += 1
-        self.bus.publish(topics.FILLS, Fill(order.client_order_id, order.strategy_id, order.symbol, order.side, qty,
-                                            price, commission, commission_asset, trade_id, is_maker, ts))
+        fill = Fill(order.client_order_id, order.strategy_id, order.symbol, order.side, qty, price, commission,
+                    commission_asset, trade_id, is_maker, ts)
+        if self.account is not None:
+            self.account.apply_fill(fill)       # booked before anyone hears of it
+        self.bus.publish(topics.FILLS, fill)
         if order.status in (NEW, PENDING_NEW) and order.filled < order.quantity:
             self._move(order, PARTIALLY_FILLED, "")
 
@@ -352,9 +394,20 @@ class ExecutionEngine(Component):
                 timer.cancel()
             if status == CANCELED and order.reason == "timeout: replace" and order.remaining > 0:
                 self.bus.publish(topics.REPLACE, order)
+            self._forget(order)
         if status == REJECTED:
             self._alert("warning", "order_rejected", f"order {order.client_order_id} {order.symbol} rejected: "
                         f"{order.reason}")
+
+    def _forget(self, order: Order) -> None:
+        """A closed order leaves the open table (its events are in the store); the last few are kept."""
+        cid = order.client_order_id
+        if self.orders.get(cid) is order:
+            del self.orders[cid]
+        self.closed[cid] = order
+        self.closed.move_to_end(cid)
+        while len(self.closed) > CLOSED_KEPT:
+            self.closed.popitem(last=False)
 
     def _event(self, order: Order, previous: str, reason: str) -> None:
         order.event_filled = order.filled

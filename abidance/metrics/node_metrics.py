@@ -17,9 +17,12 @@ import asyncio
 import time
 from decimal import Decimal
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 from abidance.core import topics
 from abidance.core.component import Component
-from abidance.reports.metrics import book_fill
+from abidance.reports.fills import book_fill
 
 MAX_LABELS = 50
 LATENCY_BUCKETS = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5)
@@ -53,8 +56,6 @@ def reason_code(reason: str) -> str:
 class NodeMetrics(Component):
     def __init__(self, bus, clock, registry=None, quote: str = "USDT", sample_s: float = 1.0, probes=None):
         super().__init__("NodeMetrics", bus, clock)
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
         self.registry = registry if registry is not None else CollectorRegistry()
         r, q = self.registry, quote
         self.quote = q
@@ -223,8 +224,6 @@ class _Sampled:
         return []
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         m = self.m
         h = m._health
         if h is not None:
@@ -313,7 +312,5 @@ def alerts_probe(service):
 
 def serve(registry, host: str, port: int):
     """The /metrics endpoint in a daemon thread (prometheus_client's WSGI server); returns (server, port)."""
-    from prometheus_client import start_http_server
-
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server, server.server_address[1]

@@ -64,6 +64,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
 
 def dump_joblib(path: str | Path, obj) -> str:
     """Pickle `obj` with joblib into `path`, atomically; returns the file's sha256."""
+    # Lazy: joblib is the ml extra: only reading or writing a model file needs it.
     import joblib
 
     buf = io.BytesIO()
@@ -92,6 +93,7 @@ def read_verified(path: str | Path, expected_sha256: str | None, *, what: str = 
 def load_joblib(path: str | Path, expected_sha256: str | None, *, what: str = "model file",
                 error: type[ValueError] = ArtifactError) -> tuple[object, str]:
     """(the unpickled object, the file's sha256): hash checked first, the same bytes unpickled."""
+    # Lazy: joblib is the ml extra: only reading or writing a model file needs it.
     import joblib
 
     data, digest = read_verified(path, expected_sha256, what=what, error=error)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from abidance.backtest.data import bars_from_frame, read_candles
+from abidance.data.bars import parse_interval
 from abidance.ml.features import FeatureSpec, batch_features, check_bars
 from abidance.ml.labels import ForwardReturn
 
@@ -66,6 +68,7 @@ class Dataset:
 
 
 def _times_ns(values) -> np.ndarray:
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     if np.issubdtype(np.asarray(values).dtype, np.integer):
@@ -117,8 +120,6 @@ def build_dataset(source, spec: FeatureSpec | None = None, labeler=None, *, tick
                   symbol: str = "", interval: str = "") -> Dataset:
     """A DataFrame of candles, or a list of Bars with `tick_size`, -> Dataset. `interval` (taken
     from the Bars when they are given) is the expected bar spacing; else the smallest step."""
-    from abidance.data.bars import parse_interval
-
     spec = spec or FeatureSpec()
     labeler = labeler or ForwardReturn()
     if isinstance(source, (list, tuple)):
@@ -155,8 +156,6 @@ def dataset_from_file(path: str, spec: FeatureSpec | None = None, labeler=None, 
                       interval: str = "", instrument=None) -> Dataset:
     """A recorded candle file (feather, parquet or csv) -> Dataset. With `instrument` (and
     symbol, interval) prices go through the backtest's tick conversion, for live parity."""
-    from abidance.backtest.data import bars_from_frame, read_candles
-
     frame = read_candles(str(path))
     if instrument is None:
         return build_dataset(frame, spec, labeler, symbol=symbol, interval=interval)

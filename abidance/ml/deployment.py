@@ -1,7 +1,7 @@
 """Deploy the ML strategies of a node or a backtest by their model's registry status.
 
-    components = await deployment.in_node(node)                 # TradingNode.start
-    deployments = deployment.in_backtest(backtest, registry, ml)  # before backtest.start()
+    components = await deployment.in_node(node)                 # the node's kernel (TradingNode.start)
+    deployments = deployment.in_backtest(backtest, registry, ml)  # a backtest's kernel, before start()
 
 Each ML strategy (abidance/ml/model_deployment.py: `is_ml_strategy`) is looked up in the
 registry by its model file's sha256 and gets a ModelDeployment (shadow / live, drift
@@ -10,12 +10,13 @@ strategy at a time:
 
 - its model file cannot be read (the others are still deployed);
 - its model is not registered, or registered without a drift reference;
-- ml.close_on_demote is on and another strategy trades one of its symbols: the demotion's
-  SELL is sized by the risk engine as the whole position in the symbol (there is one
-  position per symbol, not per strategy), so it would sell the other strategy's holding too;
 - the node has no store, or the registry cannot be read at start (then all of them).
 
+A demotion with ml.close_on_demote sells the strategy's own position only (positions are kept
+per strategy), so an ML strategy may share its symbols with any other strategy.
+
 Registry calls: inline in a backtest; in the node one worker thread (abidance/ml/registry_link.py).
+Either way the deployments are the kernel's components (abidance/system/kernel.py).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from abidance.ml.registry_link import InlineRegistry, RegistryLinkOwner, Threade
 log = logging.getLogger("abidance.ml.deployment")
 
 __all__ = ["SHADOW_SIGNALS", "InlineRegistry", "ModelDeployment", "RegistryLinkOwner", "Resolved",
-           "ThreadedRegistry", "build", "close_on_demote_conflict", "in_backtest", "in_node", "is_ml_strategy",
-           "model_sha256", "resolve", "shadow_only"]
+           "ThreadedRegistry", "build", "in_backtest", "in_node", "is_ml_strategy", "model_sha256", "resolve",
+           "shadow_only"]
 
 
 @dataclass(frozen=True)
@@ -77,24 +78,6 @@ def resolve(registry: ModelRegistry, strategies) -> dict[str, Resolved]:
     return out
 
 
-def close_on_demote_conflict(strategy, strategies, ml) -> str:
-    """Why `strategy` may not be deployed with ml.close_on_demote (empty: it may): another of
-    `strategies` trades one of its symbols, and the demotion's SELL would sell that one's holding too."""
-    if not ml.close_on_demote:
-        return ""
-    mine = set(getattr(strategy, "traded_symbols", ()))
-    clashes = [(o.id, sorted(mine & set(getattr(o, "traded_symbols", ())))) for o in strategies if o is not strategy]
-    clashes = [(other, symbols) for other, symbols in clashes if symbols]
-    if not clashes:
-        return ""
-    shared = "; ".join(f"strategy {other} also trades {', '.join(symbols)}" for other, symbols in clashes)
-    others = ", ".join(other for other, _ in clashes)
-    return (f"ml.close_on_demote is on and {shared}: on a demotion {strategy.id} would sell the whole position "
-            f"in the symbol (a SELL is sized as the whole position), {others}'s holding included. Set "
-            f"ml.close_on_demote = false (a demoted model's position is then left to the exits, the risk limits "
-            f"and the operator) or let {strategy.id} trade its symbols alone")
-
-
 def shadow_only(bus, clock, strategies, why: str, defer: Callable | None = None) -> None:
     """No registry to go by: these ML strategies run predict-only, and an alert says why (published
     through `defer`, e.g. loop.call_soon, when the store writer is not subscribed yet)."""
@@ -104,21 +87,6 @@ def shadow_only(bus, clock, strategies, why: str, defer: Callable | None = None)
         alert = Alert("error", f"strategy.{s.id}", "model_not_deployed", f"ML strategy {s.id} runs predict-only: {why}",
                       clock.time_ns())
         (defer or (lambda f, *a: f(*a)))(bus.publish, topics.ALERTS, alert)
-
-
-def deployable(bus, clock, strategies, ml, defer: Callable | None = None) -> list:
-    """The ML strategies of `strategies` that may be deployed; the ones refused (close_on_demote on a
-    shared symbol) run predict-only with an alert naming both strategies."""
-    out = []
-    for s in strategies:
-        if not is_ml_strategy(s):
-            continue
-        why = close_on_demote_conflict(s, strategies, ml)
-        if why:
-            shadow_only(bus, clock, [s], why, defer)
-        else:
-            out.append(s)
-    return out
 
 
 def build(bus, clock, strategies, resolved: dict[str, Resolved], ml, link, poll_s: float | None,
@@ -144,39 +112,39 @@ def build(bus, clock, strategies, resolved: dict[str, Resolved], ml, link, poll_
 def in_backtest(backtest, registry: ModelRegistry, ml) -> list[ModelDeployment]:
     """Deploy the ML strategies of a Backtest (before `start()`) by their registry status; registry
     calls inline. The deployments start before the strategies; `refresh()` applies a registry change."""
-    strategies = list(backtest.strategies.strategies.values())
-    ml_strategies = deployable(backtest.bus, backtest.clock, strategies, ml)
-    deployments = build(backtest.bus, backtest.clock, ml_strategies, resolve(registry, ml_strategies), ml,
-                        InlineRegistry(registry), None)
-    at = backtest.components.index(backtest.strategies)
-    backtest.components[at:at] = deployments
-    return deployments
+    kernel = backtest.kernel
+    strategies = kernel.ml_strategies()
+    kernel.ml = build(kernel.bus, kernel.clock, strategies, resolve(registry, strategies), ml or kernel.config.ml,
+                      InlineRegistry(registry), None)
+    return list(kernel.ml)
 
 
 async def in_node(node) -> list[Component]:
-    """The node's components for its ML strategies, [registry link, deployments...], to start before
-    the strategy engine (called in TradingNode.start). Registry reads run off the loop; without a
-    store, or when it cannot be read, ML strategies run predict-only."""
-    if not any(is_ml_strategy(s) for s in node.strategies):
+    """`from_store` for anything with config, bus, clock and a list of strategies (tests)."""
+    return await from_store(node.config, node.bus, node.clock, node.strategies)
+
+
+async def from_store(cfg, bus, clock, strategies) -> list[Component]:
+    """The components for a node's ML strategies, [registry link, deployments...], to start before
+    the strategy engine (the node puts them in its kernel's `ml`). Registry
+    reads run off the loop; without a store, or when it cannot be read, ML strategies run
+    predict-only."""
+    ml_strategies = [s for s in strategies if is_ml_strategy(s)]
+    if not ml_strategies:
         return []
-    cfg = node.config
     defer = asyncio.get_running_loop().call_soon     # alerts once the store writer listens
     if not cfg.store.url:
-        shadow_only(node.bus, node.clock, [s for s in node.strategies if is_ml_strategy(s)],
-                    "no store (store.url), so no model registry", defer)
-        return []
-    ml_strategies = deployable(node.bus, node.clock, node.strategies, cfg.ml, defer)
-    if not ml_strategies:
+        shadow_only(bus, clock, ml_strategies, "no store (store.url), so no model registry", defer)
         return []
     link = ThreadedRegistry(lambda: ModelRegistry.open(cfg.store.url, cfg.store.database, migrate=False))
     try:
         resolved = await link.call(lambda reg: resolve(reg, ml_strategies))
     except Exception as exc:  # noqa: BLE001 - the store may be down: trade nothing with the models
         link.close()
-        shadow_only(node.bus, node.clock, ml_strategies, f"the model registry cannot be read ({exc})", defer)
+        shadow_only(bus, clock, ml_strategies, f"the model registry cannot be read ({exc})", defer)
         return []
-    deployments = build(node.bus, node.clock, ml_strategies, resolved, cfg.ml, link, cfg.ml.registry_poll_s, defer)
+    deployments = build(bus, clock, ml_strategies, resolved, cfg.ml, link, cfg.ml.registry_poll_s, defer)
     if not deployments:
         link.close()
         return []
-    return [RegistryLinkOwner(node.bus, node.clock, link), *deployments]
+    return [RegistryLinkOwner(bus, clock, link), *deployments]

@@ -2,7 +2,7 @@
 
     deployment = ModelDeployment(bus, clock, strategy, record, ml, InlineRegistry(registry))
 
-`strategy` is an ML strategy (abidance/strategy/builtin/ml_signal.py, or anything with its
+`strategy` is an ML strategy (abidance/ml/ml_signal.py, or anything with its
 hooks: `predict_only`, `on_features(symbol, bar, x)`, `last_p`, `on_shadow_signal(side, p,
 confidence)`, `shadow_held`) running the model of `record` (a ModelVersion of the registry).
 The deployment hooks into that instance, it never replaces the strategy:
@@ -41,15 +41,11 @@ from abidance.core.events import Alert, ShadowSignal
 from abidance.ml.call_outcomes import CallOutcomes
 from abidance.ml.drift import DriftMonitor, DriftVerdict
 from abidance.ml.registry import HIT_RATE_KEYS, ModelVersion, metric
+from abidance.strategy.base import ML_HOOKS, is_ml_strategy
 
 log = logging.getLogger("abidance.ml.deployment")
 
 SHADOW_SIGNALS = topics.SHADOW_SIGNALS        # recorded by the store writer (abidance/store/rows.py)
-ML_HOOKS = ("predict_only", "on_features", "on_shadow_signal", "last_p")
-
-
-def is_ml_strategy(strategy) -> bool:
-    return all(hasattr(strategy, a) for a in ML_HOOKS)
 
 
 class ModelDeployment(Component):
@@ -88,6 +84,10 @@ class ModelDeployment(Component):
         self._flatten = False          # after a drift demotion with close_on_demote: sell late buy fills too
         self._timer = None
         self._hooked = False
+
+    def describe(self) -> dict:
+        return {"strategy": self.strategy.id, "model": self.record.name, "version": self.record.version,
+                "poll_s": self.poll_s}
 
     # ---- lifecycle -----------------------------------------------------------------------
 

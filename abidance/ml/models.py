@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from abidance._core.trees import TreeEnsemble
 from abidance.ml import artifacts
 from abidance.ml.features import FeatureSpec
 from abidance.ml.splits import PurgedKFold
@@ -49,6 +50,7 @@ class ModelFileError(artifacts.ArtifactError):
 def make_estimator(kind: str = "logistic", seed: int = 0, **params):
     """An uncalibrated classifier: logistic regression on standardised features, or
     gradient boosting (histogram-based "hgb", classic "gb"); small, regularised defaults."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -69,6 +71,7 @@ def make_estimator(kind: str = "logistic", seed: int = 0, **params):
 def make_calibrated(kind: str, start: np.ndarray, end: np.ndarray, *, seed: int = 0, method: str = "sigmoid",
                     splits: int = 3, embargo=0, params: dict | None = None):
     """CalibratedClassifierCV over purged folds of the rows it will be fitted on (spans start/end)."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.calibration import CalibratedClassifierCV
 
     if method not in CALIBRATIONS:
@@ -87,6 +90,7 @@ def make_calibrated(kind: str, start: np.ndarray, end: np.ndarray, *, seed: int 
 def classification_metrics(y, p, min_confidence: float = 0.55) -> dict:
     """AUC, log loss, Brier score, and the hit rate of the calls confident enough to act on:
     p >= min_confidence says up, p <= 1 - min_confidence says down."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     y = np.asarray(y)
@@ -151,6 +155,7 @@ def train_model(dataset, kind: str = "logistic", *, seed: int = 0, n_splits: int
     default: these models are small, and OpenMP's spinning threads on a busy machine made
     a 0.07 s boosting fit take 8 s (measured on 2 shared cores).
     """
+    # Lazy: threadpoolctl comes with scikit-learn (the ml extra).
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):
@@ -210,6 +215,7 @@ def _train_model(dataset, kind, seed, n_splits, embargo, calibration, calibratio
 
 
 def _versions() -> dict:
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     import sklearn
 
     return {"sklearn": sklearn.__version__, "numpy": np.__version__, "python": platform.python_version()}
@@ -256,6 +262,7 @@ def _one_thread():
     # predictions take up to 250 ms at p99 on a busy machine (2 ms with one thread).
     global _CONTROLLER
     if _CONTROLLER is None:
+        # Lazy: threadpoolctl comes with scikit-learn (the ml extra).
         from threadpoolctl import ThreadpoolController
 
         _CONTROLLER = ThreadpoolController()
@@ -299,6 +306,7 @@ def linear_sigmoid_predictor(model):
     predict_proba's per-call validation (~1 ms for one row). None for any other model
     (then predict_proba is used). Same arithmetic up to summation order (|diff| < 1e-12,
     checked in tests/unit/ml/test_models.py)."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -338,10 +346,10 @@ def calibrated_trees_predictor(model):
     predict_proba in its order, so the same bits (checked on real candles in
     tests/unit/ml/test_trees.py). None for any other model; a tree model the compiled trees
     cannot reproduce (categorical features, a custom init) is logged and left to predict_proba."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
-    from abidance._core.trees import TreeEnsemble
 
     if not isinstance(model, CalibratedClassifierCV) or model.method not in CALIBRATIONS:
         return None

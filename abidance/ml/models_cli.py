@@ -22,6 +22,9 @@ import os
 import sys
 from dataclasses import asdict
 
+from abidance.config import ConfigError, load_config
+from abidance.config.sections import MlSection
+from abidance.store.client import redact
 from abidance.extras import require
 
 DEFAULT_STORE_URL = "http://127.0.0.1:8123"
@@ -60,9 +63,6 @@ def add_parser(sub) -> None:
 
 def _settings(args):
     """(store URL, database, [ml] section) from the flags, the environment and the config."""
-    from abidance.config import load_config
-    from abidance.config.sections import MlSection
-
     path = args.config or os.environ.get("ABIDANCE_CONFIG")
     cfg = load_config(path) if path else None
     url = args.store or os.environ.get("ABIDANCE_STORE_URL") or (cfg.store.url if cfg else "") or DEFAULT_STORE_URL
@@ -75,6 +75,7 @@ def _time(ns: int) -> str:
 
 
 def _num(metrics: dict, keys) -> str:
+    # Lazy: the model registry needs pyarrow (the store extra).
     from abidance.ml.registry import metric
 
     v = metric(metrics, keys)
@@ -82,6 +83,7 @@ def _num(metrics: dict, keys) -> str:
 
 
 def _table(versions) -> str:
+    # Lazy: the model registry needs pyarrow (the store extra).
     from abidance.ml.registry import AUC_KEYS, HIT_RATE_KEYS, SIGNALS_KEYS
 
     head = ("name", "ver", "status", "oos_auc", "oos_signals", "oos_hit", "trained on", "updated", "reason")
@@ -95,10 +97,8 @@ def _table(versions) -> str:
 
 def main(args) -> int:
     require("models", "store")
-    from abidance.config import ConfigError
+    # Lazy: the model registry needs pyarrow (the store extra, checked just above).
     from abidance.ml.registry import Criteria, ModelRegistry, RegistryError
-    from abidance.store.client import redact
-
     try:
         url, database, ml = _settings(args)
     except ConfigError as exc:

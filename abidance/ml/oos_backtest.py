@@ -23,6 +23,10 @@ from decimal import Decimal
 
 import pandas as pd
 
+from abidance.backtest.baselines import buy_and_hold
+from abidance.backtest.engine import Backtest
+from abidance.backtest.research_config import research_config
+from abidance.config.sections import StrategyConfig
 from abidance.reports import metrics as M
 
 MODEL, BUY_AND_HOLD, RULE = "model", "buy_and_hold", "ema_cross"
@@ -102,9 +106,6 @@ def judge(equity: pd.DataFrame, fills: list, step: Decimal, base_asset: str) -> 
 
 
 def _config(instrument, settings: JudgeSettings, strategy_id: str, class_name: str, params: dict, timeframe: str):
-    from abidance.backtest.research_config import research_config
-    from abidance.config.sections import StrategyConfig
-
     config = research_config(instrument.quote_asset, settings.fraction)
     sc = StrategyConfig(id=strategy_id, class_name=class_name, symbols=(instrument.symbol,), timeframe=timeframe,
                         params=params)
@@ -118,8 +119,6 @@ def _account(instrument, settings: JudgeSettings) -> dict:
 
 
 def _run(config, bars: list, instrument, settings: JudgeSettings, progress=None):
-    from abidance.backtest.engine import Backtest
-
     return Backtest(config, {instrument.symbol: bars}, progress=progress, **_account(instrument, settings)).run()
 
 
@@ -131,8 +130,6 @@ def compare_on_backtester(bars: list, instrument, model_path: str, model_sha256:
                           horizon: int = 0, settings: JudgeSettings | None = None, progress=None) -> Comparison:
     """Run the model, buy-and-hold and the rule over `bars` (one symbol's held-out Bars, in order).
     `progress(done, total)` is called as the model's and the rule's backtests go through the bars."""
-    from abidance.backtest.baselines import buy_and_hold
-
     settings = settings or JudgeSettings()
     bars = list(bars)
     if len(bars) < 2:

@@ -204,6 +204,7 @@ class RegimeModel:
     def _cluster(self, z: np.ndarray, k: int, d: int) -> tuple:
         """(centres, Cholesky factors of the precisions, log weight + log det) in standardised units."""
         if self.method == "gmm":
+            # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
             from sklearn.mixture import GaussianMixture
 
             gm = GaussianMixture(n_components=k, covariance_type="full", random_state=self.seed, n_init=5,
@@ -211,6 +212,7 @@ class RegimeModel:
             centers, chol = gm.means_, gm.precisions_cholesky_
             log_norm = np.log(gm.weights_) + np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         else:
+            # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
             from sklearn.cluster import KMeans
 
             km = KMeans(n_clusters=k, random_state=self.seed, n_init=10).fit(z)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal, InvalidOperation
 
+from abidance.backtest.data import load_candle_args
+from abidance.backtest.engine import sim_instruments
 from abidance.backtest.research_config import research_config
 from abidance.ml.regime_eval import walk_forward_regimes
 
@@ -46,9 +48,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from abidance.backtest.data import load_candle_args
-    from abidance.backtest.engine import sim_instruments
-
     ap = parser()
     args = ap.parse_args(argv)
     instruments = sim_instruments()

@@ -32,7 +32,12 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
+from abidance.backtest.baselines import BUY_AND_HOLD, buy_and_hold_backtest
+from abidance.backtest.engine import Backtest, sim_instruments
+from abidance.backtest.optimize import windows
 from abidance.backtest.research_config import research_config
+from abidance.config.sections import StrategyConfig
+from abidance.ml.regime_switch import check_mapping, parse_regimes
 from abidance.ml.text import drawdown, number, pct, utc
 
 VARIANTS = ("regime", "static", "buy_and_hold")
@@ -102,8 +107,6 @@ class RegimeEvaluation:
 def host_config(config, symbols, timeframe: str, regimes: str, *, model_path: str = "", model_sha256: str = "",
                 hosted_params: str = "", trade_from_ns: int = 0, exit_on_disable: bool = False):
     """`config` running one regime_switch strategy (its own strategies left out)."""
-    from abidance.config.sections import StrategyConfig
-
     params = {"model_path": model_path, "model_sha256": model_sha256, "regimes": regimes,
               "hosted_params": hosted_params, "trade_from_ns": int(trade_from_ns), "exit_on_disable": exit_on_disable}
     sc = StrategyConfig(id="regime", class_name="regime_switch", symbols=tuple(symbols), timeframe=timeframe,
@@ -113,8 +116,6 @@ def host_config(config, symbols, timeframe: str, regimes: str, *, model_path: st
 
 def static_mapping(regimes: str) -> str:
     """'0:a,1:b@0.5,2:' -> '*:a+b': every hosted strategy on in every regime, weight 1."""
-    from abidance.strategy.builtin.regime_switch import parse_regimes
-
     names = sorted({n for enabled in parse_regimes(regimes).values() for n in enabled})
     if not names:
         raise ValueError(f"regimes {regimes!r} enables no strategy in any regime: nothing to compare")
@@ -125,8 +126,10 @@ def static_mapping(regimes: str) -> str:
 
 def _variant(points: list, fills: list, steps: dict) -> VariantResult:
     """Metrics of an equity curve (points with ts_event, equity, positions_value) and its fills."""
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
+    # Lazy: the metrics need pandas (the dashboard extra).
     from abidance.reports import metrics as M
 
     eq = pd.DataFrame({"ts": pd.to_datetime([p.ts_event for p in points], utc=True),
@@ -157,15 +160,11 @@ def _checked(bt, variant: str):
 
 def _backtest(cfg, bars: dict, instruments: dict, balances: dict, fee_bps: Decimal, slippage_bps: Decimal,
               variant: str):
-    from abidance.backtest.engine import Backtest
-
     return _checked(Backtest(cfg, bars, instruments=instruments, balances=dict(balances), taker_bps=fee_bps,
                              maker_bps=fee_bps, slippage_bps=slippage_bps), variant)
 
 
 def _buy_and_hold(config, bars: dict, instruments: dict, balances: dict, fee_bps: Decimal, slippage_bps: Decimal):
-    from abidance.backtest.baselines import BUY_AND_HOLD, buy_and_hold_backtest
-
     return _checked(buy_and_hold_backtest(config, bars, instruments=instruments, balances=dict(balances),
                                           taker_bps=fee_bps, maker_bps=fee_bps, slippage_bps=slippage_bps),
                     BUY_AND_HOLD)
@@ -190,11 +189,8 @@ def walk_forward_regimes(bars, *, train_bars: int, test_bars: int, anchored: boo
     """Regime switching vs the static mix vs buy-and-hold on each out-of-sample window.
     `bars`: {symbol: [Bar]} (or one symbol's list). Models are saved under `workdir`
     (a temporary folder when None)."""
-    from abidance.backtest.engine import sim_instruments
-    from abidance.backtest.optimize import windows
+    # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
     from abidance.ml.regime import RegimeFeatureSpec, RegimeModel, features_from_bars
-    from abidance.strategy.builtin.regime_switch import check_mapping, parse_regimes
-
     if not isinstance(bars, dict):
         bars = {bars[0].symbol: list(bars)} if bars else {}
     if not bars or not all(bars.values()):

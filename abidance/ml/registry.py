@@ -36,7 +36,9 @@ from typing import Any, Callable, Iterable
 from abidance.ml.artifacts import sha256_file as file_sha256
 from abidance.store import schema
 from abidance.store.arrow_batch import to_arrow
-from abidance.store.migrations import check_identifier
+from abidance.store.client import connect
+from abidance.store.migrations import apply_migrations, check_identifier
+from abidance.store.reader import to_ns
 
 STATUSES = ("candidate", "shadow", "live", "retired")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -148,8 +150,6 @@ def _check_version(version) -> int:
 
 
 def _time_ns(value, what: str) -> int:
-    from abidance.store.reader import to_ns
-
     try:
         return to_ns(value)
     except (TypeError, ValueError) as exc:
@@ -178,9 +178,6 @@ class ModelRegistry:
     def open(cls, url: str, database: str = "abidance", *, migrate: bool = True, **kwargs) -> ModelRegistry:
         """Connect to the store at `url` (see abidance.store.client.connect); with `migrate`, apply
         pending migrations first (idempotent), so a store from before the registry gets its tables."""
-        from abidance.store.client import connect
-        from abidance.store.migrations import apply_migrations
-
         client = connect(url, database="default" if migrate else database)
         if migrate:
             apply_migrations(client.command, database)

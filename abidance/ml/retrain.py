@@ -34,9 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from abidance.config.sections import MlSection
+from abidance.ml.dataset import build_dataset, market_arrays_from_frame
 from abidance.ml.drift import reference_histograms
-from abidance.ml.registry import AUC_KEYS, Criteria, ModelRegistry, ModelVersion, PromotionRefused, metric, \
-    unmet_criteria
+from abidance.ml.features import FeatureSpec
+from abidance.ml.labels import ForwardReturn, labeler_from_dict
+from abidance.ml.models import classification_metrics, load_model, save_model, train_model
+from abidance.ml.registry import (AUC_KEYS, Criteria, ModelRegistry, ModelVersion, PromotionRefused, metric,
+                                  unmet_criteria)
 
 METRICS = ("auc", "hit_rate", "neg_log_loss", "neg_brier")
 
@@ -66,8 +71,6 @@ def _score(metrics: dict, name: str) -> float | None:
 
 
 def _label_spec(champion: ModelVersion | None, labeler):
-    from abidance.ml.labels import ForwardReturn, labeler_from_dict
-
     if labeler is not None:
         return labeler
     labels = (champion.params or {}).get("labels") if champion is not None else None
@@ -75,8 +78,6 @@ def _label_spec(champion: ModelVersion | None, labeler):
 
 
 def _feature_spec(champion: ModelVersion | None, spec):
-    from abidance.ml.features import FeatureSpec
-
     if spec is not None:
         return spec
     if champion is not None and isinstance(champion.feature_set, dict):
@@ -90,8 +91,6 @@ def _holdout_rows(dataset, cut_bar: int) -> np.ndarray:
 
 def _bar_times(candles) -> np.ndarray:
     """Open time (ns) of every source bar, by position (what Dataset.label_end indexes)."""
-    from abidance.ml.dataset import market_arrays_from_frame
-
     if isinstance(candles, (list, tuple)):
         return np.array([b.open_time for b in candles], dtype=np.int64)
     return market_arrays_from_frame(candles)["times"]
@@ -99,9 +98,6 @@ def _bar_times(candles) -> np.ndarray:
 
 def _champion_scores(champion, candles, labeler, tick_size, symbol, interval, cut_bar, test, model, ml):
     """(challenger metrics, champion metrics) on the held-out rows where both feature sets are warm."""
-    from abidance.ml.dataset import build_dataset
-    from abidance.ml.models import classification_metrics, load_model
-
     loaded = load_model(champion.artifact_path, champion.artifact_sha256)
     champion_data = build_dataset(candles, loaded.spec, labeler, tick_size=tick_size, symbol=symbol,
                                   interval=interval)
@@ -126,10 +122,6 @@ def retrain(registry: ModelRegistry, name: str, candles, *, model_dir: str | Pat
 
     spec / labeler default to the champion's (else FeatureSpec() / ForwardReturn()); `ml` is the [ml]
     config section (min_confidence, the promotion criteria; defaults when None)."""
-    from abidance.config.sections import MlSection
-    from abidance.ml.dataset import build_dataset
-    from abidance.ml.models import classification_metrics, save_model, train_model
-
     ml = ml or MlSection()
     if metric_name not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric_name!r}")

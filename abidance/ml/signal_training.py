@@ -27,6 +27,11 @@ from typing import Callable
 
 import numpy as np
 
+from abidance.ml.dataset import build_dataset
+from abidance.ml.drift import reference_histograms
+from abidance.ml.features import FeatureSpec
+from abidance.ml.labels import ForwardReturn
+from abidance.ml.models import classification_metrics, make_calibrated, save_model, train_model
 from abidance.ml.oos_backtest import Comparison, JudgeSettings, compare_on_backtester
 
 STAGES = ("dataset", "cross-validation", "held-out metrics", "learning curve", "feature importances",
@@ -91,9 +96,9 @@ def learning_curve(train, test, kind: str, *, points: int, seed: int, params: di
     """The model refitted on the most recent k/points of the training rows (k = 1..points): AUC on
     those rows and on the held-out rows. Most recent, so every point is as close to the held-out
     window: the curve shows what more history adds."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.metrics import roc_auc_score
 
-    from abidance.ml.models import make_calibrated
 
     out = {"train_rows": [], "train_auc": [], "holdout_auc": []}
     n = len(train)
@@ -118,6 +123,7 @@ def learning_curve(train, test, kind: str, *, points: int, seed: int, params: di
 def permutation_importances(model, X, y, names, *, seed: int, repeats: int = 5) -> dict | None:
     """Mean and std drop in held-out AUC when each feature is shuffled; None when the held-out
     labels have one class only (no AUC)."""
+    # Lazy: scikit-learn is the ml extra: only training or running a model needs it.
     from sklearn.inspection import permutation_importance
 
     if len(np.unique(y)) < 2:
@@ -137,12 +143,8 @@ def train_signal(bars, instrument, model_path: str | Path, *, kind: str = "logis
     `model_path`, judge it on the tail. `horizon`: ml_signal's exit after that many bars in the
     backtest (default the label horizon; 0 = only on p(up)). `stage(name)` is called as each of
     STAGES begins, `bar_progress(done, total)` during the backtests (progress bars)."""
+    # Lazy: threadpoolctl comes with scikit-learn (the ml extra).
     from threadpoolctl import threadpool_limits
-
-    from abidance.ml.dataset import build_dataset
-    from abidance.ml.features import FeatureSpec
-    from abidance.ml.labels import ForwardReturn
-    from abidance.ml.models import classification_metrics, save_model, train_model
 
     stage = stage or (lambda _name: None)
     spec = spec or FeatureSpec()
@@ -188,8 +190,6 @@ def register_run(registry, name: str, run: SignalRun, *, symbol: str, interval: 
                  version: int | None = None, author: str | None = None):
     """Register the run's model as a candidate (metrics, training range, params, drift reference), then
     an `oos_backtest` event with the held-out backtest. Returns the ModelVersion."""
-    from abidance.ml.drift import reference_histograms
-
     mv = registry.register(
         name, run.model_path, expected_sha256=run.sha256, version=version, feature_set=run.train.spec.to_dict(),
         train_start=int(run.train.times[0]), train_end=run.train_end_ns, params=run.params(symbol, interval),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def utc(ns: int) -> str:
     """A nanosecond timestamp as 'YYYY-MM-DD HH:MM' (UTC)."""
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     return pd.Timestamp(int(ns), tz="UTC").strftime("%Y-%m-%d %H:%M")

@@ -28,8 +28,20 @@ from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from abidance.backtest.data import bars_from_frame, load_candle_args
+from abidance.backtest.engine import sim_instruments
+from abidance.backtest.research_config import research_config
+from abidance.config import ConfigError, load_config
+from abidance.config.sections import MlSection
+from abidance.data.bars import parse_interval
+from abidance.ml.labels import ForwardReturn, TripleBarrier
+from abidance.ml.models import KINDS
+from abidance.ml.regime_eval import VARIANTS, walk_forward_regimes
+from abidance.ml.rl.settings import EnvSettings
 from abidance.ml.text import drawdown, number, pct, utc
+from abidance.store.client import redact
 from abidance.extras import require
+from abidance.store.reader import StoreReader
 
 PROG = "abidance train"
 
@@ -179,6 +191,7 @@ def _fraction(flag: str, value: float, low: float, high: float) -> float:
 
 def _progress(total: int, desc: str, unit: str):
     """A tqdm bar on stderr, drawn only when stderr is a terminal (not in logs or pipes)."""
+    # Lazy: tqdm comes with the ml extra: only `abidance train` draws progress bars.
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False,
@@ -210,9 +223,6 @@ class _Stages:
 def _load_bars(args, instruments, many: bool = False, store_client=None, database: str = "abidance",
                symbol: str | None = None) -> dict:
     """{symbol: Bars} from --candles, else from the store's bars table; --last keeps the newest N."""
-    from abidance.backtest.data import load_candle_args
-    from abidance.data.bars import parse_interval
-
     try:
         parse_interval(args.interval)
     except ValueError as exc:
@@ -239,9 +249,6 @@ def _load_bars(args, instruments, many: bool = False, store_client=None, databas
 
 def _store_bars(client, database: str, symbol: str | None, interval: str, last: int | None, instruments):
     """The store's bars of one symbol as Bars in the instrument's ticks and steps (as recorded files are)."""
-    from abidance.backtest.data import bars_from_frame
-    from abidance.store.reader import StoreReader
-
     if not symbol:
         raise InputError("bars from the store need --symbol")
     symbol = symbol.upper()
@@ -254,6 +261,7 @@ def _store_bars(client, database: str, symbol: str | None, interval: str, last: 
 
 
 def _write_report(path: str, title: str, subtitle: str, metrics: list, text: str, charts: dict) -> None:
+    # Lazy: the report draws with plotly (the dashboard extra).
     from abidance.ml.train_report import write_html
 
     try:
@@ -267,9 +275,6 @@ def _write_report(path: str, title: str, subtitle: str, metrics: list, text: str
 
 def _ml_settings(args):
     """(the [ml] section, the config or None) from --config / $ABIDANCE_CONFIG."""
-    from abidance.config import ConfigError, load_config
-    from abidance.config.sections import MlSection
-
     path = args.config or os.environ.get("ABIDANCE_CONFIG")
     if not path:
         return MlSection(), None
@@ -283,8 +288,6 @@ def _ml_settings(args):
 def _labeler(args, default_needed: bool):
     """The label spec from the flags; None when no label flag is given and none is needed (--retrain
     then keeps the champion's)."""
-    from abidance.ml.labels import ForwardReturn, TripleBarrier
-
     given = [a for a in ("label", "horizon", "threshold", "take_profit", "stop_loss") if getattr(args, a) is not None]
     if not given and not default_needed:
         return None
@@ -306,9 +309,8 @@ def _labeler(args, default_needed: bool):
 
 
 def _open_registry(args, ml, cfg):
+    # Lazy: the model registry needs pyarrow (the store extra).
     from abidance.ml.registry import Criteria, ModelRegistry
-    from abidance.store.client import redact
-
     database = args.database or os.environ.get("ABIDANCE_STORE_DATABASE") or (cfg.store.database if cfg else "abidance")
     author = args.author or os.environ.get("ABIDANCE_AUTHOR") or getpass.getuser()
     try:
@@ -318,8 +320,6 @@ def _open_registry(args, ml, cfg):
 
 
 def _signal(args) -> int:
-    from abidance.backtest.engine import sim_instruments
-
     ml, cfg = _ml_settings(args)
     _positive("--folds", args.folds)
     if args.folds < 2:
@@ -334,6 +334,7 @@ def _signal(args) -> int:
     labeler = _labeler(args, default_needed=True)
     holdout = 0.25 if args.holdout is None else args.holdout
     _fraction("--holdout", holdout, 0.05, 0.5)
+    # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
     from abidance.ml.oos_backtest import JudgeSettings
 
     judge = JudgeSettings(_decimal("--cash", args.cash), _decimal("--fee-bps", args.fee_bps),
@@ -350,11 +351,9 @@ def _signal(args) -> int:
 
 
 def _train_signal(args, ml, registry, database, instruments, labeler, holdout, min_conf, judge) -> int:
-    from abidance.ml.models import KINDS
+    # Lazy: the model registry needs pyarrow (the store extra).
     from abidance.ml.registry import RegistryError
     from abidance.ml.signal_training import STAGES, register_run, train_signal
-    from abidance.store.client import redact
-
     bars = _load_bars(args, instruments, store_client=registry.client if registry else None,
                       database=database or "abidance", symbol=args.symbol)
     (symbol, series), = bars.items()
@@ -439,7 +438,7 @@ def _verdict(run) -> str:
 
 
 def _retrain(args, ml, cfg) -> int:
-    from abidance.backtest.engine import sim_instruments
+    # Lazy: the model registry needs pyarrow (the store extra).
     from abidance.ml.registry import RegistryError
     from abidance.ml.retrain import retrain
 
@@ -495,11 +494,8 @@ def _retrain(args, ml, cfg) -> int:
 # ---- regime ------------------------------------------------------------------------------------
 
 def _regime(args) -> int:
-    from abidance.backtest.engine import sim_instruments
+    # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
     from abidance.ml.regime import RegimeModel
-    from abidance.backtest.research_config import research_config
-    from abidance.ml.regime_eval import VARIANTS, walk_forward_regimes
-
     _positive("--train", args.train)
     _positive("--test", args.test)
     _fraction("--fraction", args.fraction, 0.01, 1.0)
@@ -550,10 +546,8 @@ def _regime(args) -> int:
 # ---- rl ----------------------------------------------------------------------------------------
 
 def _rl(args) -> int:
-    from abidance.backtest.engine import sim_instruments
+    # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
     from abidance.ml.oos_backtest import thin_curve
-    from abidance.ml.rl.settings import EnvSettings
-
     _positive("--timesteps", args.timesteps)
     _positive("--envs", args.envs)
     _positive("--episode-bars", args.episode_bars)
@@ -566,6 +560,7 @@ def _rl(args) -> int:
     instruments = sim_instruments()
     (symbol, bars), = _load_bars(args, instruments).items()
     cut = int(len(bars) * (1.0 - args.holdout))
+    # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
     from abidance.ml.rl.agent import evaluate, train_agent
 
     bar = _progress(args.timesteps, "train rl", "step")

@@ -31,6 +31,7 @@ def _layout(fig, title: str, height: int = 380):
 
 def cv_folds_figure(folds: dict):
     """Out-of-sample AUC and hit rate of each purged CV fold (0.5 = no skill)."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
 
     x = [f"fold {i}" for i in folds["fold"]]
@@ -43,6 +44,7 @@ def cv_folds_figure(folds: dict):
 
 def learning_curve_figure(curve: dict):
     """AUC in sample and held out against the number of training rows."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
 
     fig = go.Figure([go.Scatter(x=curve["train_rows"], y=curve["train_auc"], name="in-sample AUC",
@@ -56,6 +58,7 @@ def learning_curve_figure(curve: dict):
 
 def episodes_figure(episodes: dict, smooth: int = 20):
     """RL training: the return of each finished episode, and its rolling mean."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
 
     ret = pd.Series(episodes["episode_return"], dtype=float)
@@ -69,6 +72,7 @@ def episodes_figure(episodes: dict, smooth: int = 20):
 
 def equity_figure(equity: dict, title: str = "Held-out equity"):
     """Each strategy's equity over the held-out bars."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
 
     fig = go.Figure([go.Scatter(x=pd.to_datetime(c["ts"], unit="ns", utc=True), y=c["equity"], name=name,
@@ -79,6 +83,7 @@ def equity_figure(equity: dict, title: str = "Held-out equity"):
 
 def importances_figure(imp: dict, top: int = 20):
     """Permutation importances, largest first (error bars: std over the repeats)."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
 
     names, mean, std = imp["names"][:top][::-1], imp["mean"][:top][::-1], imp["std"][:top][::-1]
@@ -90,6 +95,7 @@ def importances_figure(imp: dict, top: int = 20):
 
 def windows_figure(windows: dict):
     """Regime walk-forward: each variant's return on each test window."""
+    # Lazy: plotly is the dashboard extra: only drawing a chart needs it.
     import plotly.graph_objects as go
 
     x = [f"w{w}" for w in windows["window"]]

@@ -1,5 +1,12 @@
 """The portfolio: spot positions, wallet balances, fees, realised/unrealised PnL and equity.
 
+Positions, PnL and fees are kept per (strategy, symbol): a fill belongs to the strategy whose
+order it filled (strategy "" holds what no strategy of this node bought: an adopted order, a
+position from an older state file). The account's view of a symbol is the sum over its
+strategies; `position(symbol, strategy_id)` reads one strategy's share, `position(symbol)`
+the account's. A strategy's SELL is sized from its own share (abidance/risk/engine.py), so two
+strategies on one symbol never sell each other's holdings.
+
 Everything is Decimal and exact (arithmetic runs in a 50-digit context of its own, so a
 caller's decimal context cannot change the books); no float is ever stored or returned.
 
@@ -22,9 +29,10 @@ Accounting rules
   price). A position without a mark is valued at its average entry price and listed in
   `unmarked()` (so its unrealised PnL counts as 0). Peak equity and drawdown (peak minus
   equity, in the quote asset) are updated at every snapshot and fill.
-- Round trips: a position opened from flat and sold back to flat (below one lot step, so
-  fee dust does not keep it open) is one round trip; its PnL (fees included) decides wins,
-  losses and `consecutive_losses` (a break-even trip resets the streak).
+- Round trips: a (strategy, symbol) position opened from flat and sold back to flat (below one
+  lot step, so fee dust does not keep it open) is one round trip; its PnL (fees included)
+  decides wins, losses and the account's `consecutive_losses` (a break-even trip resets the
+  streak); wins and losses are also counted per strategy.
 - Balances: every asset's total (free + locked) is kept from fills and compared with the
   exchange's on each Reconciliation and BalanceUpdate. The exchange is the truth: a
   difference raises an Alert (code "balance_drift") and the exchange's figure is adopted.
@@ -44,6 +52,7 @@ from decimal import (ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidO
 from typing import Any
 
 from abidance.core import topics
+from abidance.core.bus import Priority
 from abidance.core.component import Component
 from abidance.core.events import (Alert, BalanceDelta, BalanceUpdate, EquityPoint, Fill, PositionUpdate,
                                   Reconciliation)
@@ -52,7 +61,8 @@ log = logging.getLogger("abidance.portfolio")
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-STATE_VERSION = 1
+STATE_VERSION = 2
+UNATTRIBUTED = ""           # the strategy id of holdings no strategy of this node bought
 _CTX = Context(prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
@@ -82,6 +92,8 @@ class _Position:
     fees: Decimal = ZERO            # quote value of the priced fees of this symbol's fills
     trip_pnl: Decimal = ZERO        # realised since the position last opened from flat
     fills: int = 0
+    wins: int = 0                   # round trips of this (strategy, symbol) that made money
+    losses: int = 0
 
     @property
     def avg_price(self) -> Decimal:
@@ -98,14 +110,13 @@ class _Position:
 class Portfolio(Component):
     """Positions, balances and PnL of one account, valued in `quote_asset`.
 
-    Inputs (bus, subscribed while started): topics.FILLS (Fill), topics.TRADES (TradeEvent
-    marks), topics.RECONCILIATION (Reconciliation), topics.BALANCES (BalanceUpdate,
-    BalanceDelta). Outputs: PositionUpdate on topics.POSITIONS after each fill, EquityPoint
-    on topics.EQUITY from `snapshot()` and every `equity_interval_s` while started (0 turns
-    the timer off), Alert on topics.ALERTS.
-
-    Subscribe it before the components that read it after a fill (the risk engine's
-    consecutive-loss breaker): the bus calls subscribers in subscription order.
+    Inputs: fills by `apply_fill(fill)`, called by the execution engine before it publishes
+    the fill (so every subscriber of topics.FILLS reads books that already hold it); on the
+    bus, subscribed while started at Priority.STATE (read by others during the same message):
+    topics.TRADES (TradeEvent marks), topics.RECONCILIATION (Reconciliation),
+    topics.BALANCES (BalanceUpdate, BalanceDelta). Outputs: PositionUpdate on
+    topics.POSITIONS after each fill, EquityPoint on topics.EQUITY from `snapshot()` and every
+    `equity_interval_s` while started (0 turns the timer off), Alert on topics.ALERTS.
     """
 
     def __init__(self, bus, clock, quote_asset: str, instruments: dict, starting_balances: dict | None = None,
@@ -122,7 +133,7 @@ class Portfolio(Component):
         self._balances_known = starting_balances is not None
         for asset, amount in (starting_balances or {}).items():
             self._balances[asset] = _dec(amount, f"starting_balances[{asset}]")
-        self._positions: dict[str, _Position] = {}
+        self._positions: dict[tuple[str, str], _Position] = {}      # (strategy id, symbol) ->
         self._marks: dict[str, int] = {}            # last trade price per symbol, in ticks
         self._fees = ZERO                           # quote value of every priced fee
         self.fees_unpriced: dict[str, Decimal] = {}
@@ -143,16 +154,21 @@ class Portfolio(Component):
         with localcontext(_CTX):
             self._update_peak(self._equity())
 
+    def describe(self) -> dict:
+        return {"quote_asset": self.quote_asset, "equity_interval_s": self.equity_interval_s,
+                "symbols": sorted(self.instruments),
+                "starting_balances": {a: str(v) for a, v in sorted(self._balances.items())}}
+
     # ---- lifecycle ---------------------------------------------------------------------
 
     def on_start(self) -> None:
         # Bound once and kept: the bus unsubscribes by identity, and `self.handle_x` is a new
         # object on every access.
-        self._subscriptions = ((topics.FILLS, self.handle_fill), (topics.TRADES, self.handle_trade),
+        self._subscriptions = ((topics.TRADES, self.handle_trade),
                                (topics.RECONCILIATION, self.handle_reconciliation),
                                (topics.BALANCES, self.handle_balances))
         for topic, handler in self._subscriptions:
-            self.bus.subscribe(topic, handler)
+            self.bus.subscribe(topic, handler, Priority.STATE)
         if self.equity_interval_s > 0:
             interval = max(1, round(self.equity_interval_s * 1e9))
             self._timer = self.clock.call_every(interval, self._on_equity_timer)
@@ -182,7 +198,8 @@ class Portfolio(Component):
         """Set a mark already in the symbol's ticks (the backtester's bar closes)."""
         self._marks[symbol] = ticks
 
-    def handle_fill(self, fill: Fill) -> None:
+    def apply_fill(self, fill: Fill) -> None:
+        """Book one fill (the execution engine calls this before publishing it)."""
         inst = self.instruments.get(fill.symbol)
         if inst is None:
             self.ignored_fills += 1
@@ -235,9 +252,10 @@ class Portfolio(Component):
                     self.fees_unpriced[fee_asset] = self.fees_unpriced.get(fee_asset, ZERO) + fee
                 else:
                     fee_value = fee * mark
-            pos = self._positions.get(fill.symbol)
+            key = (fill.strategy_id, fill.symbol)
+            pos = self._positions.get(key)
             if pos is None:
-                pos = self._positions[fill.symbol] = _Position()
+                pos = self._positions[key] = _Position()
             step = inst.step_size
             if buy:
                 if self._is_flat(pos.quantity, step):
@@ -251,8 +269,9 @@ class Portfolio(Component):
                 if disposed > pos.quantity:
                     # Selling more than the bot bought (holdings from before it): the excess has no
                     # known cost, so it is booked at the sale price (no PnL on it).
+                    owner = f"strategy {fill.strategy_id}" if fill.strategy_id else "the unattributed position"
                     self._alert("oversold", "warning",
-                                f"{fill.symbol}: sold {disposed} but the position held {pos.quantity}; the excess "
+                                f"{fill.symbol}: sold {disposed} but {owner} held {pos.quantity}; the excess "
                                 "is booked at the sale price", fill.ts_event)
                     disposed = pos.quantity
                 if disposed == pos.quantity:
@@ -276,7 +295,7 @@ class Portfolio(Component):
             # Valued in the same context: entering one costs ~0.5 us, and this runs on every fill.
             self._update_peak(self._equity())
             # Built only for a listener (the store, tests): a backtest has none, and it costs ~1 us.
-            update = PositionUpdate(fill.symbol, pos.quantity, pos._avg_price(), pos.realized,
+            update = PositionUpdate(fill.strategy_id, fill.symbol, pos.quantity, pos._avg_price(), pos.realized,
                                     self._unrealized(fill.symbol, pos), fill.ts_event) \
                 if self.bus.has_subscribers(topics.POSITIONS) else None
         if update is not None:
@@ -322,7 +341,7 @@ class Portfolio(Component):
     def _check_positions(self, ts: int) -> None:
         """Positions can only be held in the wallet: alert when they add up to more than it."""
         held: dict[str, Decimal] = {}
-        for symbol, pos in self._positions.items():
+        for (_, symbol), pos in self._positions.items():
             if pos.quantity:
                 base = self.instruments[symbol].base_asset
                 held[base] = held.get(base, ZERO) + pos.quantity
@@ -366,34 +385,61 @@ class Portfolio(Component):
             self._alert(code, level, message, ts)
 
     # ---- read-only views ---------------------------------------------------------------
+    # A `strategy_id` reads that strategy's share; None (the default) the account's: the sum
+    # over every strategy holding the symbol.
 
-    def position(self, symbol: str) -> Decimal:
-        """Base-asset quantity held in symbol (>= 0)."""
-        pos = self._positions.get(symbol)
-        return pos.quantity if pos is not None else ZERO
+    def _shares(self, symbol: str, strategy_id: str | None):
+        if strategy_id is not None:
+            pos = self._positions.get((strategy_id, symbol))
+            return () if pos is None else (pos,)
+        return [p for (_, sym), p in self._positions.items() if sym == symbol]
 
-    def tradable_position(self, symbol: str) -> Decimal:
+    def position(self, symbol: str, strategy_id: str | None = None) -> Decimal:
+        """Base-asset quantity held in symbol (>= 0): one strategy's, or the account's."""
+        if strategy_id is not None:
+            pos = self._positions.get((strategy_id, symbol))
+            return pos.quantity if pos is not None else ZERO
+        with localcontext(_CTX):
+            return sum((p.quantity for p in self._shares(symbol, None)), ZERO)
+
+    def tradable_position(self, symbol: str, strategy_id: str | None = None) -> Decimal:
         """The position rounded down to whole lot steps: what could be sold (fee dust left out)."""
-        qty = self.position(symbol)
+        qty = self.position(symbol, strategy_id)
         inst = self.instruments.get(symbol)
         if inst is None or not qty:
             return qty
         step = inst.filters.qty_fp.increment
         return (qty // step) * step
 
-    def avg_price(self, symbol: str) -> Decimal:
+    def avg_price(self, symbol: str, strategy_id: str | None = None) -> Decimal:
         """Average entry price (quote per base) of the position, 0 when flat."""
-        pos = self._positions.get(symbol)
-        return pos.avg_price if pos is not None else ZERO
+        shares = self._shares(symbol, strategy_id)
+        with localcontext(_CTX):
+            qty = sum((p.quantity for p in shares), ZERO)
+            return sum((p.cost for p in shares), ZERO) / qty if qty else ZERO
 
     def positions(self) -> dict[str, Decimal]:
-        """Every non-zero position: symbol -> quantity."""
-        return {s: p.quantity for s, p in self._positions.items() if p.quantity}
+        """Every non-zero position of the account: symbol -> quantity (summed over strategies)."""
+        return {s: q for s, (q, _) in self.holdings().items()}
+
+    def strategy_positions(self) -> dict[tuple[str, str], Decimal]:
+        """Every non-zero position by (strategy id, symbol)."""
+        return {k: p.quantity for k, p in self._positions.items() if p.quantity}
 
     def holdings(self) -> dict[str, tuple[Decimal, Decimal]]:
-        """Every non-zero position: symbol -> (quantity, cost paid for it). avg_price() is
-        cost / quantity (a 50-digit division, left to whoever needs it)."""
-        return {s: (p.quantity, p.cost) for s, p in self._positions.items() if p.quantity}
+        """Every non-zero position of the account: symbol -> (quantity, cost paid for it).
+        avg_price() is cost / quantity (a 50-digit division, left to whoever needs it)."""
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        with localcontext(_CTX):
+            for (_, symbol), p in self._positions.items():
+                if p.quantity:
+                    q, c = out.get(symbol, (ZERO, ZERO))
+                    out[symbol] = (q + p.quantity, c + p.cost)
+        return out
+
+    def strategies(self) -> list[str]:
+        """Every strategy id with a booked fill (the unattributed "" included when it has one)."""
+        return sorted({sid for sid, _ in self._positions})
 
     def mark(self, symbol: str) -> Decimal | None:
         """The symbol's last trade price, None when no trade was seen."""
@@ -424,7 +470,7 @@ class Portfolio(Component):
     def _positions_value(self) -> Decimal:
         """positions_value() within _CTX."""
         total = ZERO
-        for symbol, pos in self._positions.items():
+        for (_, symbol), pos in self._positions.items():
             if pos.quantity:
                 mark = self.mark(symbol)
                 total += pos.cost if mark is None else pos.quantity * mark
@@ -441,18 +487,22 @@ class Portfolio(Component):
 
     def unmarked(self) -> list[str]:
         """Symbols with a position but no mark: valued at their average entry price."""
-        return sorted(s for s, p in self._positions.items() if p.quantity and s not in self._marks)
+        return sorted({s for (_, s), p in self._positions.items() if p.quantity and s not in self._marks})
 
-    def realized_pnl(self, symbol: str | None = None) -> Decimal:
-        """Realised PnL in the quote asset, fees included (of one symbol, or all)."""
-        if symbol is not None:
-            pos = self._positions.get(symbol)
-            return pos.realized if pos is not None else ZERO
+    def _select(self, symbol: str | None, strategy_id: str | None):
+        """The (key, position) pairs of one symbol and/or one strategy (None: any)."""
+        return [(k, p) for k, p in self._positions.items()
+                if (symbol is None or k[1] == symbol) and (strategy_id is None or k[0] == strategy_id)]
+
+    def realized_pnl(self, symbol: str | None = None, strategy_id: str | None = None) -> Decimal:
+        """Realised PnL in the quote asset, fees included (of one symbol and/or strategy, or all)."""
         with localcontext(_CTX):
-            return self._realized_total()
+            if symbol is None and strategy_id is None:
+                return self._realized_total()
+            return sum((p.realized for _, p in self._select(symbol, strategy_id)), ZERO)
 
     def _realized_total(self) -> Decimal:
-        """realized_pnl() of all symbols, within _CTX."""
+        """realized_pnl() of all positions, within _CTX."""
         return sum((p.realized for p in self._positions.values()), ZERO)
 
     def _unrealized(self, symbol: str, pos: _Position) -> Decimal:
@@ -462,24 +512,40 @@ class Portfolio(Component):
             return ZERO
         return _tidy(pos.quantity * mark - pos.cost)
 
-    def unrealized_pnl(self, symbol: str | None = None) -> Decimal:
-        """Unrealised PnL at the marks (0 for unmarked positions), of one symbol or all."""
+    def unrealized_pnl(self, symbol: str | None = None, strategy_id: str | None = None) -> Decimal:
+        """Unrealised PnL at the marks (0 for unmarked positions), of one symbol and/or strategy, or all."""
         with localcontext(_CTX):
-            if symbol is not None:
-                pos = self._positions.get(symbol)
-                return self._unrealized(symbol, pos) if pos is not None else ZERO
-            return self._unrealized_total()
+            if symbol is None and strategy_id is None:
+                return self._unrealized_total()
+            return sum((self._unrealized(k[1], p) for k, p in self._select(symbol, strategy_id)), ZERO)
 
     def _unrealized_total(self) -> Decimal:
-        """unrealized_pnl() of all symbols, within _CTX."""
-        return sum((self._unrealized(s, p) for s, p in self._positions.items()), ZERO)
+        """unrealized_pnl() of all positions, within _CTX."""
+        return sum((self._unrealized(s, p) for (_, s), p in self._positions.items()), ZERO)
 
-    def fees_paid(self, symbol: str | None = None) -> Decimal:
+    def fees_paid(self, symbol: str | None = None, strategy_id: str | None = None) -> Decimal:
         """Quote value of the fees paid (unpriced third-asset fees are in `fees_unpriced`)."""
-        if symbol is not None:
-            pos = self._positions.get(symbol)
-            return pos.fees if pos is not None else ZERO
-        return self._fees
+        if symbol is None and strategy_id is None:
+            return self._fees
+        with localcontext(_CTX):
+            return sum((p.fees for _, p in self._select(symbol, strategy_id)), ZERO)
+
+    def strategy_pnl(self) -> dict[str, dict[str, Any]]:
+        """Per strategy: its positions, realised and unrealised PnL, fees, round trips (reports, the store)."""
+        out: dict[str, dict[str, Any]] = {}
+        with localcontext(_CTX):
+            for (sid, symbol), p in sorted(self._positions.items()):
+                row = out.setdefault(sid, {"positions": {}, "realized_pnl": ZERO, "unrealized_pnl": ZERO,
+                                           "fees": ZERO, "wins": 0, "losses": 0, "fills": 0})
+                if p.quantity:
+                    row["positions"][symbol] = p.quantity
+                row["realized_pnl"] += p.realized
+                row["unrealized_pnl"] += self._unrealized(symbol, p)
+                row["fees"] += p.fees
+                row["wins"] += p.wins
+                row["losses"] += p.losses
+                row["fills"] += p.fills
+        return out
 
     @property
     def peak_equity(self) -> Decimal:
@@ -518,6 +584,7 @@ class Portfolio(Component):
             "ignored_fills": self.ignored_fills,
             "drift_events": self.drift_events,
             "unmarked": self.unmarked(),
+            "strategies": self.strategy_pnl(),
         }
 
     # ---- round trips -------------------------------------------------------------------
@@ -530,11 +597,13 @@ class Portfolio(Component):
         self.round_trips += 1
         if pos.trip_pnl < 0:
             self.losses += 1
+            pos.losses += 1
             self.consecutive_losses += 1
             self.max_consecutive_losses = max(self.max_consecutive_losses, self.consecutive_losses)
         else:
             if pos.trip_pnl > 0:
                 self.wins += 1
+                pos.wins += 1
             self.consecutive_losses = 0
         pos.trip_pnl = ZERO
 
@@ -544,15 +613,17 @@ class Portfolio(Component):
         """Everything needed to resume after a restart, JSON-able (Decimals as strings).
 
         Marks are not kept: they are stale after a restart and come back with the next trades.
+        The size is bounded by strategies x symbols, whatever the number of fills.
         """
         return {
             "version": STATE_VERSION,
             "quote_asset": self.quote_asset,
             "balances_known": self._balances_known,
             "balances": {a: str(v) for a, v in self._balances.items()},
-            "positions": {s: {"quantity": str(p.quantity), "cost": str(p.cost), "realized": str(p.realized),
-                              "fees": str(p.fees), "trip_pnl": str(p.trip_pnl), "fills": p.fills}
-                          for s, p in self._positions.items()},
+            "positions": [{"strategy": sid, "symbol": s, "quantity": str(p.quantity), "cost": str(p.cost),
+                           "realized": str(p.realized), "fees": str(p.fees), "trip_pnl": str(p.trip_pnl),
+                           "fills": p.fills, "wins": p.wins, "losses": p.losses}
+                          for (sid, s), p in self._positions.items()],
             "fees": str(self._fees),
             "fees_unpriced": {a: str(v) for a, v in self.fees_unpriced.items()},
             "peak": str(self._peak),
@@ -561,17 +632,24 @@ class Portfolio(Component):
         }
 
     def from_state(self, state: dict) -> None:
-        """Replace the books with a `to_state()` dict (ValueError when it does not fit)."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"portfolio state version {state.get('version')!r} is not {STATE_VERSION}")
+        """Replace the books with a `to_state()` dict (ValueError when it does not fit). A version-1
+        state (positions by symbol only, before per-strategy books) is read as unattributed positions."""
+        version = state.get("version")
+        if version not in (1, STATE_VERSION):
+            raise ValueError(f"portfolio state version {version!r} is not {STATE_VERSION}")
         if state.get("quote_asset") != self.quote_asset:
             raise ValueError(f"portfolio state is in {state.get('quote_asset')!r}, this portfolio in "
                              f"{self.quote_asset!r}")
+        rows = ([{"strategy": UNATTRIBUTED, "symbol": s, **p} for s, p in state["positions"].items()]
+                if version == 1 else state["positions"])
         positions = {}
-        for symbol, p in state["positions"].items():
-            positions[symbol] = _Position(_dec(p["quantity"], f"{symbol}.quantity"), _dec(p["cost"], f"{symbol}.cost"),
-                                          _dec(p["realized"], f"{symbol}.realized"), _dec(p["fees"], f"{symbol}.fees"),
-                                          _dec(p["trip_pnl"], f"{symbol}.trip_pnl"), int(p["fills"]))
+        for p in rows:
+            where = f"positions.{p.get('strategy', '?')}.{p.get('symbol', '?')}"
+            positions[(str(p["strategy"]), str(p["symbol"]))] = _Position(
+                _dec(p["quantity"], f"{where}.quantity"), _dec(p["cost"], f"{where}.cost"),
+                _dec(p["realized"], f"{where}.realized"), _dec(p["fees"], f"{where}.fees"),
+                _dec(p["trip_pnl"], f"{where}.trip_pnl"), int(p["fills"]), int(p.get("wins", 0)),
+                int(p.get("losses", 0)))
         self._balances = {a: _dec(v, f"balances.{a}") for a, v in state["balances"].items()}
         self._balances_known = bool(state["balances_known"])
         self._positions = positions

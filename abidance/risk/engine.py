@@ -8,6 +8,20 @@ Circuit breakers move it: drawdown and daily loss (in PreTradeRisk), consecutive
 trades, too many order errors a minute, stale market data (REDUCING until data is fresh
 again). The kill switch (endpoint topics.KILL, the kill file, SIGUSR1 via the runtime)
 halts and cancels every open order. Only an operator resumes after a halt.
+
+Sizing reads the portfolio through a read-only view. A SELL is sized from the signalling
+strategy's own position, less what its open SELL orders already sell: never another
+strategy's holding. A BUY never asks for more than the quote cash not already committed to
+open BUY orders, valued at the price it may pay: a MARKET BUY at the reference price plus
+`max_slippage_bps` (the fill may be worse than the reference: a gap up), a LIMIT at its
+limit (what the exchange locks). A BUY the venue would still refuse for want of funds
+comes back as a rejection with the venue's error (-2010), never an overdraft.
+
+The kill file and stale market data are checked at every decision as well as on the poll
+timer, so a decision depends only on the event times, never on when the poll last ran:
+live and a backtest (which polls rarely) decide alike. Market data marks data fresh again
+on arrival. Mark and freshness handlers subscribe at Priority.STATE: a strategy reacting
+to the same trade or bar is sized from it.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ from pathlib import Path
 from abidance._core.risk import (QUOTE_UNIT, OrderSide, OrderType, PreTradeRisk, RiskReason, TradingState,
                                  describe, quote_units)
 from abidance.core import topics
+from abidance.core.bus import Priority
 from abidance.core.component import Component
 from abidance.core.events import Alert, OrderRequest, RiskDecision, TradingStateChanged
 from abidance.risk.sizing import SizingError, notional_budget, steps_for
@@ -33,6 +48,51 @@ MARKET, LIMIT = int(OrderType.MARKET), int(OrderType.LIMIT)
 ACCEPTED = int(RiskReason.ACCEPTED)
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
+BPS = 10_000
+
+
+class _OpenOrder:
+    """What the risk engine keeps of an order it sent, until it ends."""
+
+    __slots__ = ("slot", "side", "qty", "strategy_id", "symbol", "price", "filled")
+
+    def __init__(self, slot: int, side: int, qty: int, strategy_id: str, symbol: str, price: int):
+        self.slot, self.side, self.qty = slot, side, qty
+        self.strategy_id, self.symbol = strategy_id, symbol
+        self.price = price          # ticks the order may pay per step: its limit, or the reference + allowance
+        self.filled = 0
+
+    @property
+    def left(self) -> int:
+        return max(0, self.qty - self.filled)
+
+
+class _Commitments:
+    """Running totals over the open orders, kept as they change (never a scan on the tick path):
+    per symbol, tick x step units promised to open BUYs; per (strategy, symbol), steps that open
+    SELLs still sell."""
+
+    __slots__ = ("buys", "sells")
+
+    def __init__(self):
+        self.buys: dict[str, int] = {}
+        self.sells: dict[tuple[str, str], int] = {}
+
+    def add(self, o: _OpenOrder, steps: int) -> None:
+        """`steps` more (negative: fewer) left of order o."""
+        if o.side == SIDES["BUY"]:
+            total = self.buys.get(o.symbol, 0) + steps * o.price
+            if total:
+                self.buys[o.symbol] = total
+            else:
+                self.buys.pop(o.symbol, None)       # empty: sizing takes the fast path again
+        else:
+            key = (o.strategy_id, o.symbol)
+            total = self.sells.get(key, 0) + steps
+            if total:
+                self.sells[key] = total
+            else:
+                self.sells.pop(key, None)
 
 
 class RiskEngine(Component):
@@ -61,11 +121,13 @@ class RiskEngine(Component):
             if settings.sizing == "fixed_quote" else 0
         self.books: dict = {}
         self.last_data_ns = 0
+        self._last_tick_ns = 0          # the last trade or book seen (a bar of those trades is not news)
         self.decisions = 0
         self.denied = 0
         self.state_source = "start"
         self.kill_file = self._kill_file_path(state_dir)
-        self._orders: dict[str, tuple[int, int, int]] = {}   # cid -> (slot, side, qty)
+        self._orders: dict[str, _OpenOrder] = {}             # cid -> the open order
+        self._commit = _Commitments()
         self._errors: deque[int] = deque()
         self._timers = []
         self._stale = False
@@ -76,6 +138,13 @@ class RiskEngine(Component):
             return None
         path = Path(name)
         return path if path.is_absolute() or state_dir is None else Path(state_dir) / path
+
+    def describe(self) -> dict:
+        s = self.settings
+        return {"settings": {f: str(getattr(s, f)) for f in getattr(s, "__dataclass_fields__", {})},
+                "limit_timeout_s": self.limit_timeout_s, "max_slippage_bps": self.max_slippage_bps,
+                "kill_file": str(self.kill_file) if self.kill_file is not None else None,
+                "poll_interval_s": self.poll_interval_s, "symbols": sorted(self.slots)}
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -88,18 +157,22 @@ class RiskEngine(Component):
                 self.pre_trade.update_position(slot, int(self.portfolio.position(symbol) / step))
         b = self.bus
         b.subscribe(topics.SIGNALS, self.handle_signal)
-        b.subscribe(topics.BOOKS, self.handle_book)
-        b.subscribe(topics.BOOK_STATUS, self.handle_book_status)
-        b.subscribe(topics.TRADES, self.handle_trade)
-        b.subscribe(topics.BARS, self.handle_bar)
+        # Marks and freshness: read while sizing a signal caused by the same message.
+        b.subscribe(topics.BOOKS, self.handle_book, Priority.STATE)
+        b.subscribe(topics.BOOK_STATUS, self.handle_book_status, Priority.STATE)
+        b.subscribe(topics.TRADES, self.handle_trade, Priority.STATE)
+        b.subscribe(topics.BARS, self.handle_bar, Priority.STATE)
+        b.subscribe(topics.BARS_SKIPPED, self.handle_bar, Priority.STATE)
         b.subscribe(topics.ORDER_EVENTS, self.handle_order_event)
         b.subscribe(topics.FILLS, self.handle_fill)
         b.subscribe(topics.EQUITY, self.handle_equity)
         b.register(topics.KILL, self.kill)
         b.register(topics.RISK_COMMAND, self.command)
+        b.register(topics.HALT, self.halt_request)
         b.subscribe(topics.REPLACE, self.handle_replace)
         if getattr(self.settings, "start_reducing", False):
             self.set_reducing("configured to start in REDUCING", "config")
+        self._check_kill_file()
         self._timers.append(self.clock.call_every(int(self.poll_interval_s * NS), self._poll))
         now = self.clock.time_ns()
         self._timers.append(self.clock.call_at((now // DAY_NS + 1) * DAY_NS, self._new_day))
@@ -107,11 +180,13 @@ class RiskEngine(Component):
     def on_stop(self) -> None:
         self.bus.unregister(topics.KILL)
         self.bus.unregister(topics.RISK_COMMAND)
+        self.bus.unregister(topics.HALT)
         for t in self._timers:
             t.cancel()
         for topic, handler in ((topics.SIGNALS, self.handle_signal), (topics.BOOKS, self.handle_book),
                                (topics.BOOK_STATUS, self.handle_book_status), (topics.TRADES, self.handle_trade),
-                               (topics.BARS, self.handle_bar), (topics.ORDER_EVENTS, self.handle_order_event),
+                               (topics.BARS, self.handle_bar), (topics.BARS_SKIPPED, self.handle_bar),
+                               (topics.ORDER_EVENTS, self.handle_order_event),
                                (topics.FILLS, self.handle_fill),
                                (topics.EQUITY, self.handle_equity), (topics.REPLACE, self.handle_replace)):
             self.bus.unsubscribe(topic, handler)
@@ -120,7 +195,8 @@ class RiskEngine(Component):
 
     def handle_book(self, book) -> None:
         self.books[book.symbol] = book
-        self.last_data_ns = self.clock.time_ns()
+        self._last_tick_ns = now = self.clock.time_ns()
+        self._fresh(now)
 
     def handle_book_status(self, change) -> None:
         if not change.ready:
@@ -130,13 +206,22 @@ class RiskEngine(Component):
         slot = self.slots.get(trade.symbol)
         if slot is not None:
             self.pre_trade.update_mark(slot, trade.price)
-        self.last_data_ns = self.clock.time_ns()
+        self._last_tick_ns = now = self.clock.time_ns()
+        self._fresh(now)
 
     def handle_bar(self, bar) -> None:
-        """A closed bar's close is a mark too (backtests on bars have no trade stream)."""
+        """A closed bar's close is a mark too (backtests on bars have no trade stream). A bar with
+        trades that were not seen as trades (a recorded candle) is market data arriving."""
         slot = self.slots.get(bar.symbol)
         if slot is not None and bar.close > 0:
             self.pre_trade.update_mark(slot, bar.close)
+        if bar.trades and self._last_tick_ns < bar.open_time:
+            self._fresh(self.clock.time_ns())
+
+    def _fresh(self, now: int) -> None:
+        self.last_data_ns = now
+        if self._stale:
+            self._check_stale(now)
 
     def reference(self, symbol: str, side: str) -> tuple[int, int]:
         """(mid, the touch the order would take) in ticks; 0 when unknown."""
@@ -155,6 +240,10 @@ class RiskEngine(Component):
         inst = self.instruments.get(signal.symbol)
         if inst is None:
             return self._deny(signal, "UNKNOWN_SYMBOL", f"{signal.symbol} has no instrument")
+        # The breakers a poll would have moved by now: the same decision whenever the poll ran.
+        now = self.clock.time_ns()
+        self._check_kill_file()
+        self._check_stale(now)
         if signal.confidence < self.settings.min_confidence:
             return self._deny(signal, "LOW_CONFIDENCE",
                               f"confidence {signal.confidence:.2f} < min {self.settings.min_confidence:.2f}")
@@ -165,7 +254,7 @@ class RiskEngine(Component):
         ref = price or touch
         if ref <= 0:
             return self._deny(signal, "NO_REFERENCE_PRICE", f"{signal.symbol}: no book or trade price yet")
-        qty = self._size(signal, inst, ref)
+        qty = self._size(signal, inst, ref, order_type == MARKET)
         if isinstance(qty, str):
             return
         # Slippage first: the pre-trade check takes an order-rate token when it accepts.
@@ -183,7 +272,8 @@ class RiskEngine(Component):
             signal.stop_loss, signal.take_profit, signal.trailing_bps,
             self.limit_timeout_s if price else 0.0, signal.side == "SELL")  # timeout_s, reduce_only
         self.pre_trade.on_order_open(slot, SIDES[signal.side], qty)
-        self._orders[cid] = (slot, SIDES[signal.side], qty)
+        self._track(cid, _OpenOrder(slot, SIDES[signal.side], qty, signal.strategy_id, signal.symbol,
+                                    price or -(-ref * (BPS + self.max_slippage_bps) // BPS)))   # _with_allowance
         self.decisions += 1
         self.bus.publish(topics.RISK_DECISIONS, RiskDecision(
             signal.strategy_id, signal.symbol, signal.side, True, "ACCEPTED", signal.reason, qty, price, cid,
@@ -207,7 +297,7 @@ class RiskEngine(Component):
             f"replace {order.client_order_id} at the touch", qty, touch, cid, 1.0, self.clock.time_ns()))
         if ok:
             self.pre_trade.on_order_open(slot, side, qty)
-            self._orders[cid] = (slot, side, qty)
+            self._track(cid, _OpenOrder(slot, side, qty, order.strategy_id, order.symbol, touch))
             self.bus.send(topics.EXECUTE, OrderRequest(
                 cid, order.strategy_id, order.symbol, order.side, "LIMIT", qty, touch, "GTC", self.clock.time_ns(),
                 timeout_s=self.limit_timeout_s, reduce_only=order.reduce_only, parent_id=order.client_order_id))
@@ -229,32 +319,70 @@ class RiskEngine(Component):
                                            f"from the touch {touch}", qty)
         return worse
 
-    def _size_fixed_quote(self, signal, inst, ref_ticks: int):
+    def _with_allowance(self, ticks: int) -> int:
+        """A market order's reference price plus max_slippage_bps, in ticks (rounded up)."""
+        return -(-ticks * (BPS + self.max_slippage_bps) // BPS)
+
+    def _track(self, cid: str, o: _OpenOrder) -> None:
+        self._orders[cid] = o
+        self._commit.add(o, o.qty)
+
+    def _filled(self, o: _OpenOrder, filled: int) -> None:
+        """The order has `filled` steps filled now (fills and order events both say so)."""
+        if filled > o.filled:
+            before = o.left
+            o.filled = filled
+            self._commit.add(o, o.left - before)
+
+    def _committed_units(self, quote_asset: str) -> int:
+        """Quote units (1e-8) promised to open BUY orders: what is left of each, at the price it may
+        pay, rounded up (a commitment never looks smaller than it is)."""
+        total = 0
+        for symbol, ts in self._commit.buys.items():
+            if self.instruments[symbol].quote_asset == quote_asset:
+                mul, div = self._quote_ratio[symbol]
+                total += -(-ts * mul // div)
+        return total
+
+    def _pending_sells(self, strategy_id: str, symbol: str) -> int:
+        """Steps that the strategy's open SELL orders in symbol still sell."""
+        return self._commit.sells.get((strategy_id, symbol), 0)
+
+    def _free_cash_units(self, inst) -> int:
+        """Quote cash not promised to open BUY orders, in quote units (1e-8)."""
+        cash = int(self.portfolio.cash(inst.quote_asset).scaleb(8))
+        return cash - self._committed_units(inst.quote_asset) if self._commit.buys else cash
+
+    def _size_fixed_quote(self, signal, inst, ref_ticks: int, market: bool):
         """fixed_quote in exact integers (the common case, on the tick path)."""
         mul, div = self._quote_ratio[signal.symbol]
-        budget = self._fixed_quote_units
+        qty = self._fixed_quote_units * div // (ref_ticks * mul)
         if self.portfolio is not None:
-            # Never ask for more than the cash there is: the exchange would reject it anyway.
-            budget = min(budget, int(self.portfolio.cash(inst.quote_asset).scaleb(8)))
-        qty = budget * div // (ref_ticks * mul)
+            # Never ask for more than the cash there is, at the price the order may pay.
+            cash = self._free_cash_units(inst)
+            pay = self._with_allowance(ref_ticks) if market else ref_ticks
+            qty = min(qty, max(0, cash) * div // (pay * mul))
         if qty <= 0:
-            return self._deny(signal, "SIZE_ZERO", f"budget of {budget} quote units buys less than one step") \
-                or "SIZE_ZERO"
+            return self._deny(signal, "SIZE_ZERO", f"budget of {self._fixed_quote_units} quote units buys less "
+                                                   f"than one step of the free cash") or "SIZE_ZERO"
         return qty
 
-    def _size(self, signal, inst, ref_ticks: int):
+    def _size(self, signal, inst, ref_ticks: int, market: bool = True):
         """Quantity in steps, or the reason string after a denial was published."""
         step = inst.filters.qty_fp.increment
         if signal.side == "SELL":
-            held = self.portfolio.position(signal.symbol) if self.portfolio is not None else Decimal(0)
-            qty = int(held / step)
+            held = self.portfolio.position(signal.symbol, signal.strategy_id) if self.portfolio is not None \
+                else Decimal(0)
+            qty = int(held / step) - self._pending_sells(signal.strategy_id, signal.symbol)
             if qty <= 0:
-                return self._deny(signal, "NO_POSITION", f"nothing to sell in {signal.symbol}") or "NO_POSITION"
+                return self._deny(signal, "NO_POSITION", f"strategy {signal.strategy_id} has nothing (left) to "
+                                                         f"sell in {signal.symbol}") or "NO_POSITION"
             return qty
         if self._fixed_quote_units:
-            return self._size_fixed_quote(signal, inst, ref_ticks)
-        entry = inst.filters.price_fp.increment * ref_ticks
-        stop = inst.filters.price_fp.increment * signal.stop_loss if signal.stop_loss else None
+            return self._size_fixed_quote(signal, inst, ref_ticks, market)
+        tick = inst.filters.price_fp.increment
+        entry = tick * ref_ticks
+        stop = tick * signal.stop_loss if signal.stop_loss else None
         # Equity values every position: only the modes that use it pay for it.
         needs_equity = self.settings.sizing != "fixed_quote" and self.portfolio is not None
         equity = self.portfolio.equity() if needs_equity else Decimal(0)
@@ -262,13 +390,14 @@ class RiskEngine(Component):
             budget = notional_budget(self.settings.sizing, self.settings, equity, signal.confidence, entry, stop)
         except SizingError as exc:
             return self._deny(signal, exc.reason, str(exc)) or exc.reason
-        if self.portfolio is not None:
-            # Never ask for more than the cash there is: the exchange would reject it anyway.
-            budget = min(budget, self.portfolio.cash(inst.quote_asset))
         qty = steps_for(budget, entry, step)
+        if self.portfolio is not None:
+            # Never ask for more than the cash there is, at the price the order may pay.
+            pay = tick * (self._with_allowance(ref_ticks) if market else ref_ticks)
+            qty = min(qty, steps_for(Decimal(self._free_cash_units(inst)).scaleb(-8), pay, step))
         if qty <= 0:
-            return self._deny(signal, "SIZE_ZERO", f"budget {budget} {inst.quote_asset} buys less than one step") \
-                or "SIZE_ZERO"
+            return self._deny(signal, "SIZE_ZERO", f"budget {budget} {inst.quote_asset} buys less than one step "
+                                                   f"of the free cash") or "SIZE_ZERO"
         return qty
 
     def _deny(self, signal, reason: str, message: str, qty: int = 0) -> None:
@@ -287,8 +416,12 @@ class RiskEngine(Component):
         if ev.status in TERMINAL:
             entry = self._orders.pop(ev.client_order_id, None)
             if entry is not None:
-                slot, side, qty = entry
-                self.pre_trade.on_order_done(slot, side, max(0, qty - ev.filled))
+                self.pre_trade.on_order_done(entry.slot, entry.side, max(0, entry.qty - ev.filled))
+                self._commit.add(entry, -entry.left)            # nothing is left of it
+        else:
+            entry = self._orders.get(ev.client_order_id)
+            if entry is not None:
+                self._filled(entry, ev.filled)
 
     def handle_fill(self, fill) -> None:
         slot = self.slots.get(fill.symbol)
@@ -296,6 +429,9 @@ class RiskEngine(Component):
             return
         steps = self.instruments[fill.symbol].filters.qty_fp.to_units(fill.quantity)
         self.pre_trade.on_fill(slot, SIDES[fill.side], steps)
+        entry = self._orders.get(fill.client_order_id)
+        if entry is not None:
+            self._filled(entry, entry.filled + steps)       # what is left of it is no longer pending
         limit = getattr(self.settings, "max_consecutive_losses", 0)
         if limit and self.portfolio is not None and self.portfolio.consecutive_losses >= limit:
             self.halt(f"{self.portfolio.consecutive_losses} losing trades in a row", "breaker:consecutive_losses")
@@ -356,6 +492,11 @@ class RiskEngine(Component):
         self.pre_trade.halt()
         self._publish_state(previous, reason, source)
 
+    def halt_request(self, reason: str) -> None:
+        """topics.HALT from a venue adapter (the day's order budget spent): halt, keep open orders and exits."""
+        if self.trading_state != "HALTED":
+            self.halt(reason, "venue")
+
     def kill(self, reason: str = "kill switch") -> None:
         """Halt and cancel every open order (CLI, dashboard, signal, kill file)."""
         self.halt(reason, "kill_switch")
@@ -388,8 +529,14 @@ class RiskEngine(Component):
         self._publish_state(previous, reason, source)
 
     def _poll(self, now: int) -> None:
-        if self.kill_file is not None and self.trading_state != "HALTED" and os.path.exists(self.kill_file):
+        self._check_kill_file()
+        self._check_stale(now)
+
+    def _check_kill_file(self) -> None:
+        if self.kill_file is not None and os.path.exists(self.kill_file) and self.trading_state != "HALTED":
             self.kill(f"kill file {self.kill_file} exists")
+
+    def _check_stale(self, now: int) -> None:
         stale_s = getattr(self.settings, "stale_data_s", 0)
         if stale_s and self.last_data_ns:
             stale = now - self.last_data_ns > stale_s * NS

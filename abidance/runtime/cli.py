@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import shutil
 import sys
 from pathlib import Path
+
+from abidance.config import ConfigError, load_config
+from abidance.core.loop import run as runner
+from abidance.exchange.sim.config import ConfigError as SimConfigError, parse_config as parse_sim
+from abidance.exchange.sim.server import SimServer
+from abidance.runtime.logs import setup_logging
+from abidance.runtime.node import TradingNode
 
 
 def add_parser(sub) -> None:
@@ -24,8 +33,6 @@ def add_parser(sub) -> None:
 
 
 def _load(args):
-    from abidance.config import ConfigError, load_config
-
     try:
         return load_config(args.config)
     except ConfigError as exc:
@@ -34,13 +41,10 @@ def _load(args):
 
 
 def run_main(args) -> int:
-    from abidance.runtime.logs import setup_logging
-
     config = _load(args)
     if config is None:
         return 2
     setup_logging(config.node.log_level, config.node.log_format)
-    from abidance.runtime.loop import run as runner
 
     try:
         return runner(_run(config, args))
@@ -50,8 +54,6 @@ def run_main(args) -> int:
 
 
 async def _run(config, args) -> int:
-    from abidance.runtime.node import TradingNode
-
     sim = None
     if args.sim:
         config, sim = await _embedded_sim(config)
@@ -67,13 +69,6 @@ async def _run(config, args) -> int:
 
 async def _embedded_sim(config):
     """A simulator on free loopback ports, and the config pointed at it with a fresh state dir."""
-    import dataclasses
-    import shutil
-
-    from abidance.exchange.sim.config import ConfigError as SimConfigError
-    from abidance.exchange.sim.config import parse_config as parse_sim
-    from abidance.exchange.sim.server import SimServer
-
     try:
         sim_cfg = parse_sim({"sim": config.sim})
     except SimConfigError as exc:

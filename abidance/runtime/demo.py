@@ -10,7 +10,9 @@ process), prints the dashboard's URL, and stops everything cleanly on Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import shutil
 import signal
 import socket
@@ -18,7 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from abidance import config as config_package
+from abidance.config import load_config, parse_config, to_toml
+from abidance.core.loop import run as runner
+from abidance.dashboard_cli import build
 from abidance.extras import require
+from abidance.runtime.cli import _embedded_sim
+from abidance.runtime.logs import setup_logging
+from abidance.runtime.node import TradingNode
 
 REPLAY = {"ETHBTC": "ETH_BTC-5m.feather", "LTCBTC": "LTC_BTC-5m.feather"}
 
@@ -47,9 +56,7 @@ def free_port() -> int:
 
 def example_config() -> Path:
     """The shipped example node config (config/sim.toml in a checkout links to it)."""
-    import abidance.config
-
-    return Path(abidance.config.__file__).resolve().parent / "examples" / "sim.toml"
+    return Path(config_package.__file__).resolve().parent / "examples" / "sim.toml"
 
 
 def replay_config(data: Path, state_dir: Path, speed: float = 60.0) -> str:
@@ -97,9 +104,6 @@ balances = {{ BTC = "1" }}
 
 
 def load_demo_config(args, state_dir: Path, store_url: str):
-    import dataclasses
-
-    from abidance.config import load_config, parse_config
 
     if args.data:
         data = Path(args.data)
@@ -125,9 +129,6 @@ def start_store(state_dir: Path, port: int) -> subprocess.Popen:
 
 
 def start_dashboard(args, config_path: Path | None, store_url: str) -> subprocess.Popen:
-    import argparse
-
-    from abidance.dashboard_cli import build
 
     ns = argparse.Namespace(port=args.port, address=args.address, store_url=store_url,
                             config=str(config_path) if config_path else None)
@@ -136,9 +137,6 @@ def start_dashboard(args, config_path: Path | None, store_url: str) -> subproces
 
 
 async def run(args) -> int:
-    from abidance.runtime.cli import _embedded_sim
-    from abidance.runtime.node import TradingNode
-
     state_dir = Path(args.state_dir).resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
@@ -152,7 +150,7 @@ async def run(args) -> int:
         children.append(start_store(state_dir, port))
         config = load_demo_config(args, state_dir, store_url)
         config_path = state_dir / "node.toml"
-        config_path.write_text(config.to_toml())
+        config_path.write_text(to_toml(config))
         config, sim = await _embedded_sim(config)
         node = TradingNode(config, config_dir=state_dir)
         if not args.no_dashboard:
@@ -176,10 +174,7 @@ async def run(args) -> int:
 
 def main(args) -> int:
     require("demo", "store", *(() if args.no_dashboard else ("dashboard",)))
-    from abidance.runtime.logs import setup_logging
-
     setup_logging("INFO")
-    from abidance.runtime.loop import run as runner
 
     try:
         return runner(run(args))

@@ -23,6 +23,10 @@ from pathlib import Path
 import orjson
 
 from abidance import extras
+from abidance.config import ConfigError, load_config
+from abidance.exchange.binance.credentials import Credentials, CredentialsError
+from abidance.store.client import connect, redact
+from abidance.store.migrations import MIGRATIONS, applied_versions
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 DEFAULT_PORTS = (8501, 8123)        # the dashboard's and the store's defaults
@@ -56,8 +60,6 @@ def add_parser(sub) -> None:
 # ---- the checks ------------------------------------------------------------------------------------
 
 def check_config(path: str | None):
-    from abidance.config import ConfigError, load_config
-
     if not path:
         return None, [Finding(FAIL, "config", "no config file given", "pass --config FILE (or set ABIDANCE_CONFIG)")]
     try:
@@ -72,8 +74,6 @@ def check_config(path: str | None):
 
 
 def check_credentials(config) -> list[Finding]:
-    from abidance.exchange.binance.credentials import Credentials, CredentialsError
-
     try:
         creds = Credentials.from_env()
     except CredentialsError as exc:
@@ -115,9 +115,6 @@ def check_store(config) -> list[Finding]:
         return [Finding(OK, "store", "none configured (store.url is empty): events are not recorded")]
     if extras.missing("store"):
         return [Finding(FAIL, "store", "the store extra is not installed", "pip install 'abidance[store]'")]
-    from abidance.store.client import connect, redact
-    from abidance.store.migrations import MIGRATIONS, applied_versions
-
     try:
         client = connect(config.store.url, "default", connect_timeout=5, send_receive_timeout=10)
         applied = applied_versions(lambda sql: client.command(sql), config.store.database)

@@ -12,82 +12,42 @@ the state is saved, connections are closed. SIGUSR1 is the kill switch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 
-from abidance.backtest.venue import BacktestVenue, FillModel
 from abidance.core import topics
-from abidance.core.bus import MessageBus
+from abidance.core.bus import MessageBus, Priority
 from abidance.core.clock import LiveClock
-from abidance.core.component import Component
 from abidance.core.events import Alert, DepthSnapshot
-from abidance.data.engine import DataEngine
+from abidance.exchange.backtest.venue import BacktestVenue, FillModel
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.binance.ws_orders import WsApiExecutionClient
-from abidance.execution.engine import ExecutionEngine
-from abidance.execution.exits import ExitManager
+from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
 from abidance.execution.venue import BinanceExecutionClient
-from abidance.portfolio.portfolio import Portfolio
-from abidance.risk.engine import RiskEngine
-from abidance.runtime import systemd
-from abidance.runtime.state import StateFile
-from abidance.strategy.engine import StrategyEngine
-from abidance.strategy.loader import load_strategy_class
+from abidance.runtime import logs, systemd
+from abidance.runtime.ops import build_ops
+from abidance.runtime.state import StateFile, StateWriter
+from abidance.store.client import connect
+from abidance.store.commands import CommandPoller
+from abidance.store.config_watch import ConfigWatcher
+from abidance.strategy.loader import build_strategies
+from abidance.system.kernel import Kernel, StoreTarget, starting_balances
 
 log = logging.getLogger("abidance.node")
 
 DEPTH_LEVELS = 20           # levels per side in a periodic depth snapshot
 
 
-class PaperFills(Component):
-    """Feeds the live trade stream to the paper venue (node.mode = "paper")."""
-
-    def __init__(self, bus, clock, venue):
-        super().__init__("PaperFills", bus, clock)
-        self.venue = venue
-
-    def on_start(self) -> None:
-        self.bus.subscribe(topics.TRADES, self.venue.on_trade)
-
-    def on_stop(self) -> None:
-        self.bus.unsubscribe(topics.TRADES, self.venue.on_trade)
-
-
 def node_credentials(config) -> Credentials:
     """From the environment; on the simulator its published demo key when none is set."""
     creds = Credentials.from_env()
     if creds is None and config.binance.venue == "sim":
-        from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
-
         return Credentials(DEMO_API_KEY, DEMO_API_SECRET)
     return Credentials.load()
-
-
-def build_strategies(config) -> list:
-    out = []
-    for sc in config.strategies:
-        if not sc.enabled:
-            continue
-        cls = load_strategy_class(sc.class_name, config.node.strategies_dir or None)
-        out.append(cls(sc.id, sc.symbols, dict(sc.params), sc.timeframe))
-    return out
-
-
-def build_store_writer(cfg, bus, clock, instruments):
-    from abidance.store import rows
-    from abidance.store.client import connect
-    from abidance.store.writer import StoreWriter
-
-    market = {rows.topics.TRADES, rows.topics.BARS, rows.topics.BOOK_TICKERS, rows.topics.DEPTH_SNAPSHOTS}
-    routes = {t: r for t, r in rows.ROUTES.items() if cfg.store.market_data or t not in market}
-    return StoreWriter(bus, clock, lambda: connect(cfg.store.url, cfg.store.database), instruments,
-                       cfg.store.spool_dir, database=cfg.store.database, batch_rows=cfg.store.batch_rows,
-                       flush_s=cfg.store.flush_s, routes=routes)
 
 
 class TradingNode:
@@ -106,19 +66,45 @@ class TradingNode:
         self.symbols = symbols
         self.rest: BinanceRest | None = None
         self.connector: BinanceConnector | None = None
-        self.components = []
+        self.kernel: Kernel | None = None
         self.stopping = asyncio.Event()
-        self.store_writer = None
         self.commands = None
         self.config_watch = None
         self.ops = None
         self._heartbeat = None
         self._depth_timer = None
         self._beats = 0
+        self._save_pending = False
         self.started = asyncio.Event()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="state-writer")   # ordered, off the loop
+        self._writer: StateWriter | None = None       # off the loop, newest state wins (started by start())
+
+    # ---- the kernel's components, by name ------------------------------------------------
+
+    @property
+    def components(self) -> list:
+        return self.kernel.components if self.kernel is not None else []
+
+    portfolio = property(lambda self: self.kernel.portfolio)
+    execution = property(lambda self: self.kernel.execution)
+    exits = property(lambda self: self.kernel.exits)
+    risk = property(lambda self: self.kernel.risk)
+    data = property(lambda self: self.kernel.data)
+    strategy_engine = property(lambda self: self.kernel.strategies)
+    store_writer = property(lambda self: self.kernel.store_writer if self.kernel is not None else None)
+    ml_components = property(lambda self: self.kernel.ml)
 
     # ---- assembly ----------------------------------------------------------------------
+
+    def build_kernel(self, instruments: dict, balances: dict, client, ids) -> Kernel:
+        """The node's engines from its config (no I/O): what `start()` runs, and what the kernel
+        test compares with a backtest's."""
+        cfg = self.config
+        paper = cfg.node.mode == "paper"
+        store = StoreTarget(lambda: connect(cfg.store.url, cfg.store.database), cfg.store.database,
+                            cfg.store.spool_dir) if cfg.store.url else None
+        return Kernel(cfg, mode="paper" if paper else "live", clock=self.clock, bus=self.bus,
+                      instruments=instruments, client=client, balances=balances, ids=ids,
+                      strategies=self.strategies, store=store, book_symbols=self.symbols if cfg.data.depth else ())
 
     async def start(self) -> None:
         cfg = self.config
@@ -127,6 +113,7 @@ class TradingNode:
             raise ValueError("execution.emulate_stops = false (Binance-native exits) is not available yet")
         self._loop = asyncio.get_running_loop()
         state = self.state_file.load()
+        self._writer = StateWriter(self.state_file, self._state_save_failed)
         # Paper trading reads public market data only: API keys are used when given, never needed.
         credentials = self.credentials or (Credentials.from_env() if paper else node_credentials(cfg))
         self.rest = BinanceRest(cfg.binance, credentials, self.bus, self.clock)
@@ -136,83 +123,59 @@ class TradingNode:
         if missing:
             raise ValueError(f"symbols not traded on {cfg.binance.venue}: {', '.join(missing)}")
         self.instruments = instruments
-        if paper:
-            balances = dict(cfg.backtest.balances) or {cfg.risk.quote_asset: Decimal(10_000)}
-        else:
-            balances = {b.asset: b.free + b.locked for b in await self.rest.balances()}
-        self.portfolio = Portfolio(self.bus, self.clock, cfg.risk.quote_asset, instruments, balances)
-        if "portfolio" in state:
-            self.portfolio.from_state(state["portfolio"])
         self.connector = BinanceConnector(cfg.binance, self.bus, self.rest, self.clock.time_ns)
         self.connector.use_instruments(instruments)
         if paper:
-            # Simulated fills on the live trade stream: the backtester's venue (next-trade fills),
-            # answering at once, so requests run inline as in a backtest.
-            client = BacktestVenue(self.bus, self.clock, instruments, FillModel.from_config(cfg.backtest))
-        elif cfg.binance.order_transport == "ws_api":
-            client = WsApiExecutionClient(self.connector.api(), self.rest, instruments)
+            # The paper venue keeps the account: its balances after a restart are the state's.
+            saved = state.get("portfolio", {}).get("balances")
+            balances = starting_balances(cfg, saved if saved else None)
+            client = BacktestVenue(self.bus, self.clock, instruments, FillModel.from_config(cfg.backtest),
+                                   balances, source="trades")
         else:
-            client = BinanceExecutionClient(self.rest, instruments)
-        self.execution = ExecutionEngine(self.bus, self.clock, client, instruments, inline=paper,
-                                         cancel_replace=cfg.execution.cancel_replace, is_ours=self.rest.ids.is_ours)
+            balances = {b.asset: b.free + b.locked for b in await self.rest.balances()}
+            if cfg.binance.order_transport == "ws_api":
+                client = WsApiExecutionClient(self.connector.api(), self.rest, instruments)
+            else:
+                client = BinanceExecutionClient(self.rest, instruments)
+        self.kernel = kernel = self.build_kernel(instruments, balances, client, self.rest.ids)
+        if "portfolio" in state:
+            kernel.portfolio.from_state(state["portfolio"])
         if paper and state.get("execution", {}).get("orders"):
             # The paper venue does not outlive the process: its resting orders are gone.
             log.warning("paper mode: %d open paper orders from before the restart are dropped",
                         len(state["execution"]["orders"]))
         else:
-            self.execution.load_state(state.get("execution", {}))
-        self.exits = ExitManager(self.bus, self.clock, self.execution)
-        self.exits.load_state(state.get("exits", {}))
-        self.risk = RiskEngine(self.bus, self.clock, cfg.risk, instruments, self.portfolio, self.rest.ids,
-                               cfg.execution.limit_timeout_s, cfg.node.state_dir, cfg.execution.max_slippage_bps)
-        tick_sizes = {s: float(inst.filters.price_fp.increment) for s, inst in instruments.items()}
-        self.strategy_engine = StrategyEngine(self.bus, self.clock, self.strategies, self.portfolio, tick_sizes)
-        intervals = list(cfg.data.bar_intervals) + [s.timeframe for s in self.strategies]
-        self.data = DataEngine(self.bus, self.clock, self.symbols, intervals)
-        from abidance.ml import deployment
-
+            kernel.execution.load_state(state.get("execution", {}))
+        kernel.exits.load_state(state.get("exits", {}))
         # ML strategies by their registry status (shadow / live, drift demotion): docs/registry.md
-        self.ml_components = await deployment.in_node(self)
-        # Paper fills see a trade after the bars it closes and before the strategies' on_trade: the
-        # order the backtester keeps (bar orders fill at this trade, on_trade orders at the next).
-        paper_fills = [PaperFills(self.bus, self.clock, client)] if paper else []
-        self.components = [self.portfolio, self.execution, self.exits, self.risk, self.data, *paper_fills,
-                           *self.ml_components, self.strategy_engine]
+        if kernel.ml_strategies():
+            # Lazy: the model registry needs pyarrow (the `store` extra); only ML strategies use it.
+            from abidance.ml import deployment
+
+            kernel.ml = await deployment.from_store(cfg, self.bus, self.clock, kernel.strategy_list)
         if cfg.store.url:
-            # First to start, last to stop: it records every other component's events.
-            self.store_writer = build_store_writer(cfg, self.bus, self.clock, instruments)
-            self.components.insert(0, self.store_writer)
-            from abidance.store.client import connect
-            from abidance.store.commands import CommandPoller
-
-            self.commands = CommandPoller(self.bus, self.clock, lambda: connect(cfg.store.url, cfg.store.database),
-                                          self.risk, cfg.store.database, since_ns=state.get("last_command_ns"))
-            self.components.append(self.commands)
-            from abidance.store.config_watch import ConfigWatcher
-
-            self.config_watch = ConfigWatcher(self.bus, self.clock, lambda: connect(cfg.store.url, cfg.store.database),
-                                              self, self.config_dir, cfg.store.database)
-            self.components.append(self.config_watch)
+            store = lambda: connect(cfg.store.url, cfg.store.database)     # noqa: E731
+            self.commands = CommandPoller(self.bus, self.clock, store, kernel.risk, cfg.store.database,
+                                          since_ns=state.get("last_command_ns"))
+            self.config_watch = ConfigWatcher(self.bus, self.clock, store, self, self.config_dir, cfg.store.database)
+            kernel.extra = [self.commands, self.config_watch]
         # Alerts, anomaly detection, reports, chat control and metrics (docs/alerts.md, docs/metrics.md):
-        # right after the store writer (so they hear everything, and alerts raised while stopping are
-        # still sent), the detectors, reports and chat after the engines whose events they read.
-        from abidance.runtime.ops import build_ops
-
-        self.ops = build_ops(cfg, self.bus, self.clock, instruments, self, self.store_writer)
-        at = 1 if self.store_writer is not None else 0
-        self.components[at:at] = self.ops.first
-        self.components += self.ops.last
-        for component in self.components:
-            component.start()
+        # the alert service and metrics start before the engines (they hear what the engines say while
+        # starting and stopping), the detectors, reports and chat after the engines whose events they read.
+        self.ops = build_ops(cfg, self.bus, self.clock, instruments, self, kernel.store_writer)
+        kernel.services = list(self.ops.first)
+        kernel.extra += self.ops.last
+        self.connector.snapshots.start()        # before the data engine asks for its first snapshots
+        kernel.start()
         saved = state.get("risk", {})
         if saved.get("state") == "HALTED":
             # A halt survives a restart: only an operator lifts it.
-            self.risk.halt(f"halted before the restart: {saved.get('reason', '')}", "restart")
+            kernel.risk.halt(f"halted before the restart: {saved.get('reason', '')}", "restart")
         elif saved.get("state") == "REDUCING":
-            self.risk.set_reducing("REDUCING before the restart", "restart")
+            kernel.risk.set_reducing("REDUCING before the restart", "restart")
         else:
-            self.risk.announce("node started")
-        self.bus.subscribe(topics.ORDER_EVENTS, lambda ev: self.save_state())
+            kernel.risk.announce("node started")
+        self.bus.subscribe(topics.ORDER_EVENTS, self._order_event, Priority.RECORD)
         channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])
         await self.connector.start(self.symbols, channels, user_data=not paper)
         self._heartbeat = self.clock.call_every(int(cfg.node.heartbeat_s * 1e9), self._beat)
@@ -224,6 +187,16 @@ class TradingNode:
                  cfg.binance.venue, cfg.node.mode, ", ".join(s.id for s in self.strategies))
         self.started.set()
 
+    def _order_event(self, _ev) -> None:
+        """Save the state once per loop iteration however many order events it brought."""
+        if not self._save_pending:
+            self._save_pending = True
+            self._loop.call_soon(self._save_soon)
+
+    def _save_soon(self) -> None:
+        self._save_pending = False
+        self.save_state()
+
     def _beat(self, now: int) -> None:
         systemd.notify("WATCHDOG=1")
         self.save_state()
@@ -234,11 +207,12 @@ class TradingNode:
             log.info("%s", self.status_line(health))
 
     def _snapshot_books(self, now: int) -> None:
-        for symbol, sync in self.connector.books.items():
-            if sync.ready:
-                bids, asks = sync.book.top_bids(DEPTH_LEVELS), sync.book.top_asks(DEPTH_LEVELS)
+        for symbol in self.data.books.symbols:
+            book = self.data.books.view(symbol)
+            if book is not None:
+                bids, asks = book.top_bids(DEPTH_LEVELS), book.top_asks(DEPTH_LEVELS)
                 self.bus.publish(topics.DEPTH_SNAPSHOTS, DepthSnapshot(
-                    symbol, sync.book.last_update_id, tuple(bids[:, 0].tolist()), tuple(bids[:, 1].tolist()),
+                    symbol, book.last_update_id, tuple(bids[:, 0].tolist()), tuple(bids[:, 1].tolist()),
                     tuple(asks[:, 0].tolist()), tuple(asks[:, 1].tolist()), now))
 
     def status_line(self, health=None) -> str:
@@ -248,12 +222,10 @@ class TradingNode:
                 f"| positions {held or 'none'} | open orders {len(self.execution.open_orders())} "
                 f"| fills {self.execution.fills} | decisions {risk.decisions} ({risk.denied} denied) "
                 f"| books ready {health.books_ready if health else '?'} | reconnects "
-                f"{health.reconnects if health else '?'}")
+                f"{health.reconnects if health else '?'} | log lines dropped {logs.dropped()}")
 
     def apply_live_config(self, new) -> None:
         """Apply the safe part of a new config (see abidance/store/config_watch.py)."""
-        import dataclasses
-
         risk = dataclasses.replace(new.risk, quote_asset=self.config.risk.quote_asset,
                                    kill_switch_file=self.config.risk.kill_switch_file,
                                    max_position=self.config.risk.max_position)
@@ -272,19 +244,15 @@ class TradingNode:
                 "saved_at": self.clock.time_ns()}
 
     def save_state(self, wait: bool = False) -> None:
-        """Snapshot on the loop (cheap), write in the writer thread (fsync is slow)."""
-        state = self.snapshot_state()
-        future = self._writer.submit(self._write, state)
-        if wait:
-            future.result(10)
+        """Snapshot on the loop (cheap: open orders, brackets, positions), write in the writer thread
+        (fsync is slow). Snapshots waiting for the writer are replaced by the newest."""
+        if self._writer is not None:
+            self._writer.save(self.snapshot_state(), wait=wait)
 
-    def _write(self, state: dict) -> None:
-        try:
-            self.state_file.save(state)
-        except OSError as exc:
-            log.error("saving the node state failed: %s", exc)
-            alert = Alert("error", "node", "state_save_failed", str(exc), self.clock.time_ns())
-            self._loop.call_soon_threadsafe(self.bus.publish, topics.ALERTS, alert)   # the bus lives on the loop
+    def _state_save_failed(self, exc: OSError) -> None:
+        """In the writer thread: alert on the loop (the bus lives there)."""
+        alert = Alert("error", "node", "state_save_failed", str(exc), self.clock.time_ns())
+        self._loop.call_soon_threadsafe(self.bus.publish, topics.ALERTS, alert)
 
     async def stop(self) -> None:
         systemd.notify("STOPPING=1")
@@ -306,7 +274,8 @@ class TradingNode:
             await self.connector.stop()
         if self.rest is not None:
             await self.rest.close()
-        self._writer.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.close()
 
     # ---- running as a process ------------------------------------------------------------
 

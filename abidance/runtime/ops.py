@@ -14,7 +14,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from abidance.alerts.reports import ReportScheduler
+from abidance.alerts.secrets import load_secret
+from abidance.alerts.service import AlertService
+from abidance.anomaly.monitor import AnomalyMonitor
+from abidance.chat.telegram import ChatControl
+from abidance.chat.view import BusCommands, NodeView, StoreCommands
 from abidance.core.component import Component
+from abidance.extras import require
+from abidance.store.client import connect as store_connect
 
 log = logging.getLogger("abidance.ops")
 
@@ -30,6 +38,7 @@ class MetricsEndpoint(Component):
         self.url = ""
 
     def on_start(self) -> None:
+        # Lazy: the metrics need prometheus_client (the ops extra).
         from abidance.metrics.node_metrics import serve
 
         self.metrics.start()
@@ -60,9 +69,8 @@ def build_ops(config, bus, clock, instruments: dict, node=None, store_writer=Non
     ops = Ops()
     cfg = config
     if cfg.metrics.enabled:
-        from abidance.extras import require
-
         require("run (metrics.enabled = true)", "ops")
+        # Lazy: the metrics need prometheus_client (the ops extra, checked just above).
         from abidance.metrics.node_metrics import NodeMetrics, store_probe
 
         probes = {"store": store_probe(store_writer)} if store_writer is not None else {}
@@ -70,22 +78,17 @@ def build_ops(config, bus, clock, instruments: dict, node=None, store_writer=Non
                                                   probes=probes), cfg.metrics.host, cfg.metrics.port)
         ops.first.append(ops.metrics)
     if cfg.alerts.enabled and cfg.alerts.channels:
-        from abidance.alerts.service import AlertService
-
         ops.alerts = AlertService(bus, clock, cfg.alerts, cfg.node.name, env=env)
         ops.first.append(ops.alerts)
         if ops.metrics is not None:
+            # Lazy: the metrics need prometheus_client (the ops extra).
             from abidance.metrics.node_metrics import alerts_probe
 
             ops.metrics.metrics.probes["alerts"] = alerts_probe(ops.alerts)
     if cfg.anomaly.enabled:
-        from abidance.anomaly.monitor import AnomalyMonitor
-
         ops.anomaly = AnomalyMonitor(bus, clock, cfg.anomaly, instruments, cfg.risk.quote_asset)
         ops.last.append(ops.anomaly)
     if ops.alerts is not None and (cfg.alerts.daily_report or cfg.alerts.weekly_report):
-        from abidance.alerts.reports import ReportScheduler
-
         ops.reports = ReportScheduler(bus, clock, cfg.alerts, cfg.node.name, cfg.risk.quote_asset)
         ops.last.append(ops.reports)
     if cfg.chat.enabled and node is not None:
@@ -95,15 +98,9 @@ def build_ops(config, bus, clock, instruments: dict, node=None, store_writer=Non
 
 
 def build_chat(cfg, bus, clock, node, env=None):
-    from abidance.alerts.secrets import load_secret
-    from abidance.chat.telegram import ChatControl
-    from abidance.chat.view import BusCommands, NodeView, StoreCommands
-
     channel = next(c for c in cfg.alerts.channels if c.name == cfg.chat.channel)
     connect = None
     if cfg.store.url:
-        from abidance.store.client import connect as store_connect
-
         def connect():
             return store_connect(cfg.store.url, cfg.store.database)
     view = NodeView(lambda: node.status_line(node.connector.health_snapshot() if node.connector else None),

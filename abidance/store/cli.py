@@ -9,9 +9,10 @@ import sys
 import threading
 from dataclasses import replace
 
-from abidance.store.http_front import Limits
-
 from abidance.extras import require
+from abidance.store.http_front import Limits
+from abidance.store.server import StoreServer
+from abidance.store.users import Users, UsersError
 
 
 def add_parser(sub) -> None:
@@ -48,9 +49,6 @@ def add_parser(sub) -> None:
 
 def main(args) -> int:
     require("store", "store")
-    from abidance.store.server import StoreServer
-    from abidance.store.users import Users, UsersError
-
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         users = Users.from_env(users_file=args.users_file)

@@ -45,6 +45,7 @@ def connect(url: str, database: str = "abidance", **kwargs):
 
     Extra keyword arguments go to `clickhouse_connect.get_client` (timeouts, settings, ...).
     """
+    # Lazy: clickhouse-connect is the store extra: only a store connection needs it.
     import clickhouse_connect
 
     if not url:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from abidance.config import ConfigError, as_dict, parse_config
 from abidance.core import topics
 from abidance.core.events import Alert
 from abidance.store.poller import StorePoller
@@ -75,8 +76,6 @@ class ConfigWatcher(StorePoller):
         self.bus.publish(topics.ALERTS, Alert(level, "config", code, message, self.clock.time_ns()))
 
     def _consider(self, version: int, text: str) -> None:
-        from abidance.config import ConfigError, parse_config
-
         if version <= (self.version or 0):
             return
         self.version = version
@@ -85,7 +84,7 @@ class ConfigWatcher(StorePoller):
         except ConfigError as exc:
             self._alert("error", "config_invalid", f"config version {version} refused: " + "; ".join(exc.errors))
             return
-        changed = config_diff(self.node.config.as_dict(), new.as_dict())
+        changed = config_diff(as_dict(self.node.config), as_dict(new))
         live = [k for k in changed if is_live(k)]
         later = [k for k in changed if not is_live(k)]
         if live:

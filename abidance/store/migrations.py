@@ -46,9 +46,16 @@ def _model_registry(database: str, market_ttl_days: int) -> list[str]:
                                                                            "shadow_signals")]
 
 
+def _positions_by_strategy(database: str, market_ttl_days: int) -> list[str]:
+    # Positions are kept per (strategy, symbol): older rows read as "" (no strategy recorded).
+    return [f"ALTER TABLE {database}.positions ADD COLUMN IF NOT EXISTS strategy_id LowCardinality(String) "
+            f"DEFAULT '' AFTER event_id"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the database and every table of abidance.store.schema", _initial),
     Migration(2, "model registry: models, model_events, shadow_signals", _model_registry),
+    Migration(3, "positions per strategy: positions.strategy_id", _positions_by_strategy),
 )
 
 

@@ -24,7 +24,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from abidance.reports.metrics import book_fill
+from abidance.reports.fills import book_fill
 from abidance.store import schema
 from abidance.store.migrations import check_identifier
 
@@ -38,6 +38,7 @@ def to_ns(value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
+        # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
         import pandas as pd
 
         ts = pd.Timestamp(value)
@@ -115,17 +116,26 @@ class StoreReader:
                             columns="ts, equity, cash, positions_value, realized_pnl, unrealized_pnl, fees, drawdown")
 
     def positions(self):
-        """The latest position record of each symbol."""
+        """The latest position record of each (strategy, symbol): the portfolio keeps one per strategy."""
         return self.query(
-            "SELECT p.symbol AS symbol, max(p.ts) AS ts, argMax(p.quantity, p.ts) AS quantity, "
-            "argMax(p.avg_price, p.ts) AS avg_price, argMax(p.realized_pnl, p.ts) AS realized_pnl, "
-            f"argMax(p.unrealized_pnl, p.ts) AS unrealized_pnl FROM {self._t('positions')} AS p "
-            "GROUP BY p.symbol ORDER BY symbol")
+            "SELECT p.strategy_id AS strategy_id, p.symbol AS symbol, max(p.ts) AS ts, "
+            "argMax(p.quantity, p.ts) AS quantity, argMax(p.avg_price, p.ts) AS avg_price, "
+            "argMax(p.realized_pnl, p.ts) AS realized_pnl, argMax(p.unrealized_pnl, p.ts) AS unrealized_pnl "
+            f"FROM {self._t('positions')} AS p GROUP BY p.strategy_id, p.symbol ORDER BY symbol, strategy_id")
+
+    def account_positions(self) -> dict:
+        """symbol -> (quantity, realized PnL) of the account: every strategy's latest record added up."""
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        pos = self.positions()
+        for symbol, qty, realized in zip(pos["symbol"], pos["quantity"], pos["realized_pnl"]):
+            q, r = out.get(symbol, (ZERO, ZERO))
+            out[symbol] = (q + Decimal(qty), r + Decimal(realized))
+        return out
 
     def pnl_by(self, by: str = "strategy", start=None, end=None):
         """Realised PnL per strategy or per symbol, computed from the fills.
 
-        Average cost, as the portfolio books it (`abidance.reports.metrics.book_fill`, shared with
+        Average cost, as the portfolio books it (`abidance.reports.fills.book_fill`, shared with
         the dashboard's round trips): a buy adds its quantity at its price, a sell realises
         `sold x price - cost of the sold share`; fees are costs. A fee paid in the
         quote asset counts as it is, one paid in the base asset at the fill price (a buy's
@@ -139,6 +149,7 @@ class StoreReader:
         """
         if by not in ("strategy", "symbol"):
             raise ValueError(f"pnl_by: by must be 'strategy' or 'symbol', got {by!r}")
+        # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
         import pandas as pd
 
         fills = self._select("fills", _Where().time("ts", start, end), "ts, trade_id",
@@ -177,8 +188,7 @@ class StoreReader:
         df = pd.DataFrame(rows, columns=[key, "realized_pnl", "fees", "fills", "buy_qty", "sell_qty", "open_qty",
                                          "unpriced_fees"])
         if by == "symbol":
-            pos = self.positions()
-            book = dict(zip(pos["symbol"], pos["realized_pnl"])) if len(pos) else {}
+            book = {sym: realized for sym, (_, realized) in self.account_positions().items()}
             df["portfolio_realized_pnl"] = [book.get(s) for s in df["symbol"]]
         return df
 

@@ -97,7 +97,7 @@ def reconciliation(ev, s: Scales, eid: str):
 
 
 def position(ev, s: Scales, eid: str):
-    return (ev.ts_event, eid, ev.symbol, ev.quantity, money(ev.avg_price), money(ev.realized_pnl),
+    return (ev.ts_event, eid, ev.strategy_id, ev.symbol, ev.quantity, money(ev.avg_price), money(ev.realized_pnl),
             money(ev.unrealized_pnl))
 
 

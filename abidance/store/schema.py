@@ -81,9 +81,10 @@ TABLES: tuple[Table, ...] = (
     # account
     _t("balances", "ts, asset",
        ("ts", TS), ("event_id", "String"), ("asset", SYM), ("free", DEC8), ("locked", DEC8), ("source", SYM)),
+    # One row per fill: that strategy's position in the symbol (strategy_id "" = bought by none).
     _t("positions", "ts, symbol",
-       ("ts", TS), ("event_id", "String"), ("symbol", SYM), ("quantity", DEC), ("avg_price", DEC),
-       ("realized_pnl", DEC), ("unrealized_pnl", DEC)),
+       ("ts", TS), ("event_id", "String"), ("strategy_id", SYM), ("symbol", SYM), ("quantity", DEC),
+       ("avg_price", DEC), ("realized_pnl", DEC), ("unrealized_pnl", DEC)),
     _t("equity", "ts",
        ("ts", TS), ("event_id", "String"), ("equity", DEC), ("cash", DEC), ("positions_value", DEC),
        ("realized_pnl", DEC), ("unrealized_pnl", DEC), ("fees", DEC), ("drawdown", DEC)),

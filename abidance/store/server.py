@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
 import ipaddress
 import json
 import logging
@@ -269,6 +270,7 @@ class Engine:
     """One chdb session; every call runs under one lock (statements and their SET/USE state)."""
 
     def __init__(self, data_dir: str | Path):
+        # Lazy: chdb is the store extra: only the store process opens it.
         from chdb import session as chdb_session
 
         self.data_dir = Path(data_dir)
@@ -455,11 +457,11 @@ def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
                 raise too_big
             return out
         if encoding == "lz4":
+            # Lazy: an optional codec: loaded only when a client asks for it.
             import lz4.frame
             out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit + 1)
         elif encoding == "zstd":
-            import io
-
+            # Lazy: an optional codec: loaded only when a client asks for it.
             import zstandard
             out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read(limit + 1)
         else:

@@ -45,6 +45,7 @@ class StoreUnavailable(Exception):
 
 
 def _is_connection_error(exc: Exception) -> bool:
+    # Lazy: clickhouse-connect is the store extra: only a store connection needs it.
     try:
         from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
     except ImportError:      # pragma: no cover - the store extra is not installed
@@ -86,6 +87,10 @@ class StoreWriter(Component):
         self.replayed_batches = 0
         self.rejected_rows = 0
         self.conversion_errors = 0
+
+    def describe(self) -> dict:
+        return {"database": self.database, "batch_rows": self.batch_rows, "flush_s": self.flush_s,
+                "tables": sorted({table for table, _, _ in self.routes.values()}), "topics": sorted(self.routes)}
 
     # ---- lifecycle -------------------------------------------------------------------
 

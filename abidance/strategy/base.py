@@ -53,15 +53,27 @@ class Param:
         return value
 
 
-class StrategyContext:
-    """What the engine gives a strategy: read-only views and the signal outlet."""
+# The hooks of an ML strategy (abidance/ml/ml_signal.py), through which a model
+# deployment (abidance/ml/model_deployment.py) runs it in shadow or live.
+ML_HOOKS = ("predict_only", "on_features", "on_shadow_signal", "last_p")
 
-    def __init__(self, emit, clock, portfolio=None, books=None, instruments=None):
+
+def is_ml_strategy(strategy) -> bool:
+    return all(hasattr(strategy, a) for a in ML_HOOKS)
+
+
+class StrategyContext:
+    """What the engine gives a strategy: read-only views and the signal outlet. `owner` is the
+    strategy id whose positions `position()` reads (a hosted strategy reads its host's: the
+    host's id is on the signals it passes on); None: the strategy's own."""
+
+    def __init__(self, emit, clock, portfolio=None, books=None, instruments=None, owner: str | None = None):
         self.emit = emit
         self.clock = clock
         self.portfolio = portfolio
         self.books = books if books is not None else {}
         self.instruments = instruments or {}
+        self.owner = owner
 
 
 class Strategy:
@@ -104,13 +116,18 @@ class Strategy:
         return self._abd_symbols
 
     def position(self, symbol: str):
-        """Base-asset quantity held, in whole lot steps (Decimal; fee dust below one step is
-        not a position: it cannot be sold); 0 when there is no portfolio view."""
-        pf = self._abd_ctx.portfolio
-        if pf is None:
+        """This strategy's base-asset quantity held, in whole lot steps (Decimal; fee dust below
+        one step is not a position: it cannot be sold); 0 when there is no portfolio view. What
+        other strategies hold in the symbol is theirs: `account_position(symbol)` reads the sum."""
+        ctx = self._abd_ctx
+        if ctx.portfolio is None:
             return 0
-        tradable = getattr(pf, "tradable_position", None)
-        return tradable(symbol) if tradable is not None else pf.position(symbol)
+        return ctx.portfolio.tradable_position(symbol, ctx.owner or self._abd_id)
+
+    def account_position(self, symbol: str):
+        """The account's position in symbol: every strategy's together."""
+        pf = self._abd_ctx.portfolio
+        return pf.tradable_position(symbol) if pf is not None else 0
 
     def equity(self):
         pf = self._abd_ctx.portfolio

@@ -1,7 +1,11 @@
 """StrategyEngine: feeds strategies their data and passes their signals on.
 
 Closed bars go to strategies of that symbol and timeframe; ready books to those with
-`wants_book`; fills to the strategy that owns the order. Every call into user code goes
+`wants_book`; fills to the strategy that owns the order. Strategies see read-only views:
+the portfolio through PortfolioView (their own positions by default), books through the
+data engine's BookView, events that cannot be changed. The engine subscribes at
+Priority.STRATEGY: whatever a strategy reads was updated by the engines before it is called,
+and strategies are called in the config's order. Every call into user code goes
 through `_call`: an exception disables that strategy (the others keep running), raises
 an alert and is counted. A signal with a bad confidence, side or symbol is refused with
 an alert; the strategy keeps running.
@@ -14,6 +18,7 @@ import math
 from collections import defaultdict
 
 from abidance.core import topics
+from abidance.core.bus import Priority
 from abidance.core.component import Component
 from abidance.core.events import Alert, Signal
 from abidance.strategy.base import Strategy, StrategyContext
@@ -34,7 +39,12 @@ class StrategyEngine(Component):
         self._by_bar: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
         self._by_book: dict[str, list[Strategy]] = defaultdict(list)
         self._by_trade: dict[str, list[Strategy]] = defaultdict(list)
-        self._owner_of_order: dict[str, str] = {}   # client order id -> strategy id
+
+    def describe(self) -> dict:
+        return {"strategies": [{"id": s.id, "class": type(s).__name__, "symbols": list(s.traded_symbols),
+                                "timeframe": s.timeframe, "params": dict(sorted(vars(s.p).items())),
+                                "wants_book": s.wants_book, "wants_trades": s.wants_trades}
+                               for s in self.strategies.values()]}
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -49,17 +59,16 @@ class StrategyEngine(Component):
                     self._by_book[sym].append(s)
                 if s.wants_trades:
                     self._by_trade[sym].append(s)
-        self.bus.subscribe(topics.BARS, self.handle_bar)
-        self.bus.subscribe(topics.BOOKS, self.handle_book)
-        self.bus.subscribe(topics.BOOK_STATUS, self.handle_book_status)
-        self.bus.subscribe(topics.TRADES, self.handle_trade)
-        self.bus.subscribe(topics.FILLS, self.handle_fill)
-        self.bus.subscribe(topics.RISK_DECISIONS, self.handle_decision)
+        for topic, handler in self._handlers():
+            self.bus.subscribe(topic, handler, Priority.STRATEGY)
+
+    def _handlers(self):
+        return ((topics.BARS, self.handle_bar), (topics.BOOKS, self.handle_book),
+                (topics.BOOK_STATUS, self.handle_book_status), (topics.TRADES, self.handle_trade),
+                (topics.FILLS, self.handle_fill))
 
     def on_stop(self) -> None:
-        for topic, handler in ((topics.BARS, self.handle_bar), (topics.BOOKS, self.handle_book),
-                               (topics.BOOK_STATUS, self.handle_book_status), (topics.TRADES, self.handle_trade),
-                               (topics.FILLS, self.handle_fill), (topics.RISK_DECISIONS, self.handle_decision)):
+        for topic, handler in self._handlers():
             self.bus.unsubscribe(topic, handler)
         for s in self.strategies.values():
             if s.id not in self.disabled:
@@ -88,13 +97,8 @@ class StrategyEngine(Component):
             if s.id not in self.disabled:
                 self._call(s, "on_trade", trade)
 
-    def handle_decision(self, decision) -> None:
-        if decision.accepted and decision.client_order_id:
-            self._owner_of_order[decision.client_order_id] = decision.strategy_id
-
     def handle_fill(self, fill) -> None:
-        s = self.strategies.get(fill.strategy_id) or self.strategies.get(
-            self._owner_of_order.get(fill.client_order_id, ""))
+        s = self.strategies.get(fill.strategy_id)     # the order's owner: the fill carries it
         if s is not None and s.id not in self.disabled:
             self._call(s, "on_fill", fill)
 

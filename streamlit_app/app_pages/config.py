@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from abidance.config import to_toml
 from streamlit_app import common, queries
 
 st.title("Config")
@@ -51,7 +52,7 @@ elif file_text is not None:
 else:
     from abidance.config import NodeConfig
 
-    current, current_name = NodeConfig().to_toml(), "defaults"
+    current, current_name = to_toml(NodeConfig()), "defaults"
     common.no_data("no config stored and ABIDANCE_CONFIG is not set; the editor starts from the defaults")
 
 text = st.text_area("Config (TOML)", value=common.mask_secrets(current), height=520, key="config_text")
@@ -97,7 +98,7 @@ with st.expander("Effective values (every key, defaults filled in)"):
     if cfg is None:
         st.caption("The text above does not validate.")
     else:
-        st.code(common.mask_secrets(cfg.to_toml()), language="toml")
+        st.code(common.mask_secrets(to_toml(cfg)), language="toml")
 
 with st.expander("Version history"):
     versions = common.slow("q.config_versions", limit=200)

@@ -127,7 +127,10 @@ def use_table(cfg) -> pd.DataFrame:
                     "current use": "no data yet" if use is None else
                     (M.fmt_money(use, 8) if kind == "money" else str(use)),
                     "used": share, "measured as": what})
-    held = {} if common.is_empty(positions) else dict(zip(positions["symbol"], positions["quantity"]))
+    held: dict = {}                     # the account's position: every strategy's added up
+    if not common.is_empty(positions):
+        for symbol, qty in zip(positions["symbol"], positions["quantity"]):
+            held[symbol] = held.get(symbol, Decimal(0)) + Decimal(qty)
     limits = dict(risk.max_position) if risk is not None else {}
     for symbol in sorted(set(held) | set(limits)):
         limit, use = limits.get(symbol), held.get(symbol, Decimal(0))

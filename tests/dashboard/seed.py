@@ -187,7 +187,7 @@ def build(rows: _Rows) -> Seeded:
             b["realized"] += realized
             realized_total += realized
             avg = (b["cost"] / b["qty"]).quantize(E18) if b["qty"] else Decimal(0)
-            rows.add("positions", (ts + 2 * MS, rows.eid(), symbol, b["qty"], avg, b["realized"],
+            rows.add("positions", (ts + 2 * MS, rows.eid(), strategy, symbol, b["qty"], avg, b["realized"],
                                    b["qty"] * close - b["cost"]))
         pv = sum((book[s]["qty"] * closes[s] for s in SYMBOLS), Decimal(0))
         equity = cash + pv

@@ -1,4 +1,6 @@
-"""Backtest <-> live and paper parity: the same strategy on the same data decides the same orders.
+"""Backtest <-> live and paper parity: the same strategy on the same data decides the same orders,
+with the breakers and timeouts on (stale data, kill file, daily loss, drawdown, consecutive
+losses, error rate, limit timeouts with cancel-replace), which the backtest honours as the node does.
 
 Live: the node trades (real sockets, the user stream, market fills) against the simulator
 replaying real ETH/BTC candles at 300x; every bar it closed is recorded. The backtester then
@@ -18,7 +20,7 @@ import asyncio
 from decimal import Decimal
 
 from abidance.backtest.engine import Backtest, run_backtest, sim_instruments
-from abidance.backtest.venue import BacktestVenue
+from abidance.exchange.backtest.venue import BacktestVenue
 from abidance.core import topics
 from abidance.exchange.sim.config import MarketConfig, SimConfig
 from tests.integration.conftest import RunningSim
@@ -36,7 +38,14 @@ price_band_bps = 1000
 sizing = "fixed_quote"
 fixed_quote = "0.01"
 min_confidence = 0.0
-stale_data_s = 0.0
+stale_data_s = 30.0
+kill_switch_file = "KILL"
+max_consecutive_losses = 50
+max_errors_per_minute = 20
+[execution]
+limit_timeout_s = 30.0
+cancel_replace = true
+max_slippage_bps = 50
 [data]
 depth = true
 book_ticker = false

@@ -62,7 +62,7 @@ def test_node_killed_with_an_open_order_reconciles_on_restart_without_duplicates
         orders = saved["execution"]["orders"]
         assert [o["client_order_id"] for o in orders] == [before[1]["clientOrderId"]]
         assert orders[0]["status"] == "NEW" and orders[0]["order_id"] == before[1]["orderId"]
-        eth = Decimal(saved["portfolio"]["positions"]["ETHUSDT"]["quantity"])
+        eth = sum(Decimal(p["quantity"]) for p in saved["portfolio"]["positions"] if p["symbol"] == "ETHUSDT")
         assert eth == sim_balances(sim)["ETH"] - Decimal(SimConfig().balances.get("ETH", 0))
         assert not [e for e in lines if e["level"] in ("ERROR", "CRITICAL")], lines
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from abidance.config import to_toml
 from abidance.core import topics
 from abidance.exchange.sim.config import SimConfig
 from tests.integration.conftest import RunningSim
@@ -140,7 +141,7 @@ def test_config_edits_in_the_store_apply_safe_changes_live_and_name_the_rest(tmp
         client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=False)
         watch = node.node.config_watch
         node.wait_for(lambda: watch.version is not None, 5, "the config watcher's first look")
-        text = node.node.config.to_toml()
+        text = to_toml(node.node.config)
         assert "max_open_orders = 10" in text and 'name = "e2e"' in text
         edited = text.replace("max_open_orders = 10", "max_open_orders = 3").replace('name = "e2e"', 'name = "e2e-2"')
 

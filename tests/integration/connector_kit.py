@@ -7,6 +7,8 @@ import asyncio
 import uvloop
 
 from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.data.engine import DataEngine
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
@@ -29,10 +31,16 @@ def run_with_connector(sim, scenario, *, symbols=SYMBOLS, channels=("trade", "de
         bus = MessageBus()
         async with BinanceRest(cfg, creds, bus) as rest:
             conn = BinanceConnector(cfg, bus, rest)
+            # The books are the data engine's, fed by the connector (as in the node); kept with it here.
+            conn.data = DataEngine(bus, LiveClock(), symbols, [], bar_source="bars",
+                                   book_symbols=symbols if "depth" in channels else ())
+            conn.snapshots.start()
+            conn.data.start()
             await conn.start(symbols, channels, user_data=user_data)
             try:
                 return await asyncio.wait_for(scenario(conn, bus, rest), timeout)
             finally:
+                conn.data.stop()
                 await conn.stop()
 
     return uvloop.run(main())
@@ -47,4 +55,4 @@ async def until(predicate, timeout: float = 10.0, what: str = "condition"):
 
 
 async def books_ready(conn, timeout: float = 10.0):
-    await until(lambda: all(b.ready for b in conn.books.values()), timeout, "books ready")
+    await until(lambda: all(b.ready for b in conn.data.books.keepers.values()), timeout, "books ready")

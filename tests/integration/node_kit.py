@@ -12,8 +12,9 @@ from abidance.runtime.node import TradingNode
 from tests.integration.conftest import LoopThread
 
 
-def node_config(sim, state_dir: Path, body: str, **env):
-    """A node config pointing at `sim`; `body` holds the [risk]/[[strategies]] tables."""
+def node_config(sim, state_dir: Path, body: str, node: str = "", **env):
+    """A node config pointing at `sim`; `body` holds the [risk]/[[strategies]] tables, `node` more
+    [node] keys (e.g. strategies_dir)."""
     text = f"""
 config_version = 1
 [node]
@@ -21,6 +22,7 @@ name = "e2e"
 mode = "live"
 state_dir = "{state_dir}"
 heartbeat_s = 0.5
+{node}
 [binance]
 venue = "sim"
 rest_url = "{sim.rest_url}"

@@ -42,7 +42,7 @@ async def assert_books_match_simulator(sim, conn, depth: int = 50):
     try:
         await asyncio.sleep(0.4)
         await books_ready(conn)
-        for symbol, sync in conn.books.items():
+        for symbol, sync in conn.data.books.keepers.items():
             truth = sim.run(lambda s=symbol: sim.server.venue.exchange.depth(s, depth))
             codec = conn.parser.codec(symbol)
             want_bids = [[codec.price.to_units(p), codec.qty.to_units(q)] for p, q in truth["bids"]]
@@ -78,8 +78,8 @@ def test_dropped_duplicated_and_reordered_depth_updates_resync_and_end_identical
         before = sim.server.venue.faults.injected
         admin(sim, "/admin/faults", {"depth_drop_rate": 0.05, "depth_duplicate_rate": 0.1,
                                      "depth_reorder_rate": 0.05, "seed": 5})
-        await until(lambda: sum(b.resyncs for b in conn.books.values()) >= 2, 20, "resyncs after gaps")
-        await until(lambda: sum(b.stale_diffs for b in conn.books.values()) >= 1, 10, "duplicates seen")
+        await until(lambda: sum(b.resyncs for b in conn.data.books.keepers.values()) >= 2, 20, "resyncs after gaps")
+        await until(lambda: sum(b.stale_diffs for b in conn.data.books.keepers.values()) >= 1, 10, "duplicates seen")
         admin(sim, "/admin/faults", {"depth_drop_rate": 0, "depth_duplicate_rate": 0, "depth_reorder_rate": 0})
         await asyncio.sleep(0.3)
         await assert_books_match_simulator(sim, conn)
@@ -96,7 +96,7 @@ def test_disconnect_mid_stream_reconnects_resyncs_and_ends_identical(sim):
         await books_ready(conn)
         admin(sim, "/admin/close-connections")
         await until(lambda: conn.streams.reconnects >= 1, 10, "reconnect")
-        await until(lambda: all(b.resyncs >= 1 for b in conn.books.values()), 10, "resync after reconnect")
+        await until(lambda: all(b.resyncs >= 1 for b in conn.data.books.keepers.values()), 10, "resync after reconnect")
         await assert_books_match_simulator(sim, conn)
         assert any(a.code == "stream_disconnected" for a in alerts)
 
@@ -130,9 +130,9 @@ def test_connection_is_renewed_before_its_maximum_age_without_a_gap_a_duplicate_
         await until(lambda: conn.streams.handovers >= 3, 20, "three renewals")
         await until(lambda: len(trades) > 50, 10, "trades")
         assert conn.streams.reconnects == 0
-        assert sum(b.resyncs for b in conn.books.values()) == 0
-        assert [s.ready for s in status] == [True] * len(conn.books)     # never not ready after the first sync
-        for symbol in conn.books:
+        assert sum(b.resyncs for b in conn.data.books.keepers.values()) == 0
+        assert [s.ready for s in status] == [True] * len(conn.data.books.keepers)     # never not ready after the first sync
+        for symbol in conn.data.books.keepers:
             ids = [t.trade_id for t in trades if t.symbol == symbol]
             assert ids == list(range(ids[0], ids[0] + len(ids))), f"{symbol}: a gap or a duplicate trade"
         await assert_books_match_simulator(sim, conn)
@@ -198,7 +198,7 @@ def test_user_data_orders_balances_and_reconciliation_after_reconnect(sim, caplo
         bus.subscribe(topics.RECONCILIATION, recs.append)
         await until(lambda: recs and recs[0].reason == "start", 10, "start reconciliation")
         await books_ready(conn)
-        bid = conn.books["BTCUSDT"].book.best_bid()[0]
+        bid = conn.data.books.keepers["BTCUSDT"].book.best_bid()[0]
         codec = conn.parser.codec("BTCUSDT")
         far_price = codec.price.to_str(bid // 2)
         resting = await rest.new_order("BTCUSDT", "BUY", "LIMIT", quantity=Decimal("0.01"), price=far_price,

@@ -155,7 +155,7 @@ def test_orders_over_the_ws_api_place_query_cancel_and_update_the_budget(sim):
         client = WsApiExecutionClient(conn.api(), rest, conn.instruments)
         await conn.ws_api.connected.wait()
         inst = conn.instruments["ETHUSDT"]
-        bid = conn.books["ETHUSDT"].book.best_bid()[0]
+        bid = conn.data.books.keepers["ETHUSDT"].book.best_bid()[0]
         price = inst.filters.price_fp.to_units(inst.filters.price_fp.to_str(bid * 9 // 10))
         qty = inst.filters.qty_fp.to_units(Decimal("0.01"))
         order = order_for(rest.ids.next(), "ETHUSDT", "BUY", "LIMIT", qty, price, "GTC")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from abidance.data import download as dl
-from abidance.data import download_cli
+from abidance.download import klines as dl
+from abidance.download import cli as download_cli
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.errors import RateLimited
 from abidance.exchange.binance.rest import BinanceRest

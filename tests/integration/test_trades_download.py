@@ -16,9 +16,9 @@ import pytest
 from abidance.backtest.data import trades_from_frame
 from abidance.backtest.engine import Backtest, sim_instruments
 from abidance.config import parse_config
-from abidance.data import download_cli
-from abidance.data import trades_download as td
-from abidance.data.download import day_start_ms
+from abidance.download import cli as download_cli
+from abidance.download import trades as td
+from abidance.download.klines import day_start_ms
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.rest import BinanceRest
 

@@ -78,16 +78,24 @@ class Recorder:
 
 
 class FakePortfolio:
-    """The read-only portfolio view the engines use."""
+    """The read-only portfolio view the engines use. Its positions are strategy `owner`'s (None:
+    whichever strategy asks, for tests of one strategy); the account's position is the same."""
 
-    def __init__(self, equity="10000", cash="10000", positions: dict | None = None, consecutive_losses: int = 0):
+    def __init__(self, equity="10000", cash="10000", positions: dict | None = None, consecutive_losses: int = 0,
+                 owner: str | None = None):
         self._equity = D(equity)
         self._cash = {"USDT": D(cash)}
         self.positions = {k: D(v) for k, v in (positions or {}).items()}
         self.consecutive_losses = consecutive_losses
+        self.owner = owner
 
-    def position(self, symbol: str) -> D:
+    def position(self, symbol: str, strategy_id: str | None = None) -> D:
+        if strategy_id is not None and self.owner is not None and strategy_id != self.owner:
+            return D(0)
         return self.positions.get(symbol, D(0))
+
+    def tradable_position(self, symbol: str, strategy_id: str | None = None) -> D:
+        return self.position(symbol, strategy_id)
 
     def equity(self) -> D:
         return self._equity

@@ -1,28 +1,26 @@
-"""One symbol's local order book, kept consistent per Binance's procedure.
+"""Binance's side of a local order book: REST depth snapshots, fetched when the data engine asks.
 
-Diffs are buffered while a REST snapshot is fetched; the snapshot must reach the first
-buffered diff, stale diffs are dropped, the rest applied in order. A gap, a crossed
-book or a reconnect marks the book not ready and starts a new sync; other symbols are
-not affected (each sync is its own task). Strategies must only trade on ready books.
+The book and Binance's procedure for keeping it (buffer the diffs, fetch a snapshot that
+reaches them, drop stale diffs, apply the rest; a gap, a crossed book or a reconnect starts
+again) live in the data engine (abidance/data/books.py), so that a backtest on recorded
+depth keeps its books by the same code. Here: parsing a REST depth answer into levels, and
+fetching one per request, with backoff. Each symbol's fetch is its own task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from typing import Awaitable, Callable
 
 import numpy as np
 
-from abidance._core.book import BookStatus, OrderBook
-from abidance._core.wire import DepthDiffEvent, InstrumentCodec
+from abidance._core.wire import InstrumentCodec
+from abidance.core import topics
+from abidance.core.events import BookSnapshot
 from abidance.exchange.binance.backoff import Backoff
 
 log = logging.getLogger("abidance.binance.books")
-
-APPLIED = int(BookStatus.APPLIED)
-STALE = int(BookStatus.STALE)
 
 Snapshot = Callable[[str, int], Awaitable[dict]]
 
@@ -53,133 +51,99 @@ def snapshot_levels(codec: InstrumentCodec, payload: dict) -> tuple[np.ndarray, 
     return sides[0], sides[1], last_id
 
 
-class BookSync:
-    def __init__(self, codec: InstrumentCodec, fetch_snapshot: Snapshot, limit: int,
-                 on_ready_change: Callable[["BookSync", bool, str], None] | None = None,
-                 max_buffer: int = 20_000, backoff: Backoff | None = None):
-        self.symbol = codec.symbol
-        self.codec = codec
-        self.book = OrderBook(codec.symbol)
+class SnapshotFetcher:
+    """Answers the data engine's book requests (topics.BOOK_REQUESTS) with REST depth snapshots
+    (topics.BOOK_SNAPSHOTS): the venue's part of Binance's local-book procedure. The procedure
+    itself (buffer diffs, check the snapshot reaches them, apply) is the data engine's
+    (abidance/data/books.py). One fetch per symbol at a time; failures retry with backoff; a
+    quiet market is given a moment to send its first diff before the first fetch, so the
+    snapshot is newer than the diffs buffered meanwhile."""
+
+    def __init__(self, bus, codecs: Callable[[str], InstrumentCodec | None], fetch_snapshot: Snapshot,
+                 clock_ns: Callable[[], int], backoff: Callable[[], Backoff] | None = None, first_wait_s: float = 1.0):
+        self.bus = bus
+        self.codecs = codecs
         self.fetch_snapshot = fetch_snapshot
-        self.limit = limit
-        self.on_ready_change = on_ready_change or (lambda sync, ready, reason: None)
-        self.max_buffer = max_buffer
-        self.backoff = backoff or Backoff(0.2, 30.0, 0.25)
-        self.buffer: deque[DepthDiffEvent] = deque()
-        self.resyncs = 0            # syncs started after the first one
+        self.clock_ns = clock_ns
+        self.new_backoff = backoff or (lambda: Backoff(0.2, 30.0, 0.25))
+        self.first_wait_s = first_wait_s
+        self.symbols: set[str] = set()           # symbols whose depth stream this connector carries
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.backoffs: dict[str, Backoff] = {}
+        self.diff_seen: dict[str, asyncio.Event] = {}
+        self.waiting: dict[str, object] = {}     # requests for symbols whose depth stream is not up yet
         self.snapshots = 0
-        self.stale_diffs = 0
-        self.last_reason = "not synced yet"
-        self._task: asyncio.Task | None = None
-        self._diff_arrived = asyncio.Event()
+        self.failures = 0
         self._stopped = False
-        self._live = False           # synced and applying diffs as they come
 
-    @property
-    def ready(self) -> bool:
-        return self._live and self.book.ready
-
-    def on_diff(self, ev: DepthDiffEvent) -> bool:
-        """Feed one diff; True when it changed a ready book."""
-        if self._live:
-            status = ev.apply_to(self.book)
-            if status == APPLIED:
-                return True
-            if status == STALE:
-                self.stale_diffs += 1     # duplicates and late arrivals: already in the book
-                return False
-            self.resync(self.book.resync_message)
-            return False
-        if self._task is None and not self._stopped:
-            self.resync(self.last_reason)
-        if len(self.buffer) >= self.max_buffer:
-            self.buffer.popleft()         # the sync will see the hole and start again
-        self.buffer.append(ev)
-        self._diff_arrived.set()
-        return False
-
-    def seed(self, bids, asks, last_update_id: int) -> None:
-        """Start from a snapshot given directly (backtests, benchmarks): no REST fetch."""
-        if self.book.apply_snapshot(bids, asks, last_update_id) != BookStatus.APPLIED:
-            raise SnapshotError(f"{self.symbol}: {self.book.resync_message}")
-        self._live = True
-        self.on_ready_change(self, True, "")
-
-    def resync(self, reason: str) -> None:
-        """Discard the book and sync again (gap, crossed book, reconnect)."""
-        was_ready, self._live = self._live, False
-        self.book.invalidate()
-        self.last_reason = reason
-        if self.snapshots:
-            self.resyncs += 1
-        if was_ready:
-            log.warning("%s book not ready: %s; resyncing", self.symbol, reason)
-            self.on_ready_change(self, False, reason)
-        if self._task is not None:
-            self._task.cancel()
-        self.buffer.clear()
-        self._diff_arrived.clear()
-        if not self._stopped:
-            self._task = asyncio.get_running_loop().create_task(self._sync(), name=f"book-sync-{self.symbol}")
+    def start(self) -> None:
+        self.bus.subscribe(topics.BOOK_REQUESTS, self.handle_request)
+        self.bus.subscribe(topics.BOOK_STATUS, self.handle_status)
 
     def stop(self) -> None:
         self._stopped = True
-        self._live = False
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self.bus.unsubscribe(topics.BOOK_REQUESTS, self.handle_request)
+        self.bus.unsubscribe(topics.BOOK_STATUS, self.handle_status)
+        for task in self.tasks.values():
+            task.cancel()
+        self.tasks.clear()
 
-    async def _sync(self) -> None:
-        try:
-            first_attempt = True
-            while True:
-                # Binance: buffer diffs first, then fetch the snapshot. A quiet market may
-                # send none for a while; then the snapshot alone starts the book.
-                if first_attempt and not self.buffer:
-                    try:
-                        await asyncio.wait_for(self._diff_arrived.wait(), 1.0)
-                    except asyncio.TimeoutError:
-                        pass
-                first_attempt = False
-                try:
-                    payload = await self.fetch_snapshot(self.symbol, self.limit)
-                    bids, asks, last_id = snapshot_levels(self.codec, payload)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - REST errors and bad snapshots alike: retry later
-                    delay = self.backoff.next_delay()
-                    log.warning("%s depth snapshot failed (%s); retry in %.2fs", self.symbol, exc, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                self.snapshots += 1
-                if self.buffer and last_id < self.buffer[0].first_id - 1:
-                    # The snapshot is older than our first diff: fetch a newer one.
-                    await asyncio.sleep(self.backoff.next_delay())
-                    continue
-                status = self.book.apply_snapshot(bids, asks, last_id)
-                if status != BookStatus.APPLIED:
-                    log.warning("%s snapshot refused: %s", self.symbol, self.book.resync_message)
-                    await asyncio.sleep(self.backoff.next_delay())
-                    continue
-                failed = False
-                while self.buffer:
-                    status = self.buffer.popleft().apply_to(self.book)
-                    if status != APPLIED and status != STALE:
-                        failed = True
-                        break
-                if failed:
-                    log.warning("%s buffered diffs do not chain: %s; fetching again",
-                                self.symbol, self.book.resync_message)
-                    self.buffer.clear()
-                    self._diff_arrived.clear()
-                    await asyncio.sleep(self.backoff.next_delay())
-                    continue
-                self._task = None
-                self._live = True
-                self.backoff.reset()
-                self.last_reason = ""
-                log.info("%s book ready at update %d", self.symbol, self.book.last_update_id)
-                self.on_ready_change(self, True, "")
-                return
-        except asyncio.CancelledError:
-            pass
+    def on_diff(self, symbol: str) -> None:
+        seen = self.diff_seen.get(symbol)
+        if seen is not None and not seen.is_set():
+            seen.set()
+
+    def handle_status(self, change) -> None:
+        if change.ready and change.symbol in self.backoffs:
+            self.backoffs[change.symbol].reset()
+
+    def add_symbol(self, symbol: str) -> None:
+        """This connector now carries the symbol's depth stream: answer a request made before."""
+        self.symbols.add(symbol)
+        req = self.waiting.pop(symbol, None)
+        if req is not None:
+            self.handle_request(req)
+
+    def handle_request(self, req) -> None:
+        if req.symbol not in self.symbols:
+            self.waiting[req.symbol] = req        # the data engine may start before the streams
+            return
+        if self._stopped or req.symbol in self.tasks:
+            return
+        backoff = self.backoffs.setdefault(req.symbol, self.new_backoff())
+        first = req.symbol not in self.diff_seen
+        self.diff_seen.setdefault(req.symbol, asyncio.Event())
+        task = asyncio.get_running_loop().create_task(self._fetch(req, backoff, first), name=f"depth-{req.symbol}")
+        self.tasks[req.symbol] = task
+        task.add_done_callback(lambda t, s=req.symbol: self.tasks.pop(s, None) if self.tasks.get(s) is t else None)
+
+    async def _fetch(self, req, backoff: Backoff, first: bool) -> None:
+        symbol = req.symbol
+        if first:
+            # Binance: buffer diffs first, then fetch the snapshot. A quiet market may send none for
+            # a while; then the snapshot alone starts the book.
+            try:
+                await asyncio.wait_for(self.diff_seen[symbol].wait(), self.first_wait_s)
+            except asyncio.TimeoutError:
+                pass
+        elif req.reason != "start":
+            await asyncio.sleep(backoff.next_delay())      # a repeated request: do not hammer REST
+        while not self._stopped:
+            codec = self.codecs(symbol)
+            try:
+                if codec is None:
+                    raise SnapshotError(f"{symbol}: no instrument to parse its depth")
+                bids, asks, last_id = snapshot_levels(codec, await self.fetch_snapshot(symbol, req.limit))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - REST errors and bad snapshots alike: retry later
+                self.failures += 1
+                delay = backoff.next_delay()
+                log.warning("%s depth snapshot failed (%s); retry in %.2fs", symbol, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.snapshots += 1
+            if self.tasks.get(symbol) is asyncio.current_task():
+                del self.tasks[symbol]      # done: the book may ask again while it handles this one
+            self.bus.publish(topics.BOOK_SNAPSHOTS, BookSnapshot(symbol, bids, asks, last_id, self.clock_ns()))
+            return

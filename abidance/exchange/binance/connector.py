@@ -1,13 +1,16 @@
 """BinanceConnector: Binance's wire protocol in, internal events out on the bus.
 
-    market streams (picows) -> MarketParser (Cython) -> bus topics + local books
-    REST (BinanceRest)      -> instruments, depth snapshots, reconciliation (orders when chosen)
+    market streams (picows) -> MarketParser (Cython) -> bus topics
+    REST (BinanceRest)      -> instruments, depth snapshots (on the data engine's request), reconciliation
+                               (and orders when binance.order_transport = "rest")
     WebSocket API (picows)  -> user data: order / balance / order-list events; orders (by default)
 
 Events: TradeEvent on TRADES, AggTradeEvent on AGG_TRADES, DepthDiffEvent on
-DEPTH_DIFFS, BookTickerEvent on BOOK_TICKERS, KlineEvent on KLINES; the OrderBook of a
-symbol on BOOKS after each diff, only while it is consistent; BookStatusChanged on
-BOOK_STATUS; ConnectorHealth on CONNECTOR_HEALTH every health_interval_s.
+DEPTH_DIFFS, BookTickerEvent on BOOK_TICKERS, KlineEvent on KLINES; a REST depth snapshot
+on BOOK_SNAPSHOTS for each BOOK_REQUESTS of the data engine, which keeps the books
+(abidance/data/books.py); DepthGap on DEPTH_GAPS when a stream connection carrying depth
+reconnects (diffs may have been missed); ConnectorHealth on CONNECTOR_HEALTH every
+health_interval_s (its book figures from BOOK_STATUS).
 """
 
 from __future__ import annotations
@@ -15,16 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Iterable
 
 from abidance._core.wire import (AggTradeEvent, BookTickerEvent, DepthDiffEvent, InstrumentCodec, KlineEvent,
                                  MarketParser, TradeEvent)
 from abidance.core import topics
 from abidance.core.bus import MessageBus
-from abidance.core.events import Alert, ConnectorHealth
+from abidance.core.events import Alert, ConnectorHealth, DepthGap
 from abidance.exchange.binance import partial_depth
-from abidance.exchange.binance.book_sync import BookSync
+from abidance.exchange.binance.book_sync import SnapshotFetcher
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.binance.handover import hand_over
 from abidance.exchange.binance.health import HealthBook
@@ -40,14 +42,6 @@ KLINE_INTERVALS = {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h",
 DROP_LOG_EVERY = 1000       # after the first few, log one malformed message in this many
 
 
-@dataclass(frozen=True, slots=True)
-class BookStatusChanged:
-    symbol: str
-    ready: bool
-    reason: str
-    ts_event: int
-
-
 class BinanceConnector:
     def __init__(self, config: BinanceConfig, bus: MessageBus, rest, clock_ns=time.time_ns):
         self.config = config
@@ -56,7 +50,9 @@ class BinanceConnector:
         self.clock_ns = clock_ns
         self.instruments: dict = {}
         self.parser = MarketParser()
-        self.books: dict[str, BookSync] = {}
+        self.snapshots = SnapshotFetcher(bus, self.parser.codec, rest.depth if rest is not None else None, clock_ns)
+        self.books_ready: dict[str, bool] = {}       # symbol -> ready, from the data engine's BOOK_STATUS
+        self.book_resyncs = 0
         self.health = HealthBook()
         self.streams = MarketStreams(config, self._on_frame, self._on_stream_state, clock_ns)
         self.streams.on_renew = self._renew
@@ -77,6 +73,8 @@ class BinanceConnector:
                     kline_intervals: Iterable[str] = (), user_data: bool = False) -> None:
         if not self.instruments:
             self.use_instruments(await self.rest.load_instruments())
+        self.bus.subscribe(topics.BOOK_STATUS, self._on_book_status)
+        self.snapshots.start()
         await self.subscribe(symbols, channels, kline_intervals)
         self.streams.start()
         self.partial.start()
@@ -112,8 +110,8 @@ class BinanceConnector:
     async def stop(self) -> None:
         if self._health_task is not None:
             self._health_task.cancel()
-        for sync in self.books.values():
-            sync.stop()
+        self.snapshots.stop()
+        self.bus.unsubscribe(topics.BOOK_STATUS, self._on_book_status)
         for task in list(self._handovers):
             task.cancel()
         await self.streams.stop()
@@ -151,10 +149,9 @@ class BinanceConnector:
             names += sym_names
             partial += [partial_depth.stream_name(symbol, PARTIAL_DEPTH_CHANNELS[ch], self.config.depth_stream_speed)
                         for ch in channels if ch in PARTIAL_DEPTH_CHANNELS]
-            if "depth" in channels and symbol not in self.books:
-                codec = self.parser.codec(symbol)
-                self.books[symbol] = BookSync(codec, self.rest.depth, self.config.depth_snapshot_limit,
-                                              self._on_book_ready_change)
+            if "depth" in channels and symbol not in self.snapshots.symbols:
+                self.snapshots.add_symbol(symbol)
+                self.books_ready.setdefault(symbol, False)
                 self._depth_streams[sym_names[[c for c in channels if c in CHANNELS].index("depth")]] = symbol
         await self.streams.subscribe(names)
         if partial:
@@ -164,8 +161,9 @@ class BinanceConnector:
         names = []
         for symbol in symbols:
             names += self.stream_names(symbol, channels)
-            if "depth" in channels and symbol in self.books:
-                self.books.pop(symbol).stop()
+            if "depth" in channels and symbol in self.snapshots.symbols:
+                self.snapshots.symbols.discard(symbol)
+                self.books_ready.pop(symbol, None)
         await self.streams.unsubscribe(names)
 
     # ---- the hot path ----------------------------------------------------------------
@@ -176,10 +174,8 @@ class BinanceConnector:
     def _dispatch(self, conn: StreamConnection, ev, ts_init: int) -> None:
         t = type(ev)
         if t is DepthDiffEvent:
-            sync = self.books.get(ev.symbol)
+            self.snapshots.on_diff(ev.symbol)
             self.bus.publish(topics.DEPTH_DIFFS, ev)
-            if sync is not None and sync.on_diff(ev):
-                self.bus.publish(topics.BOOKS, sync.book)
             self.health.stats(ev.symbol + "@depth").record(ts_init, ts_init - ev.ts_event)
         elif t is TradeEvent:
             self.bus.publish(topics.TRADES, ev)
@@ -223,8 +219,9 @@ class BinanceConnector:
             # Diffs may have been missed while the connection was down: resync its books.
             for name in conn.streams:
                 symbol = self._depth_streams.get(name)
-                if symbol is not None and symbol in self.books and conn.connects > 1:
-                    self.books[symbol].resync(f"stream connection {state}")
+                if symbol is not None and symbol in self.snapshots.symbols and conn.connects > 1:
+                    self.bus.publish(topics.DEPTH_GAPS, DepthGap(symbol, f"stream connection {state}",
+                                                                 self.clock_ns()))
 
     def _renew(self, conn: StreamConnection) -> None:
         """Before the 24-hour cut: make-before-break (handover.py), so the books need no resync."""
@@ -233,10 +230,11 @@ class BinanceConnector:
         self._handovers.add(task)
         task.add_done_callback(self._handovers.discard)
 
-    def _on_book_ready_change(self, sync: BookSync, ready: bool, reason: str) -> None:
-        self.bus.publish(topics.BOOK_STATUS, BookStatusChanged(sync.symbol, ready, reason, self.clock_ns()))
-        if ready:
-            self.bus.publish(topics.BOOKS, sync.book)
+    def _on_book_status(self, change) -> None:
+        if change.symbol in self.books_ready:
+            if self.books_ready[change.symbol] and not change.ready:
+                self.book_resyncs += 1
+            self.books_ready[change.symbol] = change.ready
 
     # ---- health ----------------------------------------------------------------------
 
@@ -245,9 +243,9 @@ class BinanceConnector:
         limiter = getattr(self.rest, "limiter", None)
         return ConnectorHealth(
             venue=self.config.venue, connections=len(conns), connected=sum(1 for c in conns if c.transport is not None),
-            reconnects=self.streams.reconnects, resyncs=sum(b.resyncs for b in self.books.values()),
-            dropped=dict(self.parser.drop_counts), books_ready=sum(1 for b in self.books.values() if b.ready),
-            books_total=len(self.books), used_weight=limiter.used_weight if limiter is not None else 0,
+            reconnects=self.streams.reconnects, resyncs=self.book_resyncs,
+            dropped=dict(self.parser.drop_counts), books_ready=sum(self.books_ready.values()),
+            books_total=len(self.books_ready), used_weight=limiter.used_weight if limiter is not None else 0,
             streams=self.health.take(self.clock_ns()), ts_event=self.clock_ns(),
         )
 

@@ -183,6 +183,7 @@ class Credentials:
 
 def load_ed25519_key(path: Path):
     """An unencrypted Ed25519 private key from a PEM file private to its owner."""
+    # Lazy: cryptography is the ed25519 extra: only an Ed25519 key needs it.
     try:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
         from cryptography.hazmat.primitives.serialization import load_pem_private_key

@@ -8,8 +8,10 @@ the query string, the signature or the API key, so an exception can be logged as
 
 from __future__ import annotations
 
+from abidance.core.errors import OrderOutcomeUnknown, VenueError, VenueRateLimited, VenueTransportError
 
-class BinanceApiError(Exception):
+
+class BinanceApiError(VenueError):
     """An error answer (or no answer) from Binance for one request."""
 
     def __init__(self, code: int, msg: str, http_status: int, *, method: str = "", path: str = ""):
@@ -27,8 +29,12 @@ class BinanceApiError(Exception):
         """True when the request may have executed even though it failed."""
         return self.http_status >= 500 or self.code == -1007
 
+    @property
+    def order_not_found(self) -> bool:
+        return self.code == -2013          # "Order does not exist."
 
-class RateLimited(BinanceApiError):
+
+class RateLimited(BinanceApiError, VenueRateLimited):
     """HTTP 429 (or a local budget that cannot be met): back off for retry_after_s."""
 
     def __init__(self, code: int, msg: str, http_status: int = 429, *, retry_after_s: float = 0.0, **where):
@@ -52,7 +58,7 @@ class TimestampOutsideRecvWindow(BinanceApiError):
     """-1021: our timestamp and the server's clock disagree by more than recvWindow."""
 
 
-class TransportError(BinanceApiError):
+class TransportError(BinanceApiError, VenueTransportError):
     """No usable answer: the connection dropped (the request may have executed)."""
 
     def __init__(self, msg: str, *, sent: bool = True, **where):
@@ -68,7 +74,7 @@ class RequestTimeout(TransportError):
     """No answer within request_timeout_s (the request may have executed)."""
 
 
-class OrderStatusUnknown(BinanceApiError):
+class OrderStatusUnknown(BinanceApiError, OrderOutcomeUnknown):
     """An order request whose outcome could not be established; query it by client_order_id."""
 
     def __init__(self, code: int, msg: str, http_status: int = 0, *, client_order_id: str = "", **where):

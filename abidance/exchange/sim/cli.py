@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from abidance.core.loop import run as runner
+from abidance.exchange.sim.config import ConfigError, MarketConfig, load_config
+from abidance.exchange.sim.faults import Faults
+from abidance.exchange.sim.server import serve
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sim", help="run the local Binance-compatible exchange simulator",
@@ -23,9 +28,6 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from abidance.exchange.sim.config import ConfigError, MarketConfig, load_config
-    from abidance.exchange.sim.server import serve
-
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config)
@@ -37,8 +39,6 @@ def main(args) -> int:
         if value is not None:
             setattr(cfg, name, value)
     if args.fault:
-        from abidance.exchange.sim.faults import Faults
-
         try:
             changes = {}
             for item in args.fault:
@@ -52,7 +52,6 @@ def main(args) -> int:
             return 2
     if args.candles:
         cfg.markets = [MarketConfig("BTCUSDT", "candles", args.candles)]
-    from abidance.runtime.loop import run as runner
 
     try:
         runner(serve(cfg))

@@ -408,6 +408,7 @@ CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 
 
 def _read(path) -> "object":
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     path = Path(path)
@@ -424,6 +425,7 @@ def _read(path) -> "object":
 
 def _time_ms_column(frame, column: str) -> list[int]:
     """A time column as int ms since the epoch: datetimes (any unit, tz-naive = UTC) or ints (ms)."""
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     s = frame[column]
@@ -502,6 +504,7 @@ def validate_trades(frame, source: str = "trades"):
     non-finite or non-positive price or quantity, an unknown side, or a time going backwards are
     reported by row index and skipped. `attrs["bad_rows"]` lists them.
     """
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     cols = set(frame.columns)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from dataclasses import asdict
 from decimal import Decimal
 
 import orjson
@@ -255,7 +256,6 @@ def admin_routes(server: SimServer):
 
     async def get_faults(request: web.Request) -> web.Response:
         await guard(request)
-        from dataclasses import asdict
         return web.json_response(asdict(venue.faults.settings))
 
     async def set_faults(request: web.Request) -> web.Response:
@@ -270,7 +270,6 @@ def admin_routes(server: SimServer):
         venue.hub.max_connection_s = settings.max_connection_s
         if "stream_stall_s" in changes and settings.stream_stall_s > 0:
             venue.faults.stall(settings.stream_stall_s * venue.clock.speed, venue.clock.now_ms())
-        from dataclasses import asdict
         return web.json_response(asdict(settings))
 
     async def close_connections(request: web.Request) -> web.Response:

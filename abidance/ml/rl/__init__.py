@@ -8,11 +8,6 @@ slippage, taker fee in the asset received. Reward: reward_scale x ln(equity rati
 vec_env.TradingVecEnv      N episodes at once in int64 numpy (Gymnasium VectorEnv): training
 env.EngineTradingEnv       one episode on the real engine (Backtest, steppable): the reference
 agent.train_agent / load_agent, evaluation.evaluate   PPO (stable-baselines3) and its judgement
-See docs/rl.md.
+See docs/rl.md. The package imports none of them: `abidance.ml.rl.settings` (what `abidance train rl`
+parses its options into) loads without the ml extra; the environments and the agent need it.
 """
-
-from abidance.ml.rl.env import EngineTradingEnv
-from abidance.ml.rl.settings import EnvSettings
-from abidance.ml.rl.vec_env import FLAT, LONG, TradingVecEnv
-
-__all__ = ["EngineTradingEnv", "EnvSettings", "FLAT", "LONG", "TradingVecEnv"]

@@ -6,7 +6,9 @@ Mirrors, to the unit, what the engine does for a signal of the agent's strategy:
 - the exchange filters of PreTradeRisk.check for a MARKET order (min/max qty, step grids,
   min/max notional at the close): an order that fails them is denied, nothing happens;
 - BacktestVenue: the fill is at the NEXT bar's open moved against the order by `slippage_bps`
-  (rounded half-even to the tick); taker fee in the asset received, rounded half-even to 1e-8.
+  (rounded half-even to the tick); a BUY whose cost there exceeds the cash is refused (-2010, as
+  the simulator refuses it), nothing happens; taker fee in the asset received, rounded half-up
+  to 1e-8 (the simulator's commission rule, abidance/exchange/sim/accounts.py).
 
 Units: prices in ticks, order sizes in steps, cash in quote units (1e-8 of the quote asset) and
 holdings in base units (1e-8 of the base asset: the buy fee is charged in the base asset to
@@ -44,6 +46,12 @@ def _rational(name: str, value: Decimal, low: Fraction, high: Fraction, inclusiv
     return r
 
 
+def round_half_up(num: np.ndarray, den: int) -> np.ndarray:
+    """num / den rounded half up, for num >= 0 (int64 arrays, den > 0)."""
+    q, r = np.divmod(num, den)
+    return q + (2 * r >= den)
+
+
 def round_half_even(num: np.ndarray, den: int) -> np.ndarray:
     """num / den rounded half to even, for num >= 0 (int64 arrays, den > 0)."""
     q, r = np.divmod(num, den)
@@ -53,7 +61,7 @@ def round_half_even(num: np.ndarray, den: int) -> np.ndarray:
 
 class FixedPointFills:
     """Fill, fee and sizing constants of one instrument, as integers: the market-order path of
-    abidance.backtest.venue (FillModel + BacktestVenue) and the risk engine's sizing, vectorised."""
+    abidance.exchange.backtest.venue (FillModel + BacktestVenue) and the risk engine's sizing, vectorised."""
 
     def __init__(self, instrument, *, taker_bps=Decimal(10), slippage_bps=Decimal(0),
                  fraction=Decimal("0.98")):
@@ -150,11 +158,11 @@ class FixedPointFills:
 
     def buy_fee(self, steps: np.ndarray) -> np.ndarray:
         """Fee of a buy, in base units (charged in the base asset received)."""
-        return round_half_even(steps * (self.sbu * self.fee_num), self.fee_den)
+        return round_half_up(steps * (self.sbu * self.fee_num), self.fee_den)
 
     def sell_fee(self, notional: np.ndarray) -> np.ndarray:
         """Fee of a sell of `notional` quote units, in quote units."""
-        return round_half_even(notional * self.fee_num, self.fee_den)
+        return round_half_up(notional * self.fee_num, self.fee_den)
 
     # ---- valuation ----------------------------------------------------------------------
 

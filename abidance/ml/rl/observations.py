@@ -38,6 +38,7 @@ class ObservationSpec:
     def space(self):
         """The Gymnasium Box of one observation: features in [-10, 10], holding in [0, 1],
         unrealized percent in [-100, 100]."""
+        # Lazy: gymnasium is the ml extra: only the RL environments need it.
         from gymnasium import spaces
 
         n = len(self.features.names)

@@ -174,8 +174,9 @@ class TradingVecEnv(VectorEnv):
         if buy.any():
             qty = fm.entry_steps(cash, base, close)
             buy &= fm.allowed(qty, close)
-            qty = np.where(buy, qty, 0)
             price = fm.buy_price(next_open)
+            buy &= qty * price * fm.mul <= cash          # the venue refuses what the cash cannot pay (-2010)
+            qty = np.where(buy, qty, 0)
             cash -= qty * price * fm.mul
             base += qty * fm.sbu - fm.buy_fee(qty)
             self.entry = np.where(buy, price, self.entry)

@@ -103,4 +103,4 @@ def test_backtest_command_runs_on_recorded_trades(tmp_path):
     both = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "bt.toml"),
                            "--trades", f"XRPETH={trades}", "--candles", f"XRPETH={trades}"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
-    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    assert both.returncode == 2 and "give --candles, or --trades and/or --depth" in both.stderr

@@ -6,61 +6,8 @@ import asyncio
 from decimal import Decimal
 
 from abidance.backtest.engine import run_backtest
-from abidance.config import parse_config
 from abidance.core.events import Bar
-
-MIN = 60_000_000_000
-T0 = 1_700_000_040 * 1_000_000_000 // MIN * MIN
-
-STRATEGY = '''
-from abidance.strategy import Strategy
-
-
-class BuyThenSell(Strategy):
-    """Buys after its first bar, sells after its third."""
-
-    def on_start(self):
-        self.n = 0
-
-    def on_bar(self, bar):
-        self.n += 1
-        if self.n == 1:
-            self.buy(bar.symbol, 1.0, reason="first bar")
-        elif self.n == 3:
-            self.sell(bar.symbol, 1.0, reason="third bar")
-'''
-
-
-def bar(i: int, o: str, h: str, low: str, c: str) -> Bar:
-    t = lambda p: int(Decimal(p) * 100)   # noqa: E731 - BTCUSDT ticks of 0.01
-    return Bar("BTCUSDT", "1m", T0 + i * MIN, T0 + (i + 1) * MIN, t(o), t(h), t(low), t(c), 0, 1)
-
-
-def config(tmp_path, extra: str = ""):
-    """The known-answer config; `extra` adds tables (e.g. a [backtest] section)."""
-    (tmp_path / "bts.py").write_text(STRATEGY)
-    return parse_config(f"""
-config_version = 1
-[node]
-mode = "live"
-strategies_dir = "{tmp_path}"
-[risk]
-quote_asset = "USDT"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "1000"
-min_confidence = 0.0
-{extra}
-[[strategies]]
-id = "bts"
-class = "bts:BuyThenSell"
-symbols = ["BTCUSDT"]
-timeframe = "1m"
-""", tmp_path, env={})
+from tests.unit.backtest.kit import bar, config
 
 
 def test_buy_then_sell_matches_the_hand_computed_result(tmp_path):
@@ -128,7 +75,7 @@ def test_fees_per_instrument_come_from_the_config(tmp_path):
 def test_a_bad_fill_model_is_refused_naming_the_setting(tmp_path):
     import pytest
 
-    from abidance.backtest.venue import FillModel
+    from abidance.exchange.backtest.venue import FillModel
     from abidance.config import ConfigError
 
     with pytest.raises(ValueError, match="participation must be within"):

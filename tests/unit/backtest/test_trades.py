@@ -10,7 +10,7 @@ import pytest
 from abidance._core.wire import trade_event
 from abidance.backtest.data import trades_from_frame
 from abidance.backtest.engine import Backtest, sim_instruments
-from abidance.backtest.venue import BacktestVenue, FillModel
+from abidance.exchange.backtest.venue import BacktestVenue, FillModel
 from abidance.config import parse_config
 from abidance.core import topics
 from abidance.core.bus import MessageBus
@@ -85,7 +85,8 @@ def test_a_limit_fills_only_when_a_later_trade_goes_through_it():
     bus, clock = MessageBus(), TestClock(1_000)
     updates = []
     bus.subscribe(topics.ORDER_UPDATES, updates.append)
-    venue = BacktestVenue(bus, clock, {"XRPETH": instruments["XRPETH"]}, FillModel(maker_bps=Decimal(0)))
+    venue = BacktestVenue(bus, clock, {"XRPETH": instruments["XRPETH"]}, FillModel(maker_bps=Decimal(0)),
+                          {"ETH": Decimal(1)}, source="trades")
     t = lambda i, price, qty=100: trade_event("XRPETH", i, price, qty, False, 1_000 + i)   # noqa: E731
     venue.on_trade(t(1, 14_000))
     order = Order(client_order_id="c1", strategy_id="s", symbol="XRPETH", side="BUY", order_type="LIMIT",

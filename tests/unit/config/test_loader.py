@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from abidance.config import ConfigError, NodeSection, load_config, parse_config
+from abidance.config import ConfigError, NodeSection, as_dict, load_config, parse_config, to_toml
 from abidance.exchange.binance.config import BinanceConfig
 from abidance.exchange.sim.config import load_config as load_sim_config
 from tests.unit.config import STRATEGY, errors_of
@@ -40,9 +40,9 @@ def test_example_sim_config_loads_and_the_simulator_accepts_its_sim_table():
 
 def test_to_toml_when_loaded_again_then_same_config():
     cfg = load_config(EXAMPLE, env={"ABIDANCE__RISK__MAX_OPEN_ORDERS": "3"})
-    again = parse_config(cfg.to_toml(), "/elsewhere", env={})
+    again = parse_config(to_toml(cfg), "/elsewhere", env={})
     assert again == cfg and again.risk.max_open_orders == 3
-    assert cfg.as_dict()["strategies"][1]["class"] == "rsi_reversion"
+    assert as_dict(cfg)["strategies"][1]["class"] == "rsi_reversion"
 
 
 def test_risk_limits_are_in_quote_units():

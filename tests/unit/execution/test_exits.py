@@ -46,7 +46,7 @@ def armed(stop: str | None = None, take: str | None = None, trail: int = 0) -> R
 
 def test_entry_fill_arms_a_bracket_from_the_entry_price():
     r = armed("49000.00", "52000.00", 100)
-    b = r.manager.brackets[SYMBOL]
+    b = r.manager.brackets[("s1", SYMBOL)]
     assert (b.strategy_id, b.stop_loss, b.take_profit, b.trailing_bps, b.high) == \
         ("s1", 4_900_000, 5_200_000, 100, 5_000_000)
 
@@ -75,7 +75,7 @@ def test_trailing_stop_follows_the_high_and_triggers_below_it():
     r.trades("49600.00")                                 # 0.8 % under the entry price: not yet
     assert r.signals == []
     r.trades("52000.00", "51500.00")                     # new high; 0.96 % below it
-    assert r.signals == [] and r.manager.brackets[SYMBOL].high == ticks("52000.00")
+    assert r.signals == [] and r.manager.brackets[("s1", SYMBOL)].high == ticks("52000.00")
     r.trades("51480.00", "51000.00")                     # exactly 1 % below the high
     [sig] = r.signals
     assert sig.reason == "trailing stop 100 bps below high 5200000 hit at 5148000"
@@ -104,24 +104,27 @@ def test_entry_without_exits_arms_nothing():
 def test_later_fills_of_the_same_entry_keep_the_first_bracket():
     r = armed("49000.00")
     r.entry(price="49500.00", trade_id=2)
-    assert r.manager.brackets[SYMBOL].high == ticks(ENTRY)
+    assert r.manager.brackets[("s1", SYMBOL)].high == ticks(ENTRY)
 
 
 def test_trades_of_other_symbols_are_ignored():
     r = armed("49000.00")
     r.bus.publish(topics.TRADES, trade("100.00", "ETHUSDT"))
-    assert r.signals == [] and SYMBOL in r.manager.brackets
+    assert r.signals == [] and ("s1", SYMBOL) in r.manager.brackets
 
 
 def test_bracket_state_round_trips_and_still_triggers():
     r = armed("49000.00", "52000.00", 100)
     r.trades("51000.00")
     state = json.loads(json.dumps(r.manager.to_state()))
-    assert state == {SYMBOL: ["s1", 4_900_000, 5_200_000, 100, 5_100_000]}
+    assert state == [["s1", SYMBOL, 4_900_000, 5_200_000, 100, 5_100_000]]
 
     again = Rig()
     again.manager.load_state(state)
     assert again.manager.brackets == r.manager.brackets
+    older = Rig()                                        # a state file from before per-strategy brackets
+    older.manager.load_state({SYMBOL: ["s1", 4_900_000, 5_200_000, 100, 5_100_000]})
+    assert older.manager.brackets == r.manager.brackets
     again.trades("50489.00")                             # 1 % under the restored high of 51000
     [sig] = again.signals
     assert sig.strategy_id == "s1" and "trailing stop" in sig.reason
@@ -148,7 +151,7 @@ async def test_entry_placed_through_execution_arms_its_exits_when_it_fills():
     manager.start()
     execution.execute(request("e1", stop_loss=ticks("49000.00"), take_profit=ticks("55000.00")))
     await settle(execution)
-    assert manager.brackets[SYMBOL].stop_loss == ticks("49000.00")
+    assert manager.brackets[("s1", SYMBOL)].stop_loss == ticks("49000.00")
     bus.publish(topics.TRADES, trade("48999.99"))
     [sig] = signals
     assert (sig.side, sig.strategy_id) == ("SELL", "s1")

@@ -13,7 +13,7 @@ from abidance.core import topics
 from abidance.core.events import Reconciliation
 from abidance.exchange.binance.errors import OrderStatusUnknown, RateLimited, TransportError
 from abidance.exchange.binance.ids import ClientOrderIds
-from abidance.execution.engine import ExecutionEngine
+from abidance.execution.engine import CLOSED_KEPT, ExecutionEngine
 from abidance.execution.orders import (ALLOWED, CANCELED, EXPIRED, FILLED, NEW, PARTIALLY_FILLED, PENDING_CANCEL,
                                        PENDING_NEW, REJECTED, TERMINAL, Order, TransitionError)
 from tests.unit.node_kit import (INSTRUMENTS, S, SYMBOL, T0, FakeClient, Recorder, answer, api_error, async_test,
@@ -120,7 +120,9 @@ class Rig:
         return self.rec[topics.FILLS]
 
     def order(self, cid: str = "c1") -> Order:
-        return self.engine.orders[cid]
+        order = self.engine.order(cid)        # open, or one of the last closed ones
+        assert order is not None, cid
+        return order
 
     def reconcile(self, *open_orders) -> None:
         self.bus.publish(topics.RECONCILIATION, Reconciliation(tuple(open_orders), (), "reconnect", T0))
@@ -457,3 +459,25 @@ async def test_stopped_engine_ignores_order_updates():
     r.engine.stop()
     r.bus.publish(topics.ORDER_UPDATES, update("c1", CANCELED, order_type="LIMIT"))
     assert r.order().status == NEW
+
+
+# ---- bounded memory ------------------------------------------------------------------------
+
+
+@async_test
+async def test_closed_orders_leave_memory_and_a_late_report_of_a_recent_one_is_still_recognised():
+    # A 24/7 node must not keep every order it ever placed: the store has their events.
+    r = Rig()
+    n = CLOSED_KEPT + 500
+    for i in range(n):
+        r.client.script("submit", full_fill(trade_id=i + 1))
+        r.engine.execute(request(f"c{i}"))
+    await settle(r.engine)
+    assert r.engine.orders == {} and len(r.engine.closed) == CLOSED_KEPT
+    assert len(r.rec[topics.FILLS]) == n
+    # The user stream's report of the last fill arrives after the REST answer: known, counted once.
+    r.bus.publish(topics.ORDER_UPDATES, update(f"c{n - 1}", FILLED, "TRADE", last_qty="0.0004", last_price="50000",
+                                               cum_qty="0.0004", trade_id=n))
+    assert r.engine.unknown_updates == 0 and len(r.rec[topics.FILLS]) == n
+    r.bus.publish(topics.ORDER_UPDATES, update("c0", FILLED, "TRADE", trade_id=1))       # long gone
+    assert r.engine.unknown_updates == 1

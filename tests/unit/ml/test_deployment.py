@@ -25,7 +25,7 @@ from abidance.ml.labels import ForwardReturn, TripleBarrier  # noqa: E402
 from abidance.ml.models import save_model  # noqa: E402
 from abidance.ml.registry import Criteria, ModelRegistry, ModelVersion  # noqa: E402
 from abidance.ml.registry_link import InlineRegistry  # noqa: E402
-from abidance.strategy.builtin.ml_signal import MLSignal  # noqa: E402
+from abidance.ml.ml_signal import MLSignal  # noqa: E402
 
 SHA = "ab" * 32
 
@@ -178,10 +178,16 @@ def test_deployment_refuses_what_it_cannot_watch(store, tmp_path):
 
 def test_shadow_signals_reach_the_store_writer(tmp_path):
     from abidance.backtest.engine import sim_instruments
-    from abidance.runtime.node import build_store_writer
+    from abidance.exchange.binance.ids import ClientOrderIds
+    from abidance.execution.venue import BinanceExecutionClient
+    from abidance.runtime.node import TradingNode
 
-    cfg = parse_config('config_version = 1\n[store]\nurl = "http://127.0.0.1:1"\n', tmp_path, env={})
-    writer = build_store_writer(cfg, MessageBus(), LiveClock(), sim_instruments())
+    cfg = parse_config('config_version = 1\n[risk]\nquote_asset = "BTC"\n[store]\nurl = "http://127.0.0.1:1"\n',
+                       tmp_path, env={})
+    instruments = {"ETHBTC": sim_instruments()["ETHBTC"]}
+    kernel = TradingNode(cfg).build_kernel(instruments, {}, BinanceExecutionClient(None, instruments),
+                                           ClientOrderIds("t", seed=1))
+    writer = kernel.store_writer
     assert writer.routes[deployment.SHADOW_SIGNALS][0] == "shadow_signals"
     from abidance.core.events import ShadowSignal
     from abidance.store.rows import shadow_signal
@@ -367,14 +373,16 @@ def test_a_pending_demotion_yields_to_a_change_made_meanwhile(store, tmp_path):
 # ---- which strategies are deployed ---------------------------------------------------------------
 
 
-def test_close_on_demote_is_refused_when_another_strategy_trades_the_symbol(store, tmp_path):
+def test_close_on_demote_deploys_a_model_whose_symbol_another_strategy_trades(store, tmp_path):
+    # A demotion's SELL is sized from the ML strategy's own position (positions are per strategy):
+    # sharing a symbol with another strategy no longer keeps a model from being deployed.
     url, reg = store
     mv = register(reg, "shared", tmp_path / "sh.joblib", b"shared symbol bytes")
 
-    async def go(ml_toml):
+    async def go():
         s = ml_strategy(sha=mv.artifact_sha256)
         rule = SimpleNamespace(id="ema", traded_symbols=("ETHBTC", "LTCBTC"))
-        node = fake_node(url, [s, rule], tmp_path, ml=ml_toml)
+        node = fake_node(url, [s, rule], tmp_path)
         alerts = []
         node.bus.subscribe(topics.ALERTS, alerts.append)
         parts = await deployment.in_node(node)
@@ -383,13 +391,13 @@ def test_close_on_demote_is_refused_when_another_strategy_trades_the_symbol(stor
             if isinstance(p, deployment.RegistryLinkOwner):
                 p.link.close()
         return s, parts, alerts
-    s, parts, alerts = asyncio.run(go(""))
-    assert parts == [] and s.predict_only
-    (alert,) = alerts
-    assert alert.code == "model_not_deployed" and alert.source == "strategy.ml"
-    assert "strategy ema also trades ETHBTC" in alert.message and "ml.close_on_demote = false" in alert.message
-    s, parts, alerts = asyncio.run(go("close_on_demote = false\n"))
+    s, parts, alerts = asyncio.run(go())
+    assert node_ml_config_close_on_demote(tmp_path)
     assert [type(p).__name__ for p in parts] == ["RegistryLinkOwner", "ModelDeployment"] and alerts == []
+
+
+def node_ml_config_close_on_demote(tmp_path) -> bool:
+    return fake_node("", [], tmp_path).config.ml.close_on_demote
 
 
 def tiny_model_file(path, seed=0) -> str:

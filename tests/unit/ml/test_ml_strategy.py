@@ -19,7 +19,7 @@ from abidance.ml.labels import TripleBarrier
 from abidance.ml.models import ModelFileError, load_model, save_model, train_model
 from abidance.strategy.base import StrategyContext
 from abidance.strategy.builtin import BUILTINS
-from abidance.strategy.builtin.ml_signal import MLSignal
+from abidance.ml.ml_signal import MLSignal
 from abidance.strategy.loader import load_strategy_class
 from tests.kit import load_candles
 
@@ -65,7 +65,7 @@ def model_file(tmp_path_factory, eth):
 
 
 def test_ml_signal_is_a_registered_built_in():
-    assert BUILTINS["ml_signal"] is MLSignal and load_strategy_class("ml_signal") is MLSignal
+    assert "ml_signal" not in BUILTINS and load_strategy_class("ml_signal") is MLSignal
 
 
 def test_live_features_through_the_engine_equal_the_batch_features_and_drive_the_decisions(
@@ -99,7 +99,7 @@ class _Portfolio:
     def __init__(self):
         self.held = Decimal(0)
 
-    def tradable_position(self, symbol):
+    def tradable_position(self, symbol, strategy_id=None):
         return self.held
 
 

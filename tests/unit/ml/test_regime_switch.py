@@ -13,9 +13,9 @@ from abidance.backtest.engine import sim_instruments
 from abidance.core.clock import TestClock
 from abidance.ml.regime import RegimeModel, features_from_bars
 from abidance.strategy.base import StrategyContext
-from abidance.strategy.builtin import BUILTINS
+from abidance.strategy.loader import load_strategy_class
 from abidance.strategy.builtin.ema_cross import EmaCross
-from abidance.strategy.builtin.regime_switch import RegimeSwitch
+from abidance.ml.regime_switch import RegimeSwitch
 from abidance.strategy.builtin.rsi_reversion import RsiReversion
 from tests.kit import shared_data
 
@@ -48,8 +48,10 @@ class Book:
     def __init__(self):
         self.held = Decimal(0)
 
-    def position(self, symbol):
+    def position(self, symbol, strategy_id=None):
         return self.held
+
+    tradable_position = position
 
 
 def run(strategy, bars, portfolio=None):
@@ -71,7 +73,7 @@ def run(strategy, bars, portfolio=None):
 
 
 def test_registered_as_a_builtin():
-    assert BUILTINS["regime_switch"] is RegimeSwitch
+    assert load_strategy_class("regime_switch") is RegimeSwitch
 
 
 def test_only_strategies_enabled_in_the_bars_regime_emit_with_weighted_confidence(bars, model_path, regimes):

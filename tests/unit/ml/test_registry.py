@@ -198,7 +198,7 @@ def test_migration_2_adds_the_registry_to_an_older_store(reg):
         "`description` String) ENGINE = ReplacingMergeTree ORDER BY version")
     run("INSERT INTO older.schema_migrations VALUES (1, now64(3), 'before the registry')")
     assert run("EXISTS TABLE older.models") == 0
-    assert apply_migrations(run, "older") == [2]
+    assert apply_migrations(run, "older") == [2, 3]      # 3: a no-op on these current tables
     assert apply_migrations(run, "older") == []
     assert applied_versions(run, "older") == [m.version for m in MIGRATIONS]
     for table in ("models", "model_events", "shadow_signals"):

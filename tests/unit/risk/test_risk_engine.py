@@ -167,7 +167,7 @@ def test_a_one_sided_book_falls_back_to_the_last_trade(rig):
 
 
 def test_a_book_that_is_no_longer_ready_is_not_a_reference(rig):
-    from abidance.exchange.binance.connector import BookStatusChanged
+    from abidance.core.events import BookStatusChanged
     r = rig()
     r.bus.publish(topics.BOOKS, book([("49990.00", "1")], [("50010.00", "1")]))
     r.bus.publish(topics.BOOK_STATUS, BookStatusChanged(SYMBOL, False, "gap", T0))
@@ -434,7 +434,9 @@ def test_with_the_real_portfolio_a_round_trip_buys_then_sells_the_position(tmp_p
     bus.publish(topics.SIGNALS, signal("BUY"))
     [buy] = requests
     assert (buy.side, buy.quantity) == ("BUY", 40)
-    bus.publish(topics.FILLS, fill("BUY", "0.0004", MARK, cid=buy.client_order_id, fee="0.02"))
+    bought = fill("BUY", "0.0004", MARK, cid=buy.client_order_id, fee="0.02")
+    pf.apply_fill(bought)                   # what the execution engine does before publishing a fill
+    bus.publish(topics.FILLS, bought)
     bus.publish(topics.ORDER_EVENTS, order_event(buy.client_order_id, "FILLED", filled=40))
     assert pf.position(SYMBOL) == D("0.0004") and risk.pre_trade.position(risk.slots[SYMBOL]) == 40
     bus.publish(topics.SIGNALS, signal("SELL"))

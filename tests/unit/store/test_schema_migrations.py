@@ -114,3 +114,19 @@ def test_through_clickhouse_connect_chdb_mode(tmp_path):
         assert counts == {t.name: 0 for t in schema.TABLES}
     finally:
         client.close()
+
+
+def test_migration_3_gives_an_older_positions_table_its_strategy_column(chdb_sql):
+    """A store made before positions were kept per strategy: its rows read as strategy ''."""
+    apply_migrations(chdb_sql, "older")
+    chdb_sql("DROP TABLE older.positions")
+    chdb_sql("CREATE TABLE older.positions (ts DateTime64(9, 'UTC'), event_id String, symbol LowCardinality(String), "
+             "quantity Decimal(38, 18), avg_price Decimal(38, 18), realized_pnl Decimal(38, 18), "
+             "unrealized_pnl Decimal(38, 18)) ENGINE = MergeTree ORDER BY (ts, symbol)")
+    chdb_sql("INSERT INTO older.positions VALUES (now64(9), 'e1', 'BTCUSDT', 1, 2, 3, 0)")
+    chdb_sql("ALTER TABLE older.schema_migrations DELETE WHERE version = 3")
+    assert apply_migrations(chdb_sql, "older") == [3]
+    assert _rows(chdb_sql, "SELECT strategy_id, symbol FROM older.positions") == [["", "BTCUSDT"]]
+    cols = [c for c, in _rows(chdb_sql, "SELECT name FROM system.columns WHERE database = 'older' "
+                                        "AND table = 'positions' ORDER BY position")]
+    assert cols == [c for c, _ in schema.BY_NAME["positions"].columns]

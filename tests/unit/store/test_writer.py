@@ -160,7 +160,7 @@ def test_computed_money_finer_than_the_store_is_rounded_not_set_aside(fresh, tmp
     third = Decimal(1) / Decimal(3) * Decimal("65000")          # 21666.666...(46 digits)
 
     async def scenario(bus, writer, alerts):
-        bus.publish(topics.POSITIONS, PositionUpdate("BTCUSDT", Decimal("0.003"), third, third / 7, -third / 9,
+        bus.publish(topics.POSITIONS, PositionUpdate("s1", "BTCUSDT", Decimal("0.003"), third, third / 7, -third / 9,
                                                      1_700_000_000_000_000_000))
         bus.publish(topics.EQUITY, EquityPoint(third, third, Decimal(0), third / 7, Decimal(0), Decimal("0.1"),
                                                Decimal(0), 1_700_000_000_000_000_000))

@@ -10,8 +10,7 @@ import textwrap
 import pytest
 
 from abidance.core import topics
-from abidance.core.events import RiskDecision
-from abidance.exchange.binance.connector import BookStatusChanged
+from abidance.core.events import BookStatusChanged
 from abidance.strategy import Param, Strategy
 from abidance.strategy.builtin import BUILTINS, BollingerBreakout, BookImbalance, EmaCross, RsiReversion
 from abidance.strategy.engine import StrategyEngine
@@ -130,15 +129,13 @@ def test_books_are_readable_only_while_ready():
     assert s.book(SYMBOL) is ob
 
 
-def test_fills_go_to_the_owning_strategy_by_id_or_by_its_accepted_order():
+def test_fills_go_to_the_strategy_whose_order_filled_and_an_adopted_orders_fill_to_none():
     a, b = Probe("a", [SYMBOL]), Probe("b", [SYMBOL])
     rig = Rig(a, b)
     f1 = fill("BUY", "0.001", "50000", cid="x1", strategy_id="b")
-    rig.bus.publish(topics.FILLS, f1)
-    rig.bus.publish(topics.RISK_DECISIONS, RiskDecision("a", SYMBOL, "BUY", True, "ACCEPTED", "", 1, 0, "x2", 1.0, T0))
-    f2 = fill("BUY", "0.001", "50000", cid="x2", strategy_id="")     # e.g. an order adopted after a restart
-    f3 = fill("BUY", "0.001", "50000", cid="x3", strategy_id="")     # nobody's
-    for f in (f2, f3):
+    f2 = fill("BUY", "0.001", "50000", cid="x2", strategy_id="a")
+    f3 = fill("BUY", "0.001", "50000", cid="x3", strategy_id="")     # an order adopted after a restart: nobody's
+    for f in (f1, f2, f3):
         rig.bus.publish(topics.FILLS, f)
     assert (a.fills, b.fills) == ([f2], [f1])
 

@@ -2,7 +2,7 @@
 
 Layout: `<out>/<SYMBOL>/trades/<YYYY-MM-DD>.parquet`, columns (TRADE_SCHEMA): agg_id, price and
 qty as decimal128(38, 8) (exact), first_id, last_id, time (ms), buyer_is_maker. The day files
-follow the klines' rules (abidance.data.download): written atomically with the window they
+follow the klines' rules (abidance.download.klines): written atomically with the window they
 cover and whether it had closed, so a complete day is skipped and a run resumes at the first
 unfinished one; `--to-store` is not offered for trades (they stay in files: the backtester
 reads them with `load_trades`). With `source="vision"` (the CLI's default on mainnet) a whole
@@ -27,13 +27,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable
 
+import aiohttp
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from abidance.data.download import (
-    DAY_MS, DEC_TYPE, VISION_BASE, DownloadError, check_symbol, day_start_ms, days_between, fetch_vision_file, iso,
-    read_day_meta, write_day,
-)
+from abidance.download.klines import (DAY_MS, DEC_TYPE, VISION_BASE, DownloadError, check_symbol, day_start_ms,
+                                      days_between, fetch_vision_file, iso, read_day_meta, write_day)
 
 log = logging.getLogger("abidance.data.trades")
 
@@ -97,6 +96,7 @@ async def fetch_vision_trades_day(session, symbol: str, d: date, base: str = VIS
 def load_trades(out: str | Path, symbol: str):
     """Every downloaded day of symbol as one DataFrame in the recorded-trades layout the backtester
     reads (timestamp ms, id, side of the taker, price, amount; exact decimals as strings)."""
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
     files = sorted((Path(out) / symbol / "trades").glob("*.parquet"))
@@ -141,8 +141,6 @@ class TradesDownloader:
         self.requests = 0
 
     async def _vision_day(self, symbol: str, d: date) -> list[dict] | None:
-        import aiohttp
-
         own = self.http_session is None
         session = self.http_session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
         try:

@@ -1,4 +1,5 @@
-"""BookSync follows Binance's local-book procedure, driven by hand (no sockets)."""
+"""The data engine's books follow Binance's local-book procedure, with the connector's snapshot
+fetcher answering their requests over the bus, driven by hand (no sockets)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import pytest
 import uvloop
 
 from abidance._core.wire import InstrumentCodec, MarketParser
+from abidance.core import topics
+from abidance.core.bus import MessageBus
+from abidance.core.clock import LiveClock
+from abidance.data.books import Books
 from abidance.exchange.binance.backoff import Backoff
-from abidance.exchange.binance.book_sync import BookSync, SnapshotError, snapshot_levels
+from abidance.exchange.binance.book_sync import SnapshotError, SnapshotFetcher, snapshot_levels
 
 CODEC = InstrumentCodec("BTCUSDT", "0.01", "0.00001")
 PARSER = MarketParser([CODEC])
@@ -43,12 +48,48 @@ class Snapshots:
         return answer
 
 
+class Sync:
+    """One symbol's book in the data engine (Books) and the connector's fetcher, on one bus."""
+
+    def __init__(self, snaps, changes=None):
+        self.bus = MessageBus()
+        clock = LiveClock()
+        self.fetcher = SnapshotFetcher(self.bus, {"BTCUSDT": CODEC}.get, snaps, clock.time_ns,
+                                       backoff=lambda: Backoff(0.001, 0.01, 0.0), first_wait_s=0.05)
+        self.books = Books(self.bus, clock, ["BTCUSDT"])
+        self.keeper = self.books.keepers["BTCUSDT"]
+        self.published = []
+        self.bus.subscribe(topics.BOOKS, self.published.append)
+        if changes is not None:
+            self.bus.subscribe(topics.BOOK_STATUS, lambda c: changes.append((c.ready, c.reason)))
+        self.fetcher.start()
+        self.books.start()          # asks for the first snapshot: before the stream is up, as in the node
+        self.fetcher.add_symbol("BTCUSDT")
+
+    def on_diff(self, ev) -> bool:
+        """As the connector feeds a diff: True when it changed a ready book (a BookView went out)."""
+        before = len(self.published)
+        self.fetcher.on_diff(ev.symbol)
+        self.bus.publish(topics.DEPTH_DIFFS, ev)
+        return len(self.published) > before
+
+    @property
+    def ready(self) -> bool:
+        return self.keeper.ready
+
+    @property
+    def book(self):
+        return self.keeper.book
+
+    def __getattr__(self, name):
+        return getattr(self.keeper, name)       # resyncs, stale_diffs, last_reason
+
+
 def make(snaps, changes=None):
-    return BookSync(CODEC, snaps, 1000, (lambda s, ready, why: changes.append((ready, why))) if changes is not None
-                    else None, backoff=Backoff(0.001, 0.01, 0.0))
+    return Sync(snaps, changes)
 
 
-async def settle(sync: BookSync, timeout: float = 3.0):
+async def settle(sync: Sync, timeout: float = 3.0):
     end = asyncio.get_running_loop().time() + timeout
     while not sync.ready:
         assert asyncio.get_running_loop().time() < end, sync.last_reason
@@ -141,9 +182,8 @@ def test_failed_snapshot_requests_are_retried_with_backoff():
     async def main():
         snaps = Snapshots(ConnectionError("down"), {"lastUpdateId": "x"}, snapshot(10))
         sync = make(snaps)
-        sync.resync("start")
         await settle(sync)
-        assert snaps.calls == 3
+        assert snaps.calls == 3 and sync.fetcher.failures == 2
 
     uvloop.run(main())
 

@@ -29,18 +29,18 @@ A hosted strategy that raises disables the whole host (the engine's usual contai
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
+from abidance.ml.ml_signal import MLSignal
 from abidance.strategy.base import Param, Strategy, StrategyContext
+from abidance.strategy.builtin import BUILTINS
 
 ANY = "*"
 
 
 def _hostable() -> dict:
-    from abidance.strategy.builtin import BUILTINS      # late: that module imports this one
-
-    return {name: cls for name, cls in BUILTINS.items() if name != RegimeSwitch.name}
+    """The strategies a regime switch may host: the rule built-ins and the ML signal."""
+    return {**BUILTINS, MLSignal.name: MLSignal}
 
 
 def parse_regimes(text: str, where: str = "regimes") -> dict[int | str, dict[str, float]]:
@@ -170,6 +170,7 @@ class RegimeSwitch(Strategy):
     # ---- lifecycle -------------------------------------------------------------------
 
     def on_start(self) -> None:
+        # Lazy: training and judging models needs the ml extra (scikit-learn, pandas, torch).
         from abidance.ml.regime import RegimeFeatures, RegimeModel
 
         if self.p.model_path:
@@ -183,7 +184,8 @@ class RegimeSwitch(Strategy):
         self._bar_close = 0
         ctx = self._abd_ctx
         for n, h in self.hosted.items():
-            h._abd_ctx = StrategyContext(self._gate(n), ctx.clock, ctx.portfolio, ctx.books, ctx.instruments)
+            h._abd_ctx = StrategyContext(self._gate(n), ctx.clock, ctx.portfolio, ctx.books, ctx.instruments,
+                                         owner=ctx.owner or self.id)      # its signals go out in our name
             try:
                 h.on_start()
             except Exception as exc:
@@ -263,5 +265,5 @@ class RegimeSwitch(Strategy):
             confidence = signal.confidence       # exits are not weakened by a weight
         self.passed += 1
         label = "warm-up" if regime is None else regime
-        self._abd_ctx.emit(self, dataclasses.replace(signal, strategy_id=self.id, confidence=confidence,
-                                                     reason=f"regime {label}: {name}: {signal.reason}"))
+        self._abd_ctx.emit(self, signal._replace(strategy_id=self.id, confidence=confidence,
+                                                 reason=f"regime {label}: {name}: {signal.reason}"))

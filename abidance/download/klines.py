@@ -42,13 +42,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import aiohttp
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abidance.exchange.binance.errors import BinanceApiError, IpBanned, RateLimited, TransportError
 from abidance.store.arrow_batch import decimal8_array
+from abidance.store.client import connect
+from abidance.store.schema import BY_NAME
 
-log = logging.getLogger("abidance.data.download")
+log = logging.getLogger("abidance.download.klines")
 
 DAY_MS = 86_400_000
 LIMIT = 1000                      # Binance's maximum klines per request
@@ -263,6 +266,7 @@ def load_klines(out: str | Path, symbol: str, interval: str, start: int | None =
     tables = [pq.read_table(p, schema=KLINE_SCHEMA) for p in sorted(folder.glob("*.parquet"))]
     table = pa.concat_tables(tables).replace_schema_metadata(None) if tables else KLINE_SCHEMA.empty_table()
     if start is not None or end is not None:
+        # Lazy: pyarrow is the store extra: only this path needs it.
         import pyarrow.compute as pc
         mask = pc.and_(pc.greater_equal(table["open_time"], start if start is not None else -2 ** 62),
                        pc.less(table["open_time"], end if end is not None else 2 ** 62))
@@ -349,8 +353,6 @@ def verify_checksum(data: bytes, checksum_text: str) -> bool:
 async def fetch_vision_file(session, url: str) -> bytes | None:
     """A public data file's bytes (None when it is not there yet: 404), checked against its
     .CHECKSUM file when that is there. Needs internet access."""
-    import aiohttp
-
     async with session.get(url) as resp:
         if resp.status == 404:
             return None
@@ -391,6 +393,7 @@ def load_recorded(path: str | Path, interval: str | None = None) -> pa.Table:
         return pa.concat_tables(tables).replace_schema_metadata(None) if tables else KLINE_SCHEMA.empty_table()
     if path.suffix == ".parquet":
         return pq.read_table(path, schema=KLINE_SCHEMA).replace_schema_metadata(None)
+    # Lazy: pyarrow is the store extra: only this path needs it.
     import pyarrow.feather as feather
 
     t = feather.read_table(path)
@@ -421,9 +424,8 @@ def load_recorded(path: str | Path, interval: str | None = None) -> pa.Table:
 
 def bars_arrow(table: pa.Table, symbol: str, interval: str) -> pa.Table:
     """Day rows -> the store's `bars` table (its column order; ts = open_time in ns)."""
+    # Lazy: Arrow batches need pyarrow (the store extra).
     from abidance.store.arrow_batch import to_arrow
-    from abidance.store.schema import BY_NAME
-
     d = table.to_pydict()
     rows = [(ot * 1_000_000, symbol, interval, ct * 1_000_000, o, h, lo, c, v, n or 0)
             for ot, ct, o, h, lo, c, v, n in zip(d["open_time"], d["close_time"], d["open"], d["high"], d["low"],
@@ -436,8 +438,6 @@ class StoreSink:
     an insert_deduplication_token, so a re-run (or a retried insert) never adds a row twice."""
 
     def __init__(self, url: str, database: str = "abidance", client=None):
-        from abidance.store.client import connect
-
         self.database = database
         self.client = client or connect(url, database=database)
         self.inserted = 0
@@ -456,6 +456,7 @@ class StoreSink:
             return 0
         have = self.existing(symbol, interval, window_start, window_end)
         if have:
+            # Lazy: pyarrow is the store extra: only this path needs it.
             import pyarrow.compute as pc
             table = table.filter(pc.invert(pc.is_in(table["open_time"], value_set=pa.array(sorted(have),
                                                                                             pa.int64()))))
@@ -575,8 +576,6 @@ class Downloader:
         return _dedup_sorted(rows), n
 
     async def _vision_rows(self, symbol: str, interval: str, day: date) -> list[list] | None:
-        import aiohttp
-
         own = self.http_session is None
         session = self.http_session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
         try:

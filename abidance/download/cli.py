@@ -10,6 +10,8 @@ import asyncio
 import logging
 import sys
 
+from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.rest import BinanceRest
 from abidance.extras import require
 
 
@@ -38,10 +40,8 @@ def add_parser(sub) -> None:
 
 
 async def run(args) -> int:
-    from abidance.data.download import Downloader, StoreSink, check_symbol, interval_ms, parse_time
-    from abidance.exchange.binance.config import BinanceConfig
-    from abidance.exchange.binance.rest import BinanceRest
-
+    # Lazy: the downloaders need pyarrow (the store extra).
+    from abidance.download.klines import Downloader, StoreSink, check_symbol, interval_ms, parse_time
     try:
         cfg = BinanceConfig(venue=args.venue, rest_url=args.rest_url, ws_url="ws://unused" if args.rest_url else "")
         start, end = parse_time(args.start), parse_time(args.end)
@@ -85,9 +85,8 @@ async def run(args) -> int:
 
 
 async def _trades(args, cfg, symbols, start, end, source: str) -> int:
-    from abidance.data.trades_download import TradesDownloader
-    from abidance.exchange.binance.rest import BinanceRest
-
+    # Lazy: the downloaders need pyarrow (the store extra).
+    from abidance.download.trades import TradesDownloader
     if args.to_store:
         raise ValueError("--to-store takes klines; trades stay in the day files")
     print(f"abidance download: {','.join(symbols)} aggregate trades from {cfg.rest_url} into {args.out}", flush=True)

@@ -6,6 +6,7 @@ import asyncio
 
 
 def run(coro):
+    # Lazy: uvloop is Linux/macOS only.
     try:
         import uvloop
     except ImportError:   # uvloop is Linux/macOS only

@@ -1,0 +1,1 @@
+"""`abidance download`: Binance public market data (klines, aggregate trades) by day, resumable."""

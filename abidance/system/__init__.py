@@ -1,0 +1,1 @@
+"""The kernel: one builder of a trading node's engines for every mode (docs/architecture.md)."""
