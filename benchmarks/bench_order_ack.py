@@ -28,7 +28,7 @@ from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.binance.ws_orders import WsApiExecutionClient
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
 from abidance.execution.orders import Order
-from abidance.execution.venue import BinanceExecutionClient
+from abidance.exchange.binance.rest_orders import BinanceExecutionClient
 from benchmarks.bench_sim import start
 
 SIM_LIMITS = """

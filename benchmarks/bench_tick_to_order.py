@@ -39,7 +39,7 @@ from abidance.exchange.binance.connector import BinanceConnector
 from abidance.exchange.binance.credentials import Credentials
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
-from abidance.execution.venue import BinanceExecutionClient
+from abidance.exchange.binance.rest_orders import BinanceExecutionClient
 from abidance.system.kernel import Kernel
 from tests.twins.book import OrderBookTwin
 from tests.unit.backtest.kit import RISK_OFF

@@ -344,6 +344,8 @@ class Errors:
 
 # Keys that once existed, with what replaced them: a config that still sets one gets this, not "unknown key".
 RETIRED_KEYS = {
+    "execution.emulate_stops": "was replaced by execution.exits = \"auto\" | \"native\" | \"emulated\" (native "
+                               "exits rest on the exchange and are the default when trading live); remove the key.",
     "binance.listen_key_keepalive_s": "is no longer used: Binance switched off the listenKey user-data flow on "
                                       "2026-02-20 (POST /api/v3/userDataStream answers 410 Gone). User data now "
                                       "comes over the WebSocket API with nothing to keep alive; remove the key "

@@ -93,8 +93,10 @@ class ExecutionSection:
                                  "action; 0 = never.", ge=0, le=30 * 86_400)
     cancel_replace: bool = key(BOOL, False, "On timeout re-price the order at the current market instead of "
                                "cancelling it.")
-    emulate_stops: bool = key(BOOL, True, "Emulate stops, trailing stops and OCO locally (the only mode "
-                              "today; false, for Binance's native order types, is refused until it exists).")
+    exits: str = key(STR, "auto", "Where stop loss, take profit and trailing stops live: 'native' rests them "
+                     "on the exchange (STOP_LOSS, LIMIT_MAKER, OCO: they fire while the node is down), 'emulated' "
+                     "watches trades in the node; 'auto' is native when trading live, emulated in paper mode and "
+                     "backtests (docs/node.md, Exits).", choices=("auto", "native", "emulated"))
     max_slippage_bps: int = key(INT, 50, "Most adverse slippage accepted for market and marketable orders, "
                                 "in basis points.", ge=0, le=10_000)
 

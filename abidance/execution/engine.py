@@ -7,7 +7,11 @@ exchange trade (a fill reported both by the REST answer and the user stream is c
 once, by trade id). Each fill is booked in the account (the portfolio's `apply_fill`)
 before it is published, so every subscriber of topics.FILLS reads books that hold it.
 Resting limit orders are cancelled, or re-priced through the risk engine, after their
-timeout. Exits (stop loss, take profit, trailing) are kept by ExitManager (exits.py).
+timeout. Exits (stop loss, take profit, trailing) are kept by ExitManager (exits.py): emulated,
+or resting on the venue as protective orders that this engine follows like any other (their
+fills are booked to the strategy they protect). A strategy's own SELL waits for its
+protective orders to be cancelled first (`sell_gate`): the venue holds the base asset for them.
+The kill switch and a stop leave protective orders working: they only ever reduce a position.
 
 Venues are reached through an ExecutionClient (venue.py) and fail with the venue-neutral
 errors of abidance.core.errors. A venue that answers later (the backtest venue: a market
@@ -70,6 +74,7 @@ class ExecutionEngine(Component):
         self.refused_updates = 0
         self.unknown_updates = 0
         self.fills = 0
+        self.sell_gate = None       # order -> awaitable to finish before it is sent, or None (exits.py)
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, object] = {}
         # New orders go to a few long-lived sender tasks through a queue: cheaper on the
@@ -172,15 +177,46 @@ class ExecutionEngine(Component):
             self._move(order, REJECTED, f"not sent: {type(exc).__name__}: {exc}")
             return order
         self._event(order, "", "submitted")
-        self._send_new(order)
+        gate = self.sell_gate(order) if self.sell_gate is not None and order.side == "SELL" else None
+        if gate is not None:
+            self._spawn(self._send_after(gate, order))
+        else:
+            self._send_new(order)
         if req.timeout_s > 0 and order.order_type != "MARKET":
             self._timers[order.client_order_id] = self.clock.call_at(
                 self.clock.time_ns() + int(req.timeout_s * NS), lambda now, o=order: self._timed_out(o))
         return order
 
+    async def _send_after(self, gate, order: Order) -> None:
+        try:
+            await gate
+        except Exception:  # noqa: BLE001 - the venue then refuses the sell if its asset is still held
+            log.exception("order %s: clearing the way for it failed; sending it anyway", order.client_order_id)
+        if order.is_open:
+            self._send_new(order)
+
+    def track(self, orders: list[Order], reason: str) -> None:
+        """Follow orders placed outside `execute` (native exits): their events, fills and end."""
+        for order in orders:
+            self.orders[order.client_order_id] = order
+            self._event(order, "", reason)
+
+    def apply_answers(self, answer: dict) -> None:
+        """A venue's answer about orders we follow: one order, or an order list's `orderReports`."""
+        for report in answer.get("orderReports") or (answer,):
+            order = self.order(report.get("clientOrderId", ""))
+            if order is not None:
+                self._apply_answer(order, report)
+
+    def fail(self, order: Order, exc: Exception) -> None:
+        """A request for an order placed outside `execute` failed (as a new order's would)."""
+        self._submit_failed(order, exc)
+
     def cancel_request(self, target: str) -> int:
-        """Cancel one order by client id, or every open order with "*"; returns how many."""
-        orders = self.open_orders() if target == "*" else [o for o in (self.orders.get(target),) if o and o.is_open]
+        """Cancel one order by client id, or every open order but the protective ones with "*";
+        returns how many."""
+        orders = [o for o in self.open_orders() if not o.protective] if target == "*" else \
+            [o for o in (self.orders.get(target),) if o and o.is_open]
         for order in orders:
             self.cancel(order, "cancel requested")
         return len(orders)

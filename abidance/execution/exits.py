@@ -1,9 +1,9 @@
-"""Exit orders kept locally: stop loss, take profit, trailing stop, as one-cancels-other.
+"""Exits: stop loss, take profit, trailing stop, as one-cancels-other, native or emulated.
 
-Binance Spot has native STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT / OCO and trailingDelta,
-but the simulator does not, and a local exit can follow any price feed: so exits are
-emulated here (documented in docs/execution.md). When an entry with exits fills, a
-bracket is armed for that strategy's position in the symbol (one bracket per (strategy,
+Native (execution.exits = "native", or "auto" when trading live): the exit rests on the
+exchange and fires without the node (native_exits.py). Emulated (paper trading, backtests,
+"emulated", or an exit the symbol cannot carry natively): the node watches trades. When an
+entry with exits fills, a bracket is armed for that strategy's position in the symbol (one bracket per (strategy,
 symbol): two strategies on one symbol each protect their own); every trade of the symbol
 is checked against it; the first level hit sends a SELL signal in that strategy's name
 (through the risk engine like any order, sized from that strategy's position) and disarms
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from abidance.core import topics
 from abidance.core.bus import Priority
 from abidance.core.component import Component
-from abidance.core.events import Signal
+from abidance.core.events import Alert, Signal
+from abidance.execution.native_exits import NativeExits
+from abidance.execution.orders import TERMINAL
 
 log = logging.getLogger("abidance.exits")
 
@@ -46,24 +48,38 @@ class Bracket:
 
 
 class ExitManager(Component):
-    def __init__(self, bus, clock, execution):
+    def __init__(self, bus, clock, execution, mode: str = "emulated", ids=None):
         super().__init__("ExitManager", bus, clock)
+        if mode not in ("emulated", "native"):
+            raise ValueError(f"exit mode must be 'emulated' or 'native', got {mode!r}")
+        if mode == "native" and not hasattr(execution.client, "place_exit"):
+            raise ValueError(f"native exits need a venue that keeps them; {type(execution.client).__name__} "
+                             "does not (use execution.exits = \"emulated\")")
+        self.mode = mode
         self.execution = execution
+        self.native = NativeExits(bus, clock, execution, ids, self._emulate) if mode == "native" else None
+        self._unavailable: set[str] = set()     # reasons already alerted
         self.brackets: dict[tuple[str, str], Bracket] = {}    # (strategy id, symbol) -> the armed bracket
         self._firing: dict[tuple[str, str], Bracket] = {}     # exits sent to the risk engine, not yet decided
         self.triggered = 0
         self.rearmed = 0
 
     def describe(self) -> dict:
-        return {"brackets": "per (strategy, symbol)"}
+        return {"brackets": "per (strategy, symbol)", "mode": self.mode}
 
     def on_start(self) -> None:
+        if self.native is not None:
+            self.bus.subscribe(topics.ORDER_EVENTS, self.handle_order_event)
+            self.execution.sell_gate = self.native.before_sell
         self.bus.subscribe(topics.FILLS, self.handle_fill)
         # Exits react to a trade before strategies do (a stop is the first to sell).
         self.bus.subscribe(topics.TRADES, self.handle_trade, Priority.ENGINE)
         self.bus.subscribe(topics.RISK_DECISIONS, self.handle_decision)
 
     def on_stop(self) -> None:
+        if self.native is not None:
+            self.bus.unsubscribe(topics.ORDER_EVENTS, self.handle_order_event)
+            self.execution.sell_gate = None
         self.bus.unsubscribe(topics.FILLS, self.handle_fill)
         self.bus.unsubscribe(topics.TRADES, self.handle_trade)
         self.bus.unsubscribe(topics.RISK_DECISIONS, self.handle_decision)
@@ -79,11 +95,41 @@ class ExitManager(Component):
             self.rearmed += 1
             log.warning("%s exit refused (%s): bracket armed again", decision.symbol, decision.reason)
 
+    def handle_order_event(self, ev) -> None:
+        """Native mode: an entry with exit levels that ended with a fill gets its protection."""
+        self.native.on_order_event(ev)
+        if ev.status not in TERMINAL or ev.side != "BUY" or not ev.filled:
+            return
+        levels = self.execution.exits.pop(ev.client_order_id, None)
+        if levels is None:
+            return
+        key = (ev.strategy_id, ev.symbol)
+        problem = self.native.problem(ev.symbol, levels)
+        if problem:
+            self._emulate(key, levels, problem)
+            return
+        self.brackets.pop(key, None)
+        self.native.protect(ev.strategy_id, ev.symbol, levels)
+
+    def _emulate(self, key, levels, reason: str) -> None:
+        """An exit the venue cannot keep: watched by the node, as in emulated mode."""
+        if reason not in self._unavailable:
+            self._unavailable.add(reason)
+            self.bus.publish(topics.ALERTS, Alert("warning", "exits", "native_exit_unavailable",
+                                                  f"{key[0]} {key[1]}: exits emulated in the node: {reason}",
+                                                  self.clock.time_ns()))
+        if key not in self.brackets:
+            high = self.execution.account.mark(key[1]) if self.execution.account is not None else None
+            price = self.execution.instruments[key[1]].filters.price_fp.to_units(high) if high else 0
+            self.brackets[key] = Bracket(key[0], key[1], *levels, price)
+
     def handle_fill(self, fill) -> None:
         key = (fill.strategy_id, fill.symbol)
         if fill.side == "SELL":
             self.disarm(fill.symbol, fill.strategy_id)     # spot strategies sell the whole position
             return
+        if self.native is not None:
+            return          # native: protected when the entry ends (handle_order_event)
         levels = self.execution.exits.get(fill.client_order_id)
         if levels and key not in self.brackets:
             self.execution.exits.pop(fill.client_order_id, None)    # armed once per entry
@@ -113,12 +159,23 @@ class ExitManager(Component):
         for key in [k for k in self.brackets if k[1] == symbol and (strategy_id is None or k[0] == strategy_id)]:
             del self.brackets[key]
 
-    def to_state(self) -> list:
-        return [[b.strategy_id, b.symbol, b.stop_loss, b.take_profit, b.trailing_bps, b.high]
-                for b in self.brackets.values()]
+    def to_state(self) -> dict:
+        return {"brackets": [[b.strategy_id, b.symbol, b.stop_loss, b.take_profit, b.trailing_bps, b.high]
+                             for b in self.brackets.values()],
+                "native": self.native.to_state() if self.native is not None else []}
 
     def load_state(self, state) -> None:
-        """A to_state() list; an older state ({symbol: [strategy, stop, take, trail, high]}) reads too."""
-        rows = [[sid, sym, *rest] for sym, (sid, *rest) in state.items()] if isinstance(state, dict) else state
+        """A to_state() dict; older states (a list of brackets, or {symbol: [strategy, stop, take, trail,
+        high]}) read too."""
+        if isinstance(state, dict) and ("brackets" in state or "native" in state):
+            native, rows = state.get("native", []), state.get("brackets", [])
+            if self.native is not None:
+                self.native.load_state(native)
+            elif native:
+                # Switched to emulated with exits resting on the venue: they stay there, followed as orders.
+                log.warning("%d native exits from before the restart still rest on the venue (exits are now "
+                            "emulated): cancel them on the venue if they are not wanted", len(native))
+        else:
+            rows = [[sid, sym, *rest] for sym, (sid, *rest) in state.items()] if isinstance(state, dict) else state
         for sid, symbol, stop, take, trail, high in rows:
             self.brackets[(sid, symbol)] = Bracket(sid, symbol, stop, take, trail, high)

@@ -53,6 +53,7 @@ class Order:
     before_cancel: str = ""         # the state to go back to when a cancel is refused
     request: object = None          # the venue request prepared at decision time (signed query)
     event_filled: int = 0           # `filled` when the last OrderEvent went out
+    protective: bool = False        # a native exit resting on the venue (exits.py), not a strategy's order
 
     @property
     def is_open(self) -> bool:
@@ -82,7 +83,7 @@ class Order:
     def to_state(self) -> dict:
         d = {k: getattr(self, k) for k in ("client_order_id", "strategy_id", "symbol", "side", "order_type",
                                            "quantity", "price", "time_in_force", "ts_init", "reduce_only",
-                                           "parent_id", "status", "order_id", "filled", "reason")}
+                                           "parent_id", "status", "order_id", "filled", "reason", "protective")}
         d["trade_ids"] = sorted(self.trade_ids)
         return d          # `request` is not kept: a restarted node settles by reconciliation
 

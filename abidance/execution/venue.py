@@ -1,8 +1,10 @@
 """Execution clients: how the execution engine reaches a venue.
 
 The engine speaks ticks and steps; a client turns them into the venue's request format.
-`BinanceExecutionClient` serves Binance and the simulator (same protocol); the backtest
-venue implements the same four methods in-process.
+Binance's clients (REST: abidance/exchange/binance/rest_orders.py, WebSocket API:
+ws_orders.py) serve Binance and the simulator; the backtest venue implements the same
+methods in-process. A client that can rest exits on the exchange also has the methods of
+`NativeExitClient` (the exit manager's native mode uses them).
 """
 
 from __future__ import annotations
@@ -20,43 +22,9 @@ class ExecutionClient(Protocol):
     async def open_orders(self) -> list[dict]: ...
 
 
-class BinanceExecutionClient:
-    def __init__(self, rest, instruments: dict):
-        self.rest = rest
-        self.instruments = instruments
-
-    def request_params(self, order: Order) -> dict:
-        """The exact strings Binance receives for this order."""
-        inst = self.instruments[order.symbol]
-        params = {"symbol": order.symbol, "side": order.side, "order_type": order.order_type,
-                  "quantity": inst.filters.qty_fp.to_str(order.quantity), "client_order_id": order.client_order_id}
-        if order.order_type != "MARKET":
-            params["price"] = inst.filters.price_fp.to_str(order.price)
-            params["time_in_force"] = order.time_in_force or None
-        return params
-
-    def prepare(self, order: Order) -> str:
-        """The signed query string, built when the order is decided: sending is all that is left.
-
-        Every value here is URL-safe by construction (symbol, enums, decimals, our client id),
-        so the query is joined directly; new_order checks it belongs to the order."""
-        f = self.instruments[order.symbol].filters
-        query = (f"symbol={order.symbol}&side={order.side}&type={order.order_type}"
-                 f"&quantity={f.qty_fp.to_str(order.quantity)}")
-        if order.order_type != "MARKET":
-            query += f"&price={f.price_fp.to_str(order.price)}"
-            if order.time_in_force:
-                query += f"&timeInForce={order.time_in_force}"
-        return self.rest.sign_query(f"{query}&newClientOrderId={order.client_order_id}&newOrderRespType=FULL")
-
-    async def submit(self, order: Order) -> dict:
-        return await self.rest.new_order(**self.request_params(order), presigned=order.request)
-
-    async def cancel(self, order: Order) -> dict:
-        return await self.rest.cancel_order(order.symbol, client_order_id=order.client_order_id)
-
-    async def query(self, order: Order) -> dict:
-        return await self.rest.query_order(order.symbol, client_order_id=order.client_order_id)
-
-    async def open_orders(self) -> list[dict]:
-        return await self.rest.open_orders()
+class NativeExitClient(Protocol):
+    def exit_problem(self, symbol: str, stop_loss: int, take_profit: int, trailing_bps: int) -> str: ...
+    def build_exit(self, symbol: str, qty: int, stop_loss: int, take_profit: int, trailing_bps: int,
+                   client_id: str) -> object: ...         # has .legs: ((client id, order type, price ticks), ...)
+    async def place_exit(self, request) -> dict: ...
+    async def cancel_exit(self, request) -> dict: ...

@@ -27,7 +27,7 @@ from abidance.exchange.binance.credentials import Credentials
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.binance.ws_orders import WsApiExecutionClient
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
-from abidance.execution.venue import BinanceExecutionClient
+from abidance.exchange.binance.rest_orders import BinanceExecutionClient
 from abidance.runtime import logs, systemd
 from abidance.runtime.ops import build_ops
 from abidance.runtime.state import StateFile, StateWriter
@@ -109,8 +109,6 @@ class TradingNode:
     async def start(self) -> None:
         cfg = self.config
         paper = cfg.node.mode == "paper"
-        if not cfg.execution.emulate_stops:
-            raise ValueError("execution.emulate_stops = false (Binance-native exits) is not available yet")
         self._loop = asyncio.get_running_loop()
         state = self.state_file.load()
         self._writer = StateWriter(self.state_file, self._state_save_failed)

@@ -53,15 +53,17 @@ class ModeSettings:
     equity_interval_s: float    # equity snapshots by the clock; a backtest snapshots each bar itself
     store_batch_rows: int       # a backtest writes whole days at once (nobody watches it live)
     store_flush_s: float | None  # None: the config's store.flush_s
+    native_exits: bool          # exits may rest on the venue; an in-process venue keeps no resting stops,
+    #                             so paper and backtests emulate them on the same trades
 
 
 MODE = {
     "live": ModeSettings(inline=False, risk_poll_s=0.5, equity_interval_s=1.0, store_batch_rows=0,
-                         store_flush_s=None),
+                         store_flush_s=None, native_exits=True),
     "paper": ModeSettings(inline=True, risk_poll_s=0.5, equity_interval_s=1.0, store_batch_rows=0,
-                          store_flush_s=None),
+                          store_flush_s=None, native_exits=False),
     "backtest": ModeSettings(inline=True, risk_poll_s=DAY_S, equity_interval_s=DAY_S, store_batch_rows=5000,
-                             store_flush_s=DAY_S),
+                             store_flush_s=DAY_S, native_exits=False),
 }
 
 
@@ -120,7 +122,7 @@ class Kernel:
         self.execution = ExecutionEngine(bus, clock, client, instruments, inline=settings.inline,
                                          cancel_replace=cfg.execution.cancel_replace, is_ours=ids.is_ours,
                                          account=self.portfolio)
-        self.exits = ExitManager(bus, clock, self.execution)
+        self.exits = ExitManager(bus, clock, self.execution, exit_mode(cfg.execution.exits, settings), ids)
         self.risk = RiskEngine(bus, clock, cfg.risk, instruments, view, ids, cfg.execution.limit_timeout_s,
                                state_dir if state_dir is not None else cfg.node.state_dir,
                                cfg.execution.max_slippage_bps, poll_interval_s=settings.risk_poll_s)
@@ -187,6 +189,13 @@ class Kernel:
         for c in self.components:
             out[c.name] = c.describe() if hasattr(c, "describe") else {}
         return out
+
+
+def exit_mode(setting: str, settings: ModeSettings) -> str:
+    """execution.exits for this mode: "auto" is native where the venue keeps exits (live)."""
+    if setting == "native" and not settings.native_exits:
+        return "emulated"       # paper and backtests: the in-process venue has no resting stops
+    return "native" if setting == "native" or (setting == "auto" and settings.native_exits) else "emulated"
 
 
 def starting_balances(config, given: dict | None = None) -> dict[str, Decimal]:

@@ -34,3 +34,15 @@ def admin(sim, path: str, body: dict | None = None):
     req = Request(sim.rest_url + path, data=orjson.dumps(body or {}), method="POST")
     with urlopen(req, timeout=5) as resp:
         return orjson.loads(resp.read())
+
+
+def crash_through(sim, symbol: str, price: str) -> None:
+    """Freeze the market and print a trade at `price` (below every bid): stops above it fire."""
+    venue = sim.server.venue
+    venue.paused = True
+    ex = venue.exchange
+    ticks = ex.spec(symbol).price_to_ticks(price)
+    ex.mm_take(symbol, "SELL", ticks, 10**12)       # market-maker bids above the price are withdrawn
+    ex.mm_quote(symbol, "BUY", ticks - 1, 10**9)    # liquidity for what the stop will sell
+    ex.mm_quote(symbol, "BUY", ticks, 10)
+    ex.mm_trade(symbol, "SELL", ticks, 10)

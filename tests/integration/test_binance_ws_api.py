@@ -21,7 +21,7 @@ from abidance.exchange.binance.ws_orders import WsApiExecutionClient
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, SimConfig
 from abidance.execution.orders import Order
 from tests.integration.connector_kit import books_ready, run_with_connector, until
-from tests.integration.sim_kit import admin
+from tests.integration.sim_kit import admin, crash_through
 from tests.integration.conftest import RunningSim
 
 
@@ -213,18 +213,6 @@ def test_ws_api_down_sends_orders_over_rest_instead_of_failing(sim):
 
     run_with_connector(sim, scenario, symbols=("ETHUSDT",), channels=("trade",), reconnect_initial_s=0.2,
                        reconnect_max_s=0.5)
-
-
-def crash_through(sim, symbol: str, price: str) -> None:
-    """Freeze the market and print a trade at `price` (below every bid): stops above it fire."""
-    venue = sim.server.venue
-    venue.paused = True
-    ex = venue.exchange
-    ticks = ex.spec(symbol).price_to_ticks(price)
-    ex.mm_take(symbol, "SELL", ticks, 10**12)       # market-maker bids above the price are withdrawn
-    ex.mm_quote(symbol, "BUY", ticks - 1, 10**9)    # liquidity for what the stop will sell
-    ex.mm_quote(symbol, "BUY", ticks, 10)
-    ex.mm_trade(symbol, "SELL", ticks, 10)
 
 
 def test_signed_request_matches_binance_documented_example():

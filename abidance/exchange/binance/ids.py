@@ -45,7 +45,8 @@ class ClientOrderIds:
             self.session = time_part + "".join(secrets.choice(_DIGITS) for _ in range(4))
         self.prefix = prefix
         self._head = f"{prefix}-{self.session}-"
-        self._ours = re.compile(rf"^{re.escape(prefix)}-[0-9a-z]{{8}}-[0-9a-z]+$")
+        # An exit list's legs carry a suffix (_a, _b: order_lists.py) outside the counter's digits.
+        self._ours = re.compile(rf"^{re.escape(prefix)}-[0-9a-z]{{8}}-[0-9a-z]+(?:_[ab])?$")
         self._counter = 0
 
     def next(self) -> str:

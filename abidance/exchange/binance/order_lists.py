@@ -5,11 +5,15 @@ whether the node runs or not. From the levels an entry carries (stop loss, take 
 trailing stop) this builds Binance's request, with parameter names as Binance has them
 since the 2024-04 order-list rework (above* / below* for an OCO):
 
-- stop and target: an OCO SELL, above = LIMIT_MAKER at the target, below = STOP_LOSS
-  (market on trigger) at the stop, with trailingDelta when a trailing stop is asked too;
-- a stop only: a STOP_LOSS SELL (stopPrice and/or trailingDelta);
-- a trailing stop only: a STOP_LOSS SELL with trailingDelta;
+- stop (or trailing stop) and target: an OCO SELL, above = LIMIT_MAKER at the target, below =
+  STOP_LOSS (market on trigger) at the stop, or trailing by trailingDelta;
+- a stop only: a STOP_LOSS SELL at stopPrice;
+- a trailing stop only: a STOP_LOSS SELL with trailingDelta (it trails from placement);
 - a target only: a LIMIT_MAKER SELL at the target.
+
+A fixed stop and a trailing stop together have no native form: Binance reads a stopPrice
+given with a trailingDelta as the trail's activation price, not as a second stop, so such
+an exit stays emulated (`native_exit_problem` says so).
 
 Binance refuses what the symbol does not allow (ocoAllowed, allowTrailingStop, order
 types, the TRAILING_DELTA filter); `native_exit_problem` says why before anything is sent,
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ABOVE, BELOW = "a", "b"         # leg suffixes of our client order ids
+# Leg suffixes of our client order ids: "_" is outside the base36 counter's digits, so a leg's id
+# can never be another order's (ClientOrderIds.is_ours accepts them).
+ABOVE, BELOW = "_a", "_b"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class ExitRequest:
     params: dict[str, str]      # Binance's parameters (exact strings)
     client_ids: tuple[str, ...]     # our client order id of each order, in Binance's leg order
     list_client_id: str = ""        # for a list
+    legs: tuple[tuple[str, str, int], ...] = ()     # (client id, order type, price or stop price in ticks)
 
     @property
     def method(self) -> str:
@@ -56,6 +63,9 @@ def native_exit_problem(inst, stop_loss: int, take_profit: int, trailing_bps: in
         return f"{inst.symbol} does not allow STOP_LOSS orders"
     if take_profit and not inst.supports("LIMIT_MAKER"):
         return f"{inst.symbol} does not allow LIMIT_MAKER orders"
+    if stop_loss and trailing_bps:
+        return ("a fixed stop and a trailing stop together have no native form (Binance reads the stop price as "
+                "the trail's activation price)")
     if (stop_loss or trailing_bps) and take_profit and not inst.oco_allowed:
         return f"{inst.symbol} does not allow OCO order lists"
     if trailing_bps:
@@ -89,11 +99,31 @@ def exit_request(inst, qty_units: int, stop_loss: int, take_profit: int, trailin
             params["belowStopPrice"] = stop_side["stopPrice"]
         if "trailingDelta" in stop_side:
             params["belowTrailingDelta"] = stop_side["trailingDelta"]
-        return ExitRequest("oco", inst.symbol, params, (above, below), client_id)
+        legs = ((above, "LIMIT_MAKER", take_profit), (below, "STOP_LOSS", stop_loss))
+        return ExitRequest("oco", inst.symbol, params, (above, below), client_id, legs)
     params = {"symbol": inst.symbol, "side": "SELL", "quantity": qty, "newClientOrderId": client_id,
               "newOrderRespType": resp_type}
     if stop_side:
         params.update(stop_side)
+        legs = ((client_id, "STOP_LOSS", stop_loss),)
     else:
         params.update({"type": "LIMIT_MAKER", "price": fp.to_str(take_profit)})
-    return ExitRequest("order", inst.symbol, params, (client_id,))
+        legs = ((client_id, "LIMIT_MAKER", take_profit),)
+    return ExitRequest("order", inst.symbol, params, (client_id,), legs=legs)
+
+
+class NativeExits:
+    """Exchange-native exits for an execution client with `instruments` (a mixin: the client adds
+    `place_exit` and `cancel_exit` over its own transport)."""
+
+    instruments: dict
+
+    def exit_problem(self, symbol: str, stop_loss: int, take_profit: int, trailing_bps: int) -> str:
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            return f"{symbol} is not a known instrument"
+        return native_exit_problem(inst, stop_loss, take_profit, trailing_bps)
+
+    def build_exit(self, symbol: str, qty: int, stop_loss: int, take_profit: int, trailing_bps: int,
+                   client_id: str) -> ExitRequest:
+        return exit_request(self.instruments[symbol], qty, stop_loss, take_profit, trailing_bps, client_id)

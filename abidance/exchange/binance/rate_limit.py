@@ -24,7 +24,7 @@ from abidance.core import topics
 from abidance.core.clock import LiveClock
 from abidance.core.events import Alert
 from abidance.exchange.binance.config import BinanceConfig
-from abidance.exchange.binance.errors import IpBanned, OrderBudgetSpent, RateLimited
+from abidance.exchange.binance.errors import IpBanned, OrderBudgetSpent
 
 log = logging.getLogger("abidance.binance.rate_limit")
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from abidance.exchange.binance.order_lists import NativeExits
 from abidance.exchange.binance.errors import (BinanceApiError, OrderStatusUnknown, TimestampOutsideRecvWindow,
                                               TransportError)
 from abidance.exchange.binance.safe_orders import place_safely
 from abidance.exchange.binance.ws_api import SIGNED, WsApiConnection
-from abidance.execution.venue import BinanceExecutionClient
+from abidance.exchange.binance.rest_orders import BinanceExecutionClient
 
 log = logging.getLogger("abidance.binance.ws_orders")
 
@@ -41,7 +42,7 @@ class WsOrderCounters:
     order_resubmits: int = 0
 
 
-class WsApiExecutionClient:
+class WsApiExecutionClient(NativeExits):
     def __init__(self, api: WsApiConnection, rest, instruments: dict):
         self.api = api
         self.rest = rest
@@ -159,6 +160,16 @@ class WsApiExecutionClient:
         if not self.api.is_connected:
             return await self._over_rest(self.rest.cancel_order_list(symbol, list_client_order_id=list_client_id))
         return await self.api.request("orderList.cancel", {"symbol": symbol, "listClientOrderId": list_client_id},
+                                      security=SIGNED, weight=CANCEL_WEIGHT)
+
+    async def cancel_exit(self, request) -> dict:
+        """Cancel a native exit (order_lists.ExitRequest): the whole list, or the one order."""
+        if request.kind == "oco":
+            return await self.cancel_list(request.symbol, request.list_client_id)
+        cid = request.client_ids[0]
+        if not self.api.is_connected:
+            return await self._over_rest(self.rest.cancel_order(request.symbol, client_order_id=cid))
+        return await self.api.request("order.cancel", {"symbol": request.symbol, "origClientOrderId": cid},
                                       security=SIGNED, weight=CANCEL_WEIGHT)
 
     async def query_list(self, list_client_id: str) -> dict:

@@ -52,3 +52,15 @@ def test_bad_prefix_is_refused(prefix):
 
 def test_base36():
     assert [base36(n) for n in (0, 35, 36, 36**4 - 1)] == ["0", "z", "10", "zzzz"]
+
+
+def test_an_exit_lists_legs_are_ours_and_never_another_orders_id():
+    from abidance.exchange.binance.order_lists import ABOVE, BELOW
+
+    ids = ClientOrderIds("abd", seed=3)
+    list_id = ids.next()
+    legs = {list_id + ABOVE, list_id + BELOW}
+    assert all(ids.is_ours(leg) for leg in legs)
+    later = {ids.next() for _ in range(50_000)}         # every counter value after it, past "…a"/"…b" suffixes
+    assert not legs & later
+    assert not ClientOrderIds("abd", seed=3).is_ours(list_id + "_c")

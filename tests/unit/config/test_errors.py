@@ -15,6 +15,9 @@ from tests.unit.config import STRATEGY, errors_of
     ("[risk]\nfraction = 1.5\n", "risk.fraction must be within (0, 1], got 1.5"),
     ('[node]\nlog_level = "VERBOSE"\n', "node.log_level must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', got 'VERBOSE'"),
     ('[node]\nmode = "papr"\n', "node.mode must be one of 'live', 'paper', got 'papr' (did you mean 'paper'?)"),
+    ("[execution]\nemulate_stops = true\n", 'execution.emulate_stops was replaced by execution.exits = "auto" | '
+                                            '"native" | "emulated"'),
+    ('[execution]\nexits = "exchange"\n', "execution.exits must be one of 'auto', 'native', 'emulated'"),
     ("[risk]\nmax_open_ordrs = 3\n", "risk.max_open_ordrs is not a known key; did you mean 'max_open_orders'?"),
     ("[risks]\n", "risks is not a known key; did you mean 'risk'?"),
     ("[risk]\nmax_order_notional = 1000.5\n",

@@ -117,7 +117,7 @@ def test_bracket_state_round_trips_and_still_triggers():
     r = armed("49000.00", "52000.00", 100)
     r.trades("51000.00")
     state = json.loads(json.dumps(r.manager.to_state()))
-    assert state == [["s1", SYMBOL, 4_900_000, 5_200_000, 100, 5_100_000]]
+    assert state == {"brackets": [["s1", SYMBOL, 4_900_000, 5_200_000, 100, 5_100_000]], "native": []}
 
     again = Rig()
     again.manager.load_state(state)

@@ -179,7 +179,7 @@ def test_deployment_refuses_what_it_cannot_watch(store, tmp_path):
 def test_shadow_signals_reach_the_store_writer(tmp_path):
     from abidance.backtest.engine import sim_instruments
     from abidance.exchange.binance.ids import ClientOrderIds
-    from abidance.execution.venue import BinanceExecutionClient
+    from abidance.exchange.binance.rest_orders import BinanceExecutionClient
     from abidance.runtime.node import TradingNode
 
     cfg = parse_config('config_version = 1\n[risk]\nquote_asset = "BTC"\n[store]\nurl = "http://127.0.0.1:1"\n',

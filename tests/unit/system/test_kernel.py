@@ -16,7 +16,7 @@ from abidance.config import parse_config
 from abidance.core.events import BookSnapshot
 from abidance.exchange.backtest.venue import BacktestVenue, FillModel
 from abidance.exchange.binance.ids import ClientOrderIds
-from abidance.execution.venue import BinanceExecutionClient
+from abidance.exchange.binance.rest_orders import BinanceExecutionClient
 from abidance.runtime.node import TradingNode
 
 BALANCES = {"USDT": Decimal("10000")}
@@ -74,6 +74,8 @@ LIVE_VS_BACKTEST = {
     ("StoreWriter", "batch_rows"): "a backtest writes whole days at once: nobody watches it live",
     ("StoreWriter", "flush_s"): "the same: a backtest flushes per simulated day",
     ("VenueFeed", None): "the in-process venue fills on the recorded market data; Binance has its own market",
+    ("ExitManager", "mode"): "execution.exits = \"auto\": exits rest on Binance live (they fire while the node is "
+                             "down); the in-process venue keeps no resting stops, so a backtest emulates them",
 }
 # Paper trading runs the in-process venue on live data: it differs from a backtest in time only.
 PAPER_VS_BACKTEST = {k: v for k, v in LIVE_VS_BACKTEST.items()
