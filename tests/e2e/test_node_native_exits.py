@@ -8,6 +8,8 @@ import json
 import signal
 from decimal import Decimal
 
+import pytest
+
 from abidance.exchange.sim.config import SimConfig
 from tests.e2e.node_process import config_text, start_node, wait
 from tests.integration.conftest import RunningSim
@@ -116,10 +118,11 @@ def test_a_native_stop_fires_while_the_node_is_down_and_the_restarted_node_books
         sim.close()
 
 
-def test_a_strategy_selling_itself_first_cancels_its_protection_on_the_exchange(tmp_path):
+@pytest.mark.parametrize("transport", ["ws_api", "rest"])
+def test_a_strategy_selling_itself_first_cancels_its_protection_on_the_exchange(tmp_path, transport):
     sim, orders, strategies = live_node_setup(tmp_path, 31, SELLS_ITSELF)
     state, cfg = tmp_path / "state", tmp_path / "node.toml"
-    cfg.write_text(config_text(sim, state, strategies, enabled=True))
+    cfg.write_text(config_text(sim, state, strategies, enabled=True, binance_extra=f'order_transport = "{transport}"'))
     proc = start_node(cfg)
     try:
         def sold():
