@@ -198,8 +198,7 @@ class TradingNode:
     def _beat(self, now: int) -> None:
         systemd.notify("WATCHDOG=1")
         self.save_state()
-        health = self.connector.health_snapshot()
-        self.bus.publish(topics.CONNECTOR_HEALTH, health)
+        health = self.connector.last_health          # published by the connector every health_interval_s
         self._beats += 1
         if self._beats % max(1, round(30 / self.config.node.heartbeat_s)) == 1:     # about every 30 s
             log.info("%s", self.status_line(health))

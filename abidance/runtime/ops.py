@@ -103,7 +103,7 @@ def build_chat(cfg, bus, clock, node, env=None):
     if cfg.store.url:
         def connect():
             return store_connect(cfg.store.url, cfg.store.database)
-    view = NodeView(lambda: node.status_line(node.connector.health_snapshot() if node.connector else None),
+    view = NodeView(lambda: node.status_line(node.connector.last_health if node.connector else None),
                     node.portfolio, cfg.risk.quote_asset, connect, cfg.store.database)
     # The dashboard's operator command path when there is a store; the same effects on the bus otherwise.
     commands = StoreCommands(connect, cfg.store.database) if connect is not None else BusCommands(bus)

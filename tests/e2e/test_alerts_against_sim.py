@@ -126,7 +126,8 @@ def test_faults_on_the_simulator_reach_every_channel_once_grouped_and_in_time(se
             monkeypatch.setenv(var, secret)
         node = RunningNode(node_config(sim, tmp_path / "state", body(servers),
                                        ABIDANCE__NODE__STRATEGIES_DIR=str(strategies),
-                                       ABIDANCE__BINANCE__ORDER_TRANSPORT="rest"))
+                                       ABIDANCE__BINANCE__ORDER_TRANSPORT="rest"),
+                           topics_to_record=(*RunningNode.RECORDED, topics.CONNECTOR_HEALTH))
         ev = node.events
         node.wait_for(lambda: len(ev[topics.FILLS]) >= 2, 30, "the strategy trading")
 
@@ -169,6 +170,13 @@ def test_faults_on_the_simulator_reach_every_channel_once_grouped_and_in_time(se
 
         samples = {s.name: s for f in text_string_to_metric_families(scraped) for s in f.samples}
         assert samples["abidance_fills_total"].value >= 2
+        # One health publisher (the connector, every health_interval_s): a second one (the node's heartbeat
+        # used to be) empties the per-stream windows, and messages/s read as a fraction of the real pace.
+        health = [h.ts_event for h in ev[topics.CONNECTOR_HEALTH]]
+        assert len(health) >= 2 and min(b - a for a, b in zip(health, health[1:])) >= 0.9 * 5e9, health
+        rates = [s.value for f in text_string_to_metric_families(scraped) for s in f.samples
+                 if s.name == "abidance_stream_messages_per_second" and s.labels["stream"] == "ETHUSDT@trade"]
+        assert rates and rates[0] > 0, rates
         assert samples["abidance_order_rejections_total"].value >= 3
         assert samples["abidance_order_ack_seconds_count"].value >= 2
         assert samples["abidance_anomalies_total"].value >= 1

@@ -37,9 +37,10 @@ reconnect_initial_s = 0.05
 class RunningNode(LoopThread):
     """TradingNode.start()/stop() on a private loop thread; events recorded by topic."""
 
-    def __init__(self, config, topics_to_record=(topics.RISK_DECISIONS, topics.ORDER_EVENTS, topics.FILLS,
-                                                 topics.TRADING_STATE, topics.ALERTS, topics.SIGNALS,
-                                                 topics.RECONCILIATION)):
+    RECORDED = (topics.RISK_DECISIONS, topics.ORDER_EVENTS, topics.FILLS, topics.TRADING_STATE, topics.ALERTS,
+                topics.SIGNALS, topics.RECONCILIATION)
+
+    def __init__(self, config, topics_to_record=RECORDED):
         super().__init__("node")
         self.events: dict[str, list] = {t: [] for t in topics_to_record}
         self.timeline: list[tuple[str, object]] = []      # every recorded event, in bus order

@@ -64,6 +64,9 @@ class BinanceConnector:
         self.user: UserDataStream | None = None
         self.ws_api: WsApiConnection | None = None
         self._health_task: asyncio.Task | None = None
+        # The one health report per interval: taking a snapshot resets the per-stream windows, so
+        # everyone else (the node's status line, chat) reads this one instead of taking their own.
+        self.last_health: ConnectorHealth | None = None
         self._depth_streams: dict[str, str] = {}       # stream name -> symbol
         self._drops_logged = 0
 
@@ -252,4 +255,5 @@ class BinanceConnector:
     async def _publish_health(self) -> None:
         while True:
             await asyncio.sleep(self.config.health_interval_s)
-            self.bus.publish(topics.CONNECTOR_HEALTH, self.health_snapshot())
+            self.last_health = self.health_snapshot()
+            self.bus.publish(topics.CONNECTOR_HEALTH, self.last_health)
