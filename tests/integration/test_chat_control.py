@@ -70,7 +70,7 @@ def chat(store, tmp_path):
     view = NodeView(lambda: "status: ACTIVE | equity 10000 USDT", pf, "USDT", factory)
     control = ChatControl(bus, clock, settings, channel, Secret(TOKEN), view, StoreCommands(factory, "abidance"))
     node.run(lambda: [c.start() for c in (pf, writer, poller, control)])
-    yield tg, node, bus, control, risk, kills, writer
+    yield tg, node, bus, control, risk, kills, writer, pf
     node.run(lambda: [c.stop() for c in (control, poller, writer, pf)])
     node.shutdown()
     tg.close()
@@ -85,10 +85,14 @@ def ask(tg, text, n_before=None, chat_id=CHAT_ID, timeout=10.0) -> str:
 
 def test_owner_commands_answer_from_the_node_and_the_store_and_kill_goes_through_the_command_path(chat, store,
                                                                                                  caplog):
-    tg, node, bus, control, risk, kills, writer = chat
+    tg, node, bus, control, risk, kills, writer, pf = chat
     caplog.set_level(logging.WARNING, logger="abidance.chat")
     now = time.time_ns()
-    node.run(lambda: [bus.publish(topics.FILLS, f) for f in (
+
+    def book(fill):             # as the execution engine does: booked in the account, then published
+        pf.apply_fill(fill)
+        bus.publish(topics.FILLS, fill)
+    node.run(lambda: [book(f) for f in (
         Fill("a", "ema", "BTCUSDT", "BUY", D("0.1"), D("40000"), D("4"), "USDT", 1, False, now),
         Fill("b", "ema", "BTCUSDT", "SELL", D("0.1"), D("41000"), D("4.1"), "USDT", 2, False, now + 1))])
     node.call(writer.drain())
