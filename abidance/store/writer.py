@@ -12,6 +12,13 @@ store but whose answer was lost is replayed with the same token, which ClickHous
 every event lands exactly once. A row the store refuses (or that cannot be converted)
 is set aside in `spool_dir/rejected/` with the table, column and reason, the rest of its
 batch is written, and an alert names it.
+
+Fills and order events are also journaled the moment they arrive: each row is appended to
+`spool_dir/journal/<batch token>.rows` with one unbuffered write (the operating system keeps it
+when the process is killed with SIGKILL; a power cut may still lose the last ones), and the
+file goes once its batch is written or spooled. A writer that starts finds the journals a
+killed one left and writes them under their batch's token: a batch that had reached the
+store before the kill is dropped by ClickHouse, so each such row lands exactly once.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from decimal import Decimal
 from typing import Callable
 
+import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -38,6 +47,19 @@ from abidance.store.arrow_batch import BadRow, to_arrow
 from abidance.store.schema import BY_NAME
 
 log = logging.getLogger("abidance.store.writer")
+
+JOURNALED = frozenset({"fills", "order_events"})    # rows a SIGKILL must not take with it
+_LEN = 4                                              # bytes of each journal record's length prefix
+
+
+def _tag_decimal(value):
+    if isinstance(value, Decimal):
+        return {"$d": str(value)}       # exact, as the row holds it
+    raise TypeError(f"{type(value).__name__} is not journaled")
+
+
+def _untag(value):
+    return Decimal(value["$d"]) if isinstance(value, dict) and "$d" in value else value
 
 
 class StoreUnavailable(Exception):
@@ -74,6 +96,9 @@ class StoreWriter(Component):
         self._event_ids = itertools.count(1)
         self._batch_ids = itertools.count(1)
         self._buffers: dict[str, list] = defaultdict(list)
+        self.journal_dir = self.spool_dir / "journal"
+        self._journals: dict[str, tuple[str, object]] = {}     # table -> (its buffer's batch token, file)
+        self.journal_replayed_rows = 0
         self._handlers: list[tuple[str, Callable]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._client = None
@@ -97,7 +122,11 @@ class StoreWriter(Component):
     def on_start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        left = sorted(self.journal_dir.glob("*.rows"))      # a killed writer's rows, before any of ours
+        if left:
+            self._executor.submit(self._replay_journals, left)
         for topic, (table, convert, many) in self.routes.items():
             handler = self._make_handler(table, convert, many)
             self.bus.subscribe(topic, handler)
@@ -134,6 +163,8 @@ class StoreWriter(Component):
             else:
                 buffer.append(row)
                 self.accepted[table] += 1
+                if table in JOURNALED:
+                    self._journal(table, row)
             if len(buffer) >= self.batch_rows:
                 self._flush_table(table)
         return handle
@@ -147,8 +178,24 @@ class StoreWriter(Component):
         buffer = self._buffers[table]
         rows = buffer[:]
         buffer.clear()
-        token = f"{self.session}-{table}-{next(self._batch_ids)}"
-        self._executor.submit(self._write_batch, table, rows, token)
+        journal = self._journals.pop(table, None)
+        if journal is not None:
+            token, f = journal
+            f.close()
+            self._executor.submit(self._write_batch, table, rows, token, self.journal_dir / f"{token}.rows")
+            return
+        self._executor.submit(self._write_batch, table, rows, self._token(table))
+
+    def _token(self, table: str) -> str:
+        return f"{self.session}-{table}-{next(self._batch_ids)}"
+
+    def _journal(self, table: str, row) -> None:
+        entry = self._journals.get(table)
+        if entry is None:
+            token = self._token(table)
+            entry = self._journals[table] = (token, open(self.journal_dir / f"{token}.rows", "ab", buffering=0))
+        data = orjson.dumps(row, default=_tag_decimal)
+        entry[1].write(len(data).to_bytes(_LEN, "little") + data)     # one write: whole in the OS or absent
 
     async def drain(self) -> None:
         """Flush and wait until every batch so far is written or spooled (tests, shutdown)."""
@@ -176,20 +223,42 @@ class StoreWriter(Component):
                 raise StoreUnavailable(str(exc)) from exc
             raise
 
-    def _write_batch(self, table: str, rows: list, token: str) -> None:
+    def _write_batch(self, table: str, rows: list, token: str, journal: Path | None = None) -> None:
         if not self.up or any(self.spool_dir.glob("*.arrow")):
             self._replay_spool()            # keep the order: old batches first
         data = self._convert(table, rows, token)
-        if data is None:
-            return
-        if not self.up:
-            self._spool(table, data, token)
-            return
-        try:
-            self._insert_checked(table, data, token)
-        except StoreUnavailable as exc:
-            self._went_down(exc)
-            self._spool(table, data, token)
+        if data is not None:
+            if not self.up:
+                self._spool(table, data, token)
+            else:
+                try:
+                    self._insert_checked(table, data, token)
+                except StoreUnavailable as exc:
+                    self._went_down(exc)
+                    self._spool(table, data, token)
+        if journal is not None:
+            journal.unlink(missing_ok=True)     # the batch is in the store or the spool now
+
+    def _replay_journals(self, paths: list[Path]) -> None:
+        """Rows a killed writer journaled, written under their batch's own token."""
+        for path in paths:
+            token = path.stem
+            table = token.split("-", 1)[-1].rsplit("-", 1)[0]
+            rows, data = [], path.read_bytes()
+            at = 0
+            while at + _LEN <= len(data):
+                n = int.from_bytes(data[at:at + _LEN], "little")
+                if at + _LEN + n > len(data):
+                    break                       # cut short by the kill: that row never arrived whole
+                rows.append(tuple(_untag(v) for v in orjson.loads(data[at + _LEN:at + _LEN + n])))
+                at += _LEN + n
+            if table not in JOURNALED:
+                log.error("journal %s names no journaled table: left in place", path)
+                continue
+            log.warning("store: %d %s rows journaled by a stopped writer: writing them (batch %s)", len(rows),
+                        table, token)
+            self.journal_replayed_rows += len(rows)
+            self._write_batch(table, rows, token, path)
 
     def _convert(self, table: str, rows: list, token: str) -> pa.Table | None:
         """Arrow for the rows that can be stored; the others set aside one by one."""

@@ -172,3 +172,32 @@ def test_computed_money_finer_than_the_store_is_rounded_not_set_aside(fresh, tmp
     [(avg,)] = fresh.query("SELECT avg_price FROM abidance.positions").result_rows
     assert avg == Decimal("21666.666666666666666667")           # half-even at 18 decimals
     assert count(fresh, "equity") == 1
+
+
+def test_fills_a_killed_writer_held_are_written_by_the_next_one_exactly_once(fresh, tmp_path):
+    """SIGKILL takes the writer's buffer with it; the journal it appended to does not."""
+    async def killed(bus, writer, alerts):
+        for i in range(3):
+            bus.publish(topics.FILLS, fill(i))
+        journal = list(writer.journal_dir.glob("*.rows"))
+        assert len(journal) == 1 and count(fresh, "fills") == 0
+        return journal[0], journal[0].read_bytes()
+
+    async def never_flushes(bus, writer, alerts):
+        writer._timer.cancel()                       # the batch stays in memory, as when killed mid-interval
+        return await killed(bus, writer, alerts)
+
+    path, content = run(never_flushes, fresh, tmp_path)
+    assert count(fresh, "fills") == 3                # a clean stop writes it...
+    path.write_bytes(content + b"\x09\x00\x00\x00[1,")     # ...a kill leaves the file, maybe cut mid-row
+
+    async def restarted(bus, writer, alerts):
+        await asyncio.sleep(0.3)
+        await writer.drain()
+        return writer.journal_replayed_rows
+
+    assert run(restarted, fresh, tmp_path) == 3
+    assert count(fresh, "fills") == 3                # the same batch token: ClickHouse kept one copy
+    rows = fresh.query("SELECT qty, price, commission FROM abidance.fills ORDER BY trade_id").result_rows
+    assert rows[0] == (Decimal("0.00153"), Decimal("65000.12"), Decimal("0.0000015"))
+    assert not list((tmp_path / "spool" / "journal").glob("*.rows"))
