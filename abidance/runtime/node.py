@@ -138,15 +138,15 @@ class TradingNode:
             else:
                 client = BinanceExecutionClient(self.rest, instruments)
         self.kernel = kernel = self.build_kernel(instruments, balances, client, self.rest.ids)
-        if "portfolio" in state:
-            kernel.portfolio.from_state(state["portfolio"])
         if paper and state.get("execution", {}).get("orders"):
             # The paper venue does not outlive the process: its resting orders are gone.
             log.warning("paper mode: %d open paper orders from before the restart are dropped",
                         len(state["execution"]["orders"]))
-        else:
-            kernel.execution.load_state(state.get("execution", {}))
-        kernel.exits.load_state(state.get("exits", {}))
+        kernel.restore(state, keep_orders=not paper)
+        if not paper:
+            # Orders sent just before a crash (too late for the state file) are on the exchange: none
+            # is added before the user stream's first reconciliation has counted them.
+            kernel.risk.hold_until_reconciled()
         # ML strategies by their registry status (shadow / live, drift demotion): docs/registry.md
         if kernel.ml_strategies():
             # Lazy: the model registry needs pyarrow (the `store` extra); only ML strategies use it.
@@ -239,7 +239,7 @@ class TradingNode:
     def snapshot_state(self) -> dict:
         return {"execution": self.execution.to_state(), "exits": self.exits.to_state(),
                 "portfolio": self.portfolio.to_state(),
-                "risk": {"state": self.risk.trading_state, "reason": self.risk.state_source},
+                "risk": self.risk.to_state(),
                 "last_command_ns": self.commands.since_ns if self.commands is not None else None,
                 "saved_at": self.clock.time_ns()}
 
