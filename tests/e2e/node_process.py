@@ -94,8 +94,8 @@ enabled = {"true" if enabled else "false"}
 """
 
 
-def start_node(cfg: Path, notify_socket: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start_node(cfg: Path, notify_socket: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     if notify_socket:
         env["NOTIFY_SOCKET"] = notify_socket      # as systemd sets it for Type=notify
     return subprocess.Popen([sys.executable, "-m", "abidance.cli", "run", "--config", str(cfg)],
