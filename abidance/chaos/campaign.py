@@ -254,7 +254,9 @@ class Campaign:
             invariants.unique_client_order_ids(orders),
             invariants.fills_stored_once(trades, orders, stored_fills),
             invariants.venue_open_orders_sampled(self.rec.venue_open, MAX_OPEN_ORDERS),
-            invariants.venue_open_intervals_within(orders, MAX_OPEN_ORDERS, max((o["updateTime"] for o in orders), default=0) + 1),
+            # Times on the venue's (accelerated) clock: "now" is its last update.
+            invariants.venue_open_intervals_within(orders, MAX_OPEN_ORDERS,
+                                                   max((o["updateTime"] for o in orders), default=0) + 1),
             invariants.store_order_events(events, MAX_OPEN_ORDERS),
             invariants.position_within(fills_in_time, MAX_POSITION),
             invariants.books_never_crossed(books),

@@ -49,8 +49,9 @@ def fills_stored_once(venue_trades: list[dict], venue_orders: list[dict], stored
     store_qty: dict[str, Decimal] = defaultdict(Decimal)
     for cid, _, qty in stored:
         store_qty[cid] += Decimal(qty)
-    off = {cid: (venue_qty.get(cid, Decimal(0)), store_qty.get(cid, Decimal(0)))
-           for cid in set(venue_qty) | set(store_qty) if venue_qty.get(cid, Decimal(0)) != store_qty.get(cid, Decimal(0))}
+    zero = Decimal(0)
+    off = {cid: (venue_qty.get(cid, zero), store_qty.get(cid, zero))
+           for cid in set(venue_qty) | set(store_qty) if venue_qty.get(cid, zero) != store_qty.get(cid, zero)}
     catch_up = sum(1 for _, t, _ in stored if t < 0)
     ok = not twice and not off
     detail = (f"{len(twice)} trade ids stored more than once; {len(off)} orders whose stored quantity differs "
@@ -103,7 +104,8 @@ def store_order_events(events: list[tuple], limit: int) -> Check:
 
 def venue_open_orders_sampled(samples: list[int], limit: int) -> Check:
     most = max(samples, default=0)
-    return Check("open orders on the venue never above max_open_orders (sampled each second)", limit <= 0 or most <= limit,
+    return Check("open orders on the venue never above max_open_orders (sampled each second)",
+                 limit <= 0 or most <= limit,
                  f"most {most} (limit {limit}) in {len(samples)} samples", {"most_open_on_venue": most})
 
 

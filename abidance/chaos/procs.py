@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 
 def _cli(*args: str, env: dict | None = None, stdout=subprocess.PIPE) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "abidance.cli", *args], stdout=stdout,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+                            stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def start_sim(speed: float, seed: int) -> tuple[subprocess.Popen, SimpleNamespace]:
