@@ -128,7 +128,7 @@ class TradingNode:
         self.rest = BinanceRest(cfg.binance, credentials, self.bus, self.clock)
         await self.rest.start()
         # Every venue call of the start is retried until the venue answers (a 503 or 429 is not fatal);
-        # a refused key is (StartupError: exit code 2). docs/node.md "Start-up".
+        # a refused key is (StartupError: exit code 2). docs/node.md, "Run it".
         self.startup = startup = Startup(cfg.node.state_dir, cfg.binance.reconnect_initial_s,
                                          cfg.binance.reconnect_max_s, cfg.binance.reconnect_jitter)
         systemd.notify(f"STATUS=starting: connecting to {cfg.binance.venue}")
