@@ -58,7 +58,8 @@ def fills_stored_once(venue_trades: list[dict], venue_orders: list[dict], stored
               f"from the venue's: {dict(list(off.items())[:3])}") if not ok else \
         f"{len(venue_trades)} venue trades, {len(stored)} stored fills ({catch_up} booked by catch-up)"
     return Check("every fill stored once", ok, detail, {"venue_trades": len(venue_trades), "stored_fills": len(stored),
-                                                        "catch_up_fills": catch_up})
+                                                        "catch_up_fills": catch_up, "trade_ids_stored_twice": len(twice),
+                                                        "orders_with_fills_missing": len(off)})
 
 
 def venue_open_intervals_within(orders: list[dict], limit: int, now_ms: int) -> Check:
