@@ -7,6 +7,7 @@ import sys
 
 from abidance import __version__, dashboard_cli, replay
 from abidance.backtest import cli as backtest_cli, optimize_cli
+from abidance.chaos import cli as chaos_cli
 from abidance.config import cli as config_cli
 from abidance.download import cli as download_cli
 from abidance.exchange.binance import cli as stream_cli
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.add_parser(sub)
     health.add_parser(sub)
     doctor.add_parser(sub)
+    chaos_cli.add_parser(sub)
     return parser
 
 

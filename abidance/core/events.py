@@ -234,6 +234,7 @@ class OrderEvent(NamedTuple):
     order_id: int           # the exchange's id, 0 before it is known
     reason: str
     ts_event: int
+    protective: bool = False    # a native exit resting on the venue (never the risk engine's to count)
 
 
 class Fill(NamedTuple):

@@ -450,7 +450,7 @@ class ExecutionEngine(Component):
         self.bus.publish(topics.ORDER_EVENTS, OrderEvent(
             order.client_order_id, order.strategy_id, order.symbol, order.side, order.order_type, order.status,
             previous, order.quantity, order.filled, order.price, order.order_id, reason or order.reason,
-            self.clock.time_ns()))
+            self.clock.time_ns(), order.protective))
 
     def _alert(self, level: str, code: str, message: str) -> None:
         self.bus.publish(topics.ALERTS, Alert(level, "execution", code, message, self.clock.time_ns()))

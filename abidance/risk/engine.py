@@ -22,6 +22,14 @@ timer, so a decision depends only on the event times, never on when the poll las
 live and a backtest (which polls rarely) decide alike. Market data marks data fresh again
 on arrival. Mark and freshness handlers subscribe at Priority.STATE: a strategy reacting
 to the same trade or bar is sized from it.
+
+A restart starts no limit afresh: open orders restored from the state file (`restore_order`)
+or adopted at reconciliation (an order event for an order this engine did not send) count
+as open orders, commitments and open quantity; the order-rate buckets, the drawdown peak,
+the day's starting equity and the marks come back from the state (`to_state` /
+`load_state`). A live node also holds new orders until the first reconciliation
+(`hold_until_reconciled`): an order sent just before a crash, too late for the state
+file, is on the exchange and must be counted before anything is added to it.
 """
 
 from __future__ import annotations
@@ -131,6 +139,8 @@ class RiskEngine(Component):
         self._errors: deque[int] = deque()
         self._timers = []
         self._stale = False
+        self._saved_equity: dict | None = None      # peak and day start from the state, used at the first equity
+        self._unreconciled = False                  # live, after start: no new order before a reconciliation
 
     def _kill_file_path(self, state_dir) -> Path | None:
         name = getattr(self.settings, "kill_switch_file", "")
@@ -170,8 +180,13 @@ class RiskEngine(Component):
         b.register(topics.RISK_COMMAND, self.command)
         b.register(topics.HALT, self.halt_request)
         b.subscribe(topics.REPLACE, self.handle_replace)
+        b.subscribe(topics.RECONCILIATION, self.handle_reconciliation)
         if getattr(self.settings, "start_reducing", False):
             self.set_reducing("configured to start in REDUCING", "config")
+        limit = getattr(self.settings, "max_consecutive_losses", 0)
+        if limit and self.portfolio is not None and self.portfolio.consecutive_losses >= limit:
+            # Losing trips counted before a restart (the portfolio's state) still count.
+            self.halt(f"{self.portfolio.consecutive_losses} losing trades in a row", "breaker:consecutive_losses")
         self._check_kill_file()
         self._timers.append(self.clock.call_every(int(self.poll_interval_s * NS), self._poll))
         now = self.clock.time_ns()
@@ -187,7 +202,7 @@ class RiskEngine(Component):
                                (topics.BOOK_STATUS, self.handle_book_status), (topics.TRADES, self.handle_trade),
                                (topics.BARS, self.handle_bar), (topics.BARS_SKIPPED, self.handle_bar),
                                (topics.ORDER_EVENTS, self.handle_order_event),
-                               (topics.FILLS, self.handle_fill),
+                               (topics.FILLS, self.handle_fill), (topics.RECONCILIATION, self.handle_reconciliation),
                                (topics.EQUITY, self.handle_equity), (topics.REPLACE, self.handle_replace)):
             self.bus.unsubscribe(topic, handler)
 
@@ -244,6 +259,9 @@ class RiskEngine(Component):
         now = self.clock.time_ns()
         self._check_kill_file()
         self._check_stale(now)
+        if self._unreconciled:
+            return self._deny(signal, "NOT_RECONCILED", "waiting for the first reconciliation with the exchange "
+                                                        "(orders from before the restart must be counted first)")
         if signal.confidence < self.settings.min_confidence:
             return self._deny(signal, "LOW_CONFIDENCE",
                               f"confidence {signal.confidence:.2f} < min {self.settings.min_confidence:.2f}")
@@ -287,7 +305,7 @@ class RiskEngine(Component):
         side = SIDES[order.side]
         qty = order.remaining
         reason = self.pre_trade.check(slot, side, LIMIT, touch, qty, mid, mid, self.clock.time_ns()) \
-            if slot is not None and touch > 0 else RiskReason.NO_REFERENCE_PRICE
+            if slot is not None and touch > 0 and not self._unreconciled else RiskReason.NO_REFERENCE_PRICE
         ok = int(reason) == ACCEPTED
         cid = self.ids.next() if ok else ""
         self.decisions += 1
@@ -325,7 +343,27 @@ class RiskEngine(Component):
 
     def _track(self, cid: str, o: _OpenOrder) -> None:
         self._orders[cid] = o
-        self._commit.add(o, o.qty)
+        self._commit.add(o, o.left)
+
+    def restore_order(self, cid: str, strategy_id: str, symbol: str, side: str, quantity: int, filled: int,
+                      price: int) -> bool:
+        """An order open on the exchange that this engine did not send in this process (restored from
+        the state file, adopted at reconciliation): it counts against every limit as if just sent.
+        Returns False when it is already counted or cannot be (unknown symbol or side)."""
+        slot = self.slots.get(symbol)
+        left = quantity - filled
+        if cid in self._orders or slot is None or side not in SIDES or left <= 0:
+            return False        # a fully filled order is about to be reported FILLED: nothing to count
+        if price <= 0:          # a market order: valued at the mark, as sizing would
+            price = self._with_allowance(self.pre_trade.slot_state(slot)["mark"])
+        o = _OpenOrder(slot, SIDES[side], quantity, strategy_id, symbol, price)
+        o.filled = min(filled, quantity)
+        # Its fills so far are in the position already: only what is left is open quantity.
+        self.pre_trade.on_order_open(slot, o.side, left)
+        self._track(cid, o)
+        log.info("counting open order %s %s %s %d/%d steps from before the start", cid, side, symbol,
+                 filled, quantity)
+        return True
 
     def _filled(self, o: _OpenOrder, filled: int) -> None:
         """The order has `filled` steps filled now (fills and order events both say so)."""
@@ -422,6 +460,22 @@ class RiskEngine(Component):
             entry = self._orders.get(ev.client_order_id)
             if entry is not None:
                 self._filled(entry, ev.filled)
+            elif not ev.protective:
+                # Open, and not sent by this engine in this process: adopted from the exchange at a
+                # reconciliation (an order from before a restart). It counts like any other.
+                self.restore_order(ev.client_order_id, ev.strategy_id, ev.symbol, ev.side, ev.quantity, ev.filled,
+                                   ev.price)
+
+    def hold_until_reconciled(self) -> None:
+        """Deny new orders until the exchange's open orders have been compared with ours (live start)."""
+        self._unreconciled = True
+
+    def handle_reconciliation(self, _rec) -> None:
+        # The execution engine adopts the orders it did not know as it hears the same message, and
+        # each adoption is an order event counted here before any signal can be handled.
+        if self._unreconciled:
+            self._unreconciled = False
+            log.info("first reconciliation done: %d open orders counted", self.pre_trade.open_orders)
 
     def handle_fill(self, fill) -> None:
         slot = self.slots.get(fill.symbol)
@@ -440,7 +494,10 @@ class RiskEngine(Component):
         previous = self.trading_state
         # Whole quote units, rounded down: a loss never looks smaller than it is.
         equity = point.equity.quantize(QUOTE_UNIT, rounding=ROUND_FLOOR)
-        code = self.pre_trade.update_equity(quote_units(format(equity, "f")))
+        units = quote_units(format(equity, "f"))
+        if self._saved_equity is not None:
+            self._restore_equity(units, self.clock.time_ns())
+        code = self.pre_trade.update_equity(units)
         if int(code) != ACCEPTED:
             # update_equity has halted already (keeping the breaker as halt_reason): announce it.
             self._publish_state(previous, describe(int(code)), f"breaker:{code.name.lower()}")
@@ -547,6 +604,46 @@ class RiskEngine(Component):
                 self._stale = False
                 if self.state_source == "breaker:stale_data" and self.trading_state == "REDUCING":
                     self.resume("market data is fresh again", "breaker:stale_data")
+
+    # ---- state for a restart ----------------------------------------------------------
+
+    def to_state(self) -> dict:
+        """What the limits need after a restart (plain ints): the trading state, the order-rate
+        buckets, the equity peak and the day's start, the marks that value positions."""
+        snap = self.pre_trade.snapshot()
+        state = {"state": self.trading_state, "reason": self.state_source,
+                 "rate_10s": list(snap["rate_10s"]), "rate_day": list(snap["rate_day"]),
+                 "marks": {s: self.pre_trade.slot_state(slot)["mark"] for s, slot in self.slots.items()
+                           if self.pre_trade.slot_state(slot)["mark"] > 0}}
+        if snap["has_equity"]:
+            state.update(peak_equity=snap["peak_equity"], day_start_equity=snap["day_start_equity"],
+                         day=self.clock.time_ns() // DAY_NS)
+        elif self._saved_equity is not None:
+            state.update(self._saved_equity)        # not valued yet since the restart: keep what was saved
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """The limits' state from `to_state()` (before start). A state from an older version, without
+        these keys, restores nothing; a malformed value is refused with the key named."""
+        try:
+            rates = {k: (int(state[k][0]), int(state[k][1])) for k in ("rate_10s", "rate_day") if k in state}
+            self.pre_trade.restore(rates.get("rate_10s"), rates.get("rate_day"))
+            for symbol, mark in (state.get("marks") or {}).items():
+                if symbol in self.slots and int(mark) > 0:
+                    self.pre_trade.update_mark(self.slots[symbol], int(mark))
+            if "peak_equity" in state:
+                self._saved_equity = {"peak_equity": int(state["peak_equity"]),
+                                      "day_start_equity": int(state["day_start_equity"]), "day": int(state["day"])}
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise ValueError(f"risk state in the state file is malformed ({type(exc).__name__}: {exc})") from exc
+
+    def _restore_equity(self, equity: int, now: int) -> None:
+        """At the first equity point after a restart: the peak carries over; so does the day's start
+        equity when it is still the same (UTC) day, else the day starts now."""
+        saved, self._saved_equity = self._saved_equity, None
+        peak = max(saved["peak_equity"], equity)
+        day_start = saved["day_start_equity"] if saved["day"] == now // DAY_NS else equity
+        self.pre_trade.restore(peak_equity=peak, day_start_equity=min(day_start, peak))
 
     def _new_day(self, now: int) -> None:
         self.pre_trade.new_day()

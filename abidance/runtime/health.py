@@ -3,6 +3,8 @@
 Two signs of life, whichever is there:
 - a URL that answers 2xx (`--url`, or $ABIDANCE_HEALTH_URL): the store's `/ping`, the
   dashboard's `/_stcore/health`;
+- while the node retries a venue that does not answer yet, its start-up file says what it waits
+  for (unhealthy, with the venue's last error);
 - the node's state file, rewritten on every heartbeat: the newest `node-state.json` under
   `--state-dir` (default $ABIDANCE_STATE_DIR, searched two folders deep) must be younger than
   `--max-age` seconds.
@@ -17,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from abidance.runtime.startup import read_startup
 from abidance.runtime.state import STATE_FILE
 
 DEFAULT_MAX_AGE_S = 60.0
@@ -50,6 +53,11 @@ def check(url: str, state_dir: str, max_age_s: float, now: float | None = None) 
     if not state_dir:
         return False, "nothing to check: give --url or --state-dir (or $ABIDANCE_HEALTH_URL / $ABIDANCE_STATE_DIR)"
     state = newest_state_file(Path(state_dir))
+    starting = read_startup(Path(state_dir))
+    if starting is not None:
+        # Retrying a venue that does not answer yet: not healthy, but say what it waits for.
+        return False, (f"starting: {starting.get('phase')} failed (attempt {starting.get('attempt')}): "
+                       f"{starting.get('error')}")
     if state is None:
         return False, f"no {STATE_FILE} under {state_dir}: the node has not started (or writes elsewhere)"
     age = (time.time() if now is None else now) - state.stat().st_mtime

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -23,13 +24,14 @@ from abidance.core.clock import LiveClock
 from abidance.core.events import Alert, DepthSnapshot
 from abidance.exchange.backtest.venue import BacktestVenue, FillModel
 from abidance.exchange.binance.connector import BinanceConnector
-from abidance.exchange.binance.credentials import Credentials
+from abidance.exchange.binance.credentials import Credentials, CredentialsError
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.exchange.binance.ws_orders import WsApiExecutionClient
-from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET
 from abidance.exchange.binance.rest_orders import BinanceExecutionClient
+from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, ENV_SIM_KEY, ENV_SIM_SECRET
 from abidance.runtime import logs, systemd
 from abidance.runtime.ops import build_ops
+from abidance.runtime.startup import Startup
 from abidance.runtime.state import StateFile, StateWriter
 from abidance.store.client import connect
 from abidance.store.commands import CommandPoller
@@ -42,12 +44,18 @@ log = logging.getLogger("abidance.node")
 DEPTH_LEVELS = 20           # levels per side in a periodic depth snapshot
 
 
-def node_credentials(config) -> Credentials:
-    """From the environment; on the simulator its published demo key when none is set."""
-    creds = Credentials.from_env()
+def node_credentials(config, env=None) -> Credentials:
+    """From the environment. On the simulator, without a Binance key: the simulator's own key
+    (ABIDANCE_SIM_API_KEY / ABIDANCE_SIM_API_SECRET, the pair the simulator opens its account
+    with), else its published demo key."""
+    env = os.environ if env is None else env
+    creds = Credentials.from_env(env)
     if creds is None and config.binance.venue == "sim":
-        return Credentials(DEMO_API_KEY, DEMO_API_SECRET)
-    return Credentials.load()
+        key, secret = env.get(ENV_SIM_KEY), env.get(ENV_SIM_SECRET)
+        if bool(key) != bool(secret):
+            raise CredentialsError(f"set both {ENV_SIM_KEY} and {ENV_SIM_SECRET}, or neither (the demo key)")
+        return Credentials(key, secret) if key else Credentials(DEMO_API_KEY, DEMO_API_SECRET)
+    return Credentials.load(env)
 
 
 class TradingNode:
@@ -68,6 +76,7 @@ class TradingNode:
         self.connector: BinanceConnector | None = None
         self.kernel: Kernel | None = None
         self.stopping = asyncio.Event()
+        self.startup: Startup | None = None
         self.commands = None
         self.config_watch = None
         self.ops = None
@@ -116,7 +125,12 @@ class TradingNode:
         credentials = self.credentials or (Credentials.from_env() if paper else node_credentials(cfg))
         self.rest = BinanceRest(cfg.binance, credentials, self.bus, self.clock)
         await self.rest.start()
-        instruments = await self.rest.load_instruments(self.symbols)
+        # Every venue call of the start is retried until the venue answers (a 503 or 429 is not fatal);
+        # a refused key is (StartupError: exit code 2). docs/node.md, "Run it".
+        self.startup = startup = Startup(cfg.node.state_dir, cfg.binance.reconnect_initial_s,
+                                         cfg.binance.reconnect_max_s, cfg.binance.reconnect_jitter)
+        systemd.notify(f"STATUS=starting: connecting to {cfg.binance.venue}")
+        instruments = await startup.step("exchangeInfo", lambda: self.rest.load_instruments(self.symbols))
         missing = [s for s in self.symbols if s not in instruments]
         if missing:
             raise ValueError(f"symbols not traded on {cfg.binance.venue}: {', '.join(missing)}")
@@ -130,21 +144,21 @@ class TradingNode:
             client = BacktestVenue(self.bus, self.clock, instruments, FillModel.from_config(cfg.backtest),
                                    balances, source="trades")
         else:
-            balances = {b.asset: b.free + b.locked for b in await self.rest.balances()}
+            balances = {b.asset: b.free + b.locked for b in await startup.step("account", self.rest.balances)}
             if cfg.binance.order_transport == "ws_api":
                 client = WsApiExecutionClient(self.connector.api(), self.rest, instruments)
             else:
                 client = BinanceExecutionClient(self.rest, instruments)
         self.kernel = kernel = self.build_kernel(instruments, balances, client, self.rest.ids)
-        if "portfolio" in state:
-            kernel.portfolio.from_state(state["portfolio"])
         if paper and state.get("execution", {}).get("orders"):
             # The paper venue does not outlive the process: its resting orders are gone.
             log.warning("paper mode: %d open paper orders from before the restart are dropped",
                         len(state["execution"]["orders"]))
-        else:
-            kernel.execution.load_state(state.get("execution", {}))
-        kernel.exits.load_state(state.get("exits", {}))
+        kernel.restore(state, keep_orders=not paper)
+        if not paper:
+            # Orders sent just before a crash (too late for the state file) are on the exchange: none
+            # is added before the user stream's first reconciliation has counted them.
+            kernel.risk.hold_until_reconciled()
         # ML strategies by their registry status (shadow / live, drift demotion): docs/registry.md
         if kernel.ml_strategies():
             # Lazy: the model registry needs pyarrow (the `store` extra); only ML strategies use it.
@@ -175,7 +189,10 @@ class TradingNode:
             kernel.risk.announce("node started")
         self.bus.subscribe(topics.ORDER_EVENTS, self._order_event, Priority.RECORD)
         channels = ["trade"] + (["depth"] if cfg.data.depth else []) + (["bookTicker"] if cfg.data.book_ticker else [])
-        await self.connector.start(self.symbols, channels, user_data=not paper)
+        await self.connector.start(self.symbols, channels)
+        if not paper:
+            await startup.step("user-data subscription", self.connector.start_user_data)
+        startup.done()
         self._heartbeat = self.clock.call_every(int(cfg.node.heartbeat_s * 1e9), self._beat)
         if cfg.data.depth and cfg.data.depth_snapshot_s > 0:
             self._depth_timer = self.clock.call_every(int(cfg.data.depth_snapshot_s * 1e9), self._snapshot_books)
@@ -236,7 +253,7 @@ class TradingNode:
     def snapshot_state(self) -> dict:
         return {"execution": self.execution.to_state(), "exits": self.exits.to_state(),
                 "portfolio": self.portfolio.to_state(),
-                "risk": {"state": self.risk.trading_state, "reason": self.risk.state_source},
+                "risk": self.risk.to_state(),
                 "last_command_ns": self.commands.since_ns if self.commands is not None else None,
                 "saved_at": self.clock.time_ns()}
 

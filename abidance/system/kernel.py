@@ -169,6 +169,23 @@ class Kernel:
             out.insert(0, self.store_writer)
         return out + self.extra
 
+    # ---- a restart -------------------------------------------------------------------------
+
+    def restore(self, state: dict, keep_orders: bool = True) -> None:
+        """The engines' state from a node's state file, before start. Restored open orders are
+        handed to the risk engine as well: every limit counts them (they are on the exchange)."""
+        if "portfolio" in state:
+            self.portfolio.from_state(state["portfolio"])
+        if keep_orders:
+            self.execution.load_state(state.get("execution", {}))
+        self.exits.load_state(state.get("exits", {}))
+        self.risk.load_state(state.get("risk", {}))
+        for o in self.execution.open_orders():
+            if o.protective:
+                continue        # native exits: never the risk engine's orders (they only reduce a position)
+            self.risk.restore_order(o.client_order_id, o.strategy_id, o.symbol, o.side, o.quantity, o.filled,
+                                    o.price)
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:

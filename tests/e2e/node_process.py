@@ -31,7 +31,32 @@ class OneShot(Strategy):
 '''
 
 
-def config_text(sim, state: Path, strategies: Path, enabled: bool, binance_extra: str = "") -> str:
+RESTER = '''
+from abidance.strategy import Strategy
+
+
+class Rester(Strategy):
+    """Asks for another limit buy far under the bid on every book (at most one every 0.1 s): orders
+    rest until the risk engine's max_open_orders says no more."""
+
+    wants_book = True
+
+    def on_start(self):
+        self.last = 0
+        self.n = 0
+
+    def on_book(self, book):
+        now = self.now_ns()
+        if now - self.last < 100_000_000:
+            return
+        self.last = now
+        self.n += 1
+        self.buy(book.symbol, 1.0, price=book.best_bid()[0] * 95 // 100 - self.n % 50, reason="resting limit")
+'''
+
+
+def config_text(sim, state: Path, strategies: Path, enabled: bool, binance_extra: str = "",
+                strategy_class: str = "oneshot:OneShot", risk_extra: str = "") -> str:
     return f"""
 config_version = 1
 [node]
@@ -57,19 +82,20 @@ price_band_bps = 1000
 sizing = "fixed_quote"
 fixed_quote = "30"
 min_confidence = 0.0
+{risk_extra}
 [data]
 depth = true
 [[strategies]]
 id = "one-shot"
-class = "oneshot:OneShot"
+class = "{strategy_class}"
 symbols = ["ETHUSDT"]
 timeframe = "1m"
 enabled = {"true" if enabled else "false"}
 """
 
 
-def start_node(cfg: Path, notify_socket: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start_node(cfg: Path, notify_socket: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     if notify_socket:
         env["NOTIFY_SOCKET"] = notify_socket      # as systemd sets it for Type=notify
     return subprocess.Popen([sys.executable, "-m", "abidance.cli", "run", "--config", str(cfg)],

@@ -86,7 +86,7 @@ def operations(draw, n_slots):
     for _ in range(draw(st.integers(1, 60))):
         kind = draw(st.sampled_from(["check"] * 24 + [
             "open", "open", "done", "fill", "fill", "position", "mark", "mark", "equity", "equity",
-            "new_day", "halt", "reducing", "resume", "resume"]))
+            "new_day", "halt", "reducing", "resume", "resume", "restore"]))
         if kind == "check":
             ts += draw(st.sampled_from([0, 0, 1, SEC, 3 * SEC, 11 * SEC, 3 * 3600 * SEC, -SEC]))
             price = draw(mostly(st.integers(1, 300), st.one_of(st.integers(-2, 0), huge)))
@@ -112,6 +112,12 @@ def operations(draw, n_slots):
             ops.append((kind, draw(st.one_of(st.none(), equities))))
         elif kind == "halt":
             ops.append((kind, draw(st.integers(0, 27))))
+        elif kind == "restore":
+            # A state file's buckets and equity: tokens past the capacity, times before and after now.
+            bucket = st.one_of(st.none(), st.tuples(st.integers(-2, 14), st.integers(-SEC, ts + 20 * SEC)))
+            peak, start = draw(equities), draw(equities)
+            equity = draw(st.sampled_from([(None, None), (max(peak, start), min(peak, start)), (start, peak)]))
+            ops.append((kind, draw(bucket), draw(bucket), *equity))
         else:
             ops.append((kind,))
     return ops
@@ -123,7 +129,7 @@ def apply(risk, op):
         "check": risk.check, "open": risk.on_order_open, "done": risk.on_order_done,
         "fill": risk.on_fill, "position": risk.update_position, "mark": risk.update_mark,
         "equity": risk.update_equity, "new_day": risk.new_day, "halt": risk.halt,
-        "reducing": risk.set_reducing, "resume": risk.resume,
+        "reducing": risk.set_reducing, "resume": risk.resume, "restore": risk.restore,
     }[kind]
     try:
         out = method(*args)

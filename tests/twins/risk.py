@@ -27,6 +27,13 @@ class _Overflow(Exception):
     pass
 
 
+def _int64_arg(x: int) -> int:
+    """An int64 argument at the Python edge: Cython raises OverflowError for one that does not fit."""
+    if not I64_MIN <= x <= I64_MAX:
+        raise OverflowError(f"{x} does not fit int64")
+    return x
+
+
 def _i64(x: int) -> int:
     """x if it fits int64, else the overflow the C builtins report."""
     if not I64_MIN <= x <= I64_MAX:
@@ -458,6 +465,19 @@ class PreTradeRiskTwin:
             return R.ACCEPTED
         self.day_start_equity = equity
         return self.update_equity(equity)
+
+    def restore(self, rate_10s=None, rate_day=None, peak_equity=None, day_start_equity=None):
+        for bucket, saved in ((self.rate_10s, rate_10s), (self.rate_day, rate_day)):
+            if saved is not None and bucket.capacity > 0:
+                tokens, last_ns = _int64_arg(saved[0]), _int64_arg(saved[1])
+                bucket.tokens = min(max(tokens, 0), bucket.capacity)
+                bucket.last_ns = max(last_ns, 0)
+        if peak_equity is not None or day_start_equity is not None:
+            if peak_equity is None or day_start_equity is None or peak_equity < day_start_equity:
+                raise ValueError("bad equity restore")
+            self.has_equity = True
+            self.peak_equity, self.day_start_equity = _int64_arg(peak_equity), _int64_arg(day_start_equity)
+            self.equity = self.day_start_equity
 
     def halt(self, reason=R.TRADING_HALTED):
         if not 0 < reason <= max(R):

@@ -81,10 +81,22 @@ class BinanceConnector:
         await self.subscribe(symbols, channels, kline_intervals)
         self.streams.start()
         self.partial.start()
-        if user_data:
-            self.user = UserDataStream(self.config, self.rest, self.bus, self.api(), self.clock_ns)
-            await self.user.start()
         self._health_task = asyncio.get_running_loop().create_task(self._publish_health(), name="connector-health")
+        if user_data:
+            await self.start_user_data()
+
+    async def start_user_data(self, timeout: float | None = None) -> None:
+        """Subscribe to user data and wait for it (again after a timeout: the stream goes on retrying
+        in the background). A timeout raises the subscription's last error when there was one, so
+        that a caller can tell a refused key from a venue that is not answering yet."""
+        if self.user is None:
+            self.user = UserDataStream(self.config, self.rest, self.bus, self.api(), self.clock_ns)
+        try:
+            await self.user.start(timeout)
+        except asyncio.TimeoutError:
+            if self.user.last_exception is not None:
+                raise self.user.last_exception from None
+            raise
 
     def api(self) -> WsApiConnection:
         """The WebSocket API connection (user data, and orders when binance.order_transport = "ws_api"),

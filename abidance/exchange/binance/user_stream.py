@@ -52,6 +52,7 @@ class UserDataStream:
         self.reconciliations = 0
         self.terminations = 0
         self.last_error = ""
+        self.last_exception: BaseException | None = None     # the last failed subscription's, for start-up
         self.subscribed = asyncio.Event()
         self._connects = 0
         self._stopping = False
@@ -108,6 +109,7 @@ class UserDataStream:
             except (BinanceApiError, asyncio.TimeoutError) as exc:
                 code = getattr(exc, "code", None)
                 self.last_error = str(exc)
+                self.last_exception = exc
                 if not self.ws_api.is_connected:
                     return      # the next connect subscribes again
                 delay = self._backoff.next_delay()
@@ -119,6 +121,7 @@ class UserDataStream:
                 log.warning("user-data subscription (%s) failed: %s; retry in %.1fs", reason, exc, delay)
                 await asyncio.sleep(delay)
         self._backoff.reset()
+        self.last_exception = None
         self.subscriptions += 1
         self.subscribed.set()
         log.info("user data subscribed (%s, subscriptionId %s, %s)", reason, self.subscription_id,

@@ -16,6 +16,8 @@ from pathlib import Path
 from abidance.exchange.sim.faults import FaultSettings
 from abidance.exchange.sim.limits import RateLimitConfig
 
+ENV_SIM_KEY = "ABIDANCE_SIM_API_KEY"
+ENV_SIM_SECRET = "ABIDANCE_SIM_API_SECRET"
 DEMO_API_KEY = "abidance-sim-demo-key"
 DEMO_API_SECRET = "abidance-sim-demo-secret"
 SOURCES = ("synthetic", "candles", "trades")
@@ -121,8 +123,8 @@ def parse_config(data: dict) -> SimConfig:
             raise ConfigError(f"sim.limits: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"sim.{exc}") from None
-    cfg.api_key = os.environ.get("ABIDANCE_SIM_API_KEY", DEMO_API_KEY)
-    cfg.api_secret = os.environ.get("ABIDANCE_SIM_API_SECRET", DEMO_API_SECRET)
+    cfg.api_key = os.environ.get(ENV_SIM_KEY, DEMO_API_KEY)
+    cfg.api_secret = os.environ.get(ENV_SIM_SECRET, DEMO_API_SECRET)
     return cfg
 
 

@@ -33,6 +33,7 @@ class FaultSettings:
     stream_stall_s: float = 0.0       # while > 0 at start: streams send nothing for this long
     clock_skew_ms: int = 0            # added to the server clock used for signatures and /time
     max_connection_s: float = 86_400  # Binance's 24-hour cut, compressible for tests
+    rest_fail_next: int = 0           # the next N requests answered 503 and 429 in turn (a venue waking up)
 
     def validate(self) -> None:
         for f in fields(self):
@@ -55,6 +56,7 @@ FAULT_RANGES = {
     "stream_stall_s": (0.0, 3_600.0),
     "clock_skew_ms": (-3_600_000, 3_600_000),
     "max_connection_s": (0.0, 7 * 86_400.0),
+    "rest_fail_next": (0, 1_000_000),
 }
 
 
@@ -104,6 +106,14 @@ class Faults:
     def request_fault(self, path: str) -> errors.BinanceError | None:
         """The injected 418 / 429 / 5xx for one request (REST or WebSocket API), or None."""
         s = self.settings
+        if s.rest_fail_next > 0:
+            s.rest_fail_next -= 1
+            self.injected += 1
+            log.warning("fault #%d: %s answered %s (%d more to fail)", self.injected, path,
+                        "429" if s.rest_fail_next % 2 else "503", s.rest_fail_next)
+            if s.rest_fail_next % 2:
+                return errors.too_many_requests("Too many requests (injected fault).", 1)
+            return errors.BinanceError(-1007, "Service unavailable (injected fault).", 503)
         if self._fire(s.rest_418_rate, "418", path=path):
             return errors.ip_banned("Way too many requests; IP banned (injected fault).", 120)
         if self._fire(s.rest_429_rate, "429", path=path):

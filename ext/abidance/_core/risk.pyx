@@ -665,6 +665,29 @@ cdef class PreTradeRisk:
         self._day_start_equity = equity
         return self.update_equity(equity)   # may still breach the drawdown limit
 
+    def restore(self, rate_10s=None, rate_day=None, peak_equity=None, day_start_equity=None):
+        """Carry state over a restart (the node's state file), so that no limit starts afresh.
+
+        rate_10s / rate_day: (tokens, last_ns) of the order-rate buckets as `snapshot()` gave
+        them; tokens are clamped to the current capacity (a limit may have changed), and the
+        time since last_ns refills them as it would have. peak_equity / day_start_equity (quote
+        units): the drawdown peak and the day's starting equity; the next update_equity
+        measures the loss from them (a new day is only started by new_day()).
+        """
+        if rate_10s is not None:
+            _restore_bucket(&self._rate_10s, rate_10s[0], rate_10s[1])
+        if rate_day is not None:
+            _restore_bucket(&self._rate_day, rate_day[0], rate_day[1])
+        if peak_equity is not None or day_start_equity is not None:
+            if peak_equity is None or day_start_equity is None:
+                raise ValueError("peak_equity and day_start_equity are restored together")
+            if peak_equity < day_start_equity:
+                raise ValueError("peak_equity must be >= day_start_equity")
+            self._has_equity = True
+            self._peak_equity = peak_equity
+            self._day_start_equity = day_start_equity
+            self._equity = day_start_equity
+
     cdef void _halt(self, int reason) noexcept nogil:
         self._state = HALTED
         self._halt_reason = reason
@@ -754,6 +777,14 @@ cdef class PreTradeRisk:
             "rate_day": (self._rate_day.tokens, self._rate_day.last_ns),
             "slots": [self.slot_state(i) for i in range(self._n_slots)],
         }
+
+
+cdef void _restore_bucket(Bucket* b, int64_t tokens, int64_t last_ns) noexcept nogil:
+    # A disabled bucket stays disabled; a smaller capacity than when saved caps the tokens.
+    if b.capacity <= 0:
+        return
+    b.tokens = 0 if tokens < 0 else (b.capacity if tokens > b.capacity else tokens)
+    b.last_ns = last_ns if last_ns > 0 else 0
 
 
 def _check_side_qty(int side, int64_t qty, bint allow_zero=False):
