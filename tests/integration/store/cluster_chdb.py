@@ -23,6 +23,12 @@ import os
 import sys
 from pathlib import Path
 
+import chdb
+
+from abidance.store import schema
+from abidance.store.cluster import Layout
+from abidance.store.migrations import fresh_statements, market_ttl
+
 CONFIG = """<clickhouse>
   <tcp_port>9000</tcp_port>
   <zookeeper><implementation>testkeeper</implementation></zookeeper>
@@ -40,12 +46,6 @@ _OPEN: list = []
 
 
 def main(data_dir: str, cluster: str, database: str, ttl_days: int) -> dict:
-    import chdb
-
-    from abidance.store import schema
-    from abidance.store.cluster import Layout
-    from abidance.store.migrations import fresh_statements, market_ttl
-
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.xml").write_text(CONFIG.format(cluster=cluster))
