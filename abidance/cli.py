@@ -15,7 +15,7 @@ from abidance.exchange.sim import cli as sim_cli
 from abidance.extras import MissingExtra
 from abidance.ml import models_cli, train_cli
 from abidance.runtime import cli as run_cli, demo, doctor, health
-from abidance.store import cli as store_cli
+from abidance.store import cli as store_cli, migrate_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.add_parser(sub)
     config_cli.add_parser(sub)
     store_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     demo.add_parser(sub)
     dashboard_cli.add_parser(sub)
     backtest_cli.add_parser(sub)

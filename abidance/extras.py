@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ml": ("sklearn", "torch", "gymnasium", "stable_baselines3", "joblib", "pandas", "pyarrow", "tqdm"),
     "ed25519": ("cryptography",),
     "ops": ("prometheus_client", "apprise"),
+    "grid": ("distributed",),
 }
 
 

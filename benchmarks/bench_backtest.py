@@ -61,7 +61,11 @@ params = {{ fast = {fast}, slow = {slow} }}
 
 @pytest.fixture(scope="module")
 def data(request):
-    n = 20_000 if request.config.getoption("benchmark_disable", False) else 1_000_000
+    return random_walk(20_000 if request.config.getoption("benchmark_disable", False) else 1_000_000)
+
+
+def random_walk(n: int):
+    """n one-minute BTCUSDT bars of a seeded random walk around 100 USDT: (BarSeries, OHLCV frame)."""
     rng = np.random.default_rng(7)
     close = np.round(10_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, n)))).astype(np.int64)   # ticks of 0.01
     open_ = np.concatenate([close[:1], close[:-1]])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
 from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.backtest.grid_cli import grid_main
 from abidance.backtest.lookahead import lookahead_check
 from abidance.config import ConfigError, load_config
 from abidance.core import topics
@@ -50,6 +51,15 @@ def add_parser(sub) -> None:
                    "view it with ABIDANCE_STORE_DATABASE=... abidance dashboard)")
     p.add_argument("--lookahead-check", type=int, default=0, metavar="CUTS",
                    help="also re-run on the data cut at CUTS points and flag any signal that changes")
+    g = p.add_argument_group("parameter grid (docs/backtest.md)")
+    g.add_argument("--grid", action="append", metavar="PARAM=V1,V2,...",
+                   help="backtest every combination of these values of one strategy's parameters (repeatable; "
+                        "on candles); prints one row per combination")
+    g.add_argument("--strategy", help="the strategy the grid varies (default: the config's only strategy)")
+    g.add_argument("--jobs", type=int, default=1, help="run the grid's backtests in this many worker processes")
+    g.add_argument("--cluster", metavar="dask://HOST:PORT",
+                   help="run the grid on a Dask cluster's workers instead (the grid extra)")
+    g.add_argument("--out", help="also write the grid's rows here, one JSON object per line")
     p.set_defaults(func=main)
 
 
@@ -98,6 +108,8 @@ def main(args) -> int:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
 
+    if args.grid or args.jobs != 1 or args.cluster:
+        return grid_main(args, config, bars, fill, balances)
     unit = "events" if depth else "trades" if trades else "bars"
 
     def progress(done: int, total: int) -> None:

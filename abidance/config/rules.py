@@ -56,6 +56,9 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     node = replace(node, symbols=tuple(dict.fromkeys((*node.symbols, *traded))))
     if cfg.store.url and not cfg.store.url.startswith(("http://", "https://", "chdb://")):
         errors.add("store.url", f"must start with http://, https:// or chdb://, got {cfg.store.url!r}")
+    if cfg.store.cluster and cfg.store.url.startswith("chdb://"):
+        errors.add("store.cluster", "needs ClickHouse servers (store.url = \"http(s)://...\"): the embedded chdb "
+                                    "store is one process, not a cluster")
     cross_check_ops(cfg, errors)
     if cfg.backtest.participation > 1:
         errors.add("backtest.participation", f"is a share of the volume, at most 1, got {cfg.backtest.participation}")

@@ -122,6 +122,13 @@ class StoreSection:
     spool_dir: Path = key(PATH, "store-spool", "Batches wait here while the store is unreachable (relative to "
                           "node.state_dir); replayed in order when it is back.")
     market_data: bool = key(BOOL, True, "Also record trades, bars and book tops (high volume).")
+    cluster: str = key(STR, "", "ClickHouse cluster (a name in the servers' remote_servers) the tables live on: "
+                       "replicated local tables behind Distributed tables of the usual names, created by "
+                       "`abidance migrate` ON CLUSTER (docs/store.md); \"\" = one server.",
+                       pattern=r"|[A-Za-z_][A-Za-z0-9_-]{0,63}", hint="empty, or a cluster name from remote_servers")
+    market_ttl_days: int = key(INT, 0, "Days `abidance migrate` keeps market data (trades, bars, book tops, depth) "
+                               "on a ClickHouse server or cluster; 0 = forever (`abidance store` takes "
+                               "--market-ttl-days instead).", ge=0, le=36_500)
 
 
 @dataclass(frozen=True)

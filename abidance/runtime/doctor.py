@@ -127,7 +127,8 @@ def check_store(config) -> list[Finding]:
     pending = [v for v in wanted if v not in applied]
     if pending:
         return [Finding(WARN, "store", f"{redact(config.store.url)} reachable; migrations {pending} not applied yet",
-                        "they are applied when `abidance store` or the node starts")]
+                        "`abidance store` applies them when it starts; on a ClickHouse server or cluster run "
+                        "`abidance migrate --config FILE`")]
     return [Finding(OK, "store", f"{redact(config.store.url)} reachable, migrations {wanted} applied")]
 
 

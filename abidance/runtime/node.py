@@ -34,6 +34,7 @@ from abidance.runtime.ops import build_ops
 from abidance.runtime.startup import Startup
 from abidance.runtime.state import StateFile, StateWriter
 from abidance.store.client import connect
+from abidance.store.cluster import client_settings
 from abidance.store.commands import CommandPoller
 from abidance.store.config_watch import ConfigWatcher
 from abidance.strategy.loader import build_strategies
@@ -109,7 +110,9 @@ class TradingNode:
         test compares with a backtest's."""
         cfg = self.config
         paper = cfg.node.mode == "paper"
-        store = StoreTarget(lambda: connect(cfg.store.url, cfg.store.database), cfg.store.database,
+        # On a cluster the writer's inserts wait for every shard (store.cluster.client_settings).
+        options = client_settings(cfg.store.cluster)
+        store = StoreTarget(lambda: connect(cfg.store.url, cfg.store.database, **options), cfg.store.database,
                             cfg.store.spool_dir) if cfg.store.url else None
         return Kernel(cfg, mode="paper" if paper else "live", clock=self.clock, bus=self.bus,
                       instruments=instruments, client=client, balances=balances, ids=ids,

@@ -20,6 +20,7 @@ DEC8 = "Decimal(38, 8)"     # Binance's own values: every price, quantity and fe
 TS = "DateTime64(9, 'UTC')"
 SYM = "LowCardinality(String)"
 DEDUP_WINDOW = 10_000       # batches remembered per table for deduplication
+ENGINE = "MergeTree"        # every table's engine family (a cluster uses its Replicated variant)
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,18 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
 
-    def ddl(self, database: str, market_ttl_days: int = 0) -> str:
-        cols = ",\n    ".join(f"`{c}` {t}" for c, t in self.columns)
+    def columns_sql(self) -> str:
+        return ",\n    ".join(f"`{c}` {t}" for c, t in self.columns)
+
+    def ddl(self, database: str, market_ttl_days: int = 0, *, name: str = "", on_cluster: str = "",
+            engine: str = ENGINE, dedup_setting: str = "non_replicated_deduplication_window") -> str:
+        """The CREATE statement on one server (the defaults). A cluster (abidance/store/cluster.py)
+        names the local table, adds `ON CLUSTER` and gives the replicated engine and its dedup setting."""
         ttl = f"\nTTL toDateTime(ts) + INTERVAL {int(market_ttl_days)} DAY" \
             if self.market_data and market_ttl_days > 0 else ""
-        return (f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n    {cols}\n) ENGINE = MergeTree"
-                f"\nPARTITION BY {self.partition_by}\nORDER BY ({self.order_by}){ttl}"
-                f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}")
+        return (f"CREATE TABLE IF NOT EXISTS {database}.{name or self.name}{on_cluster} (\n    {self.columns_sql()}\n)"
+                f" ENGINE = {engine}\nPARTITION BY {self.partition_by}\nORDER BY ({self.order_by}){ttl}"
+                f"\nSETTINGS {dedup_setting} = {DEDUP_WINDOW}")
 
 
 def _t(name, order_by, *columns, market_data=False, partition_by="toYYYYMM(ts)"):

@@ -17,7 +17,7 @@ PACKAGE = PROJECT_ROOT / "abidance"
 # Optional dependencies (extras) and what only some platforms have: the only imports a function may make.
 HEAVY = {"pandas", "plotly", "sklearn", "threadpoolctl", "joblib", "optuna", "pyarrow", "streamlit", "gymnasium",
          "stable_baselines3", "torch", "tqdm", "cryptography", "lz4", "zstandard", "chdb", "clickhouse_connect",
-         "uvloop", "prometheus_client", "apprise"}
+         "uvloop", "prometheus_client", "apprise", "distributed"}
 
 
 def lint_imports() -> Path:
