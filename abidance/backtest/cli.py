@@ -10,6 +10,7 @@ from pathlib import Path
 from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
 from abidance.backtest.engine import run_backtest, sim_instruments
 from abidance.backtest.lookahead import lookahead_check
+from abidance.backtest.preflight import input_problems, no_fill_reason
 from abidance.config import ConfigError, load_config
 from abidance.core import topics
 from abidance.core.loop import run
@@ -33,7 +34,8 @@ def add_parser(sub) -> None:
                    help="recorded order-book depth for a symbol (FOLDER/<symbol>-depth-snap.csv and "
                         "-depth-update.csv, with <symbol>-trades.csv when present, as `abidance stream --record` "
                         "writes them): the data engine keeps the book as live and orders fill on it")
-    p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
+    p.add_argument("--interval", help="the candles' interval (default: the file's own, from its dates; "
+                   "a different one is refused)")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
     # The fill model comes from the config's [backtest] section; these flags override it.
@@ -97,6 +99,11 @@ def main(args) -> int:
     except ValueError as exc:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
+    interval = next((b[0].interval for b in bars.values() if b), None) if bars else None
+    problems = input_problems(config, list(depth or trades or bars), instruments, interval)
+    if problems:
+        print("abidance backtest: this run could not trade:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
 
     unit = "events" if depth else "trades" if trades else "bars"
 
@@ -128,6 +135,10 @@ def main(args) -> int:
                           for s in symbols} if config.strategies else bars or built
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    why = no_fill_reason(result)
+    if why:
+        print(f"abidance backtest: {why}", file=sys.stderr)
+        return 2
     summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in symbols})
     for key, value in summary.items():
         print(f"{key:>16}: {value if not isinstance(value, float) else f'{value:.4f}'}")

@@ -11,7 +11,7 @@ import numpy as np
 
 from abidance._core.wire import trade_event
 from abidance.core.events import Bar
-from abidance.data.bars import parse_interval
+from abidance.data.bars import INTERVALS, parse_interval
 from abidance.data.depth_files import depth_paths, read_depth, read_trades, trades_path
 
 
@@ -94,10 +94,43 @@ def parse_balances(items) -> dict[str, Decimal]:
     return out
 
 
-def load_candle_args(items, interval: str, instruments: dict) -> dict[str, list[Bar]]:
-    """["SYMBOL=FILE", ...] -> bars per symbol; ValueError naming the bad item."""
-    return {symbol: bars_from_frame(read_candles(path), symbol, interval, instruments[symbol])
-            for symbol, path in _symbol_files("--candles", items, instruments)}
+def frame_interval(frame) -> str | None:
+    """The bar interval a candle file holds: the most common spacing of its `date` column, by
+    Binance's name ("5m"); None with fewer than two rows or a spacing Binance has no name for.
+    The most common spacing, not the smallest: recorded series have gaps (missing bars), and a
+    single duplicated or off-grid row must not decide it."""
+    if len(frame) < 2:
+        return None
+    # The same reading of a date as bars_from_frame's (a Timestamp's ns, or ns already).
+    t = np.sort(np.fromiter((int(d.value) if hasattr(d, "value") else int(d) for d in frame["date"]), np.int64,
+                            len(frame)))
+    diffs = np.diff(t)
+    diffs = diffs[diffs > 0]
+    if not diffs.size:
+        return None
+    values, counts = np.unique(diffs, return_counts=True)
+    spacing = int(values[np.argmax(counts)])
+    return next((name for name, ns in INTERVALS.items() if ns == spacing), None)
+
+
+def load_candle_args(items, interval: str | None, instruments: dict) -> dict[str, list[Bar]]:
+    """["SYMBOL=FILE", ...] -> bars per symbol; ValueError naming the bad item.
+
+    `interval` None: each file's own interval (`frame_interval`). Given: it must be the
+    file's, else ValueError (bars stamped 5m that are 1m apart would reach no 1m strategy and
+    close at the wrong time: a silent empty backtest)."""
+    out = {}
+    for symbol, path in _symbol_files("--candles", items, instruments):
+        frame = read_candles(path)
+        found = frame_interval(frame)
+        if interval is None and found is None:
+            raise ValueError(f"--candles {symbol}={path}: cannot tell the bars' interval from their dates "
+                             "(give --interval)")
+        if interval is not None and found is not None and found != interval:
+            raise ValueError(f"--candles {symbol}={path}: the bars are {found} apart, not {interval} (--interval); "
+                             f"use --interval {found}, or leave it out to take the file's")
+        out[symbol] = bars_from_frame(frame, symbol, interval or found, instruments[symbol])
+    return out
 
 
 def load_trade_args(items, instruments: dict) -> dict[str, list]:

@@ -72,10 +72,15 @@ def periodic_returns(ts: Sequence, equity: Sequence, period: str = "1D") -> pd.S
     grouped = s.resample(period)
     closes = grouped.last().ffill()
     values = np.concatenate([[s.iloc[0]], closes.to_numpy()])
-    r = pd.Series(values[1:] / values[:-1] - 1.0, index=closes.index)
+    # A return needs a positive value to grow from: an account worth nothing (0, or not valued in
+    # its quote asset) has none, and no numpy warning reaches the user for it.
+    prev = values[:-1]
+    safe = prev > 0
+    ratio = np.divide(values[1:], prev, out=np.full(prev.shape, np.nan), where=safe)
+    r = pd.Series(ratio - 1.0, index=closes.index)
     if grouped.count().iloc[0] == 1:
-        r = r.iloc[1:]      # the first period holds only the opening point: no return of its own
-    return r
+        r, safe = r.iloc[1:], safe[1:]      # the first period holds only the opening point: no return of its own
+    return r[safe]
 
 
 def sharpe(returns: Iterable[float], periods_per_year: float) -> float | None:
