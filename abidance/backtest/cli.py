@@ -139,7 +139,7 @@ def main(args) -> int:
     if why:
         print(f"abidance backtest: {why}", file=sys.stderr)
         return 2
-    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in symbols})
+    summary = summarize(result)
     for key, value in summary.items():
         print(f"{key:>16}: {value if not isinstance(value, float) else f'{value:.4f}'}")
     if args.report:

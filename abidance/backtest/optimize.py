@@ -165,7 +165,7 @@ def evaluate(config, strategy_id: str, params: dict, bars_by_symbol: dict, setti
     result = run(run_backtest(cfg, bars_by_symbol, instruments=instruments, balances=settings.balances,
                               taker_bps=settings.fee_bps, maker_bps=settings.fee_bps,
                               slippage_bps=settings.slippage_bps))
-    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars_by_symbol})
+    summary = summarize(result)
     value = objective_value(settings.objective, summary, settings.dd_penalty)
     return value, {k: _plain(v) for k, v in summary.items()}
 
