@@ -50,8 +50,10 @@ def add_parser(sub) -> None:
                    "or a ClickHouse server), in the database given by --store-database")
     p.add_argument("--store-database", default="backtest", help="database for --to-store (default 'backtest'; "
                    "view it with ABIDANCE_STORE_DATABASE=... abidance dashboard)")
-    p.add_argument("--lookahead-check", type=int, default=0, metavar="CUTS",
-                   help="also re-run on the data cut at CUTS points and flag any signal that changes")
+    p.add_argument("--lookahead-check", type=int, nargs="?", const=-1, default=0, metavar="CUTS",
+                   help="also re-run on the data cut at each bar where a signal changes (CUTS: at most that many "
+                        "of them, spread evenly) and flag any signal that changes; strategy code reaching files, "
+                        "sockets or programs also fails it (docs/backtest.md, 'No look-ahead')")
     p.set_defaults(func=main)
 
 
@@ -135,6 +137,8 @@ def main(args) -> int:
                           for s in symbols} if config.strategies else bars or built
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    for access in result.outside_access:
+        print(f"OUTSIDE THE ENGINE: strategy code at {access.describe()}", file=sys.stderr)
     why = no_fill_reason(result)
     if why:
         print(f"abidance backtest: {why}", file=sys.stderr)
@@ -149,12 +153,14 @@ def main(args) -> int:
         print("look-ahead check: runs on candles (--candles), not on trades", file=sys.stderr)
         return 2
     if args.lookahead_check:
-        changed = run(lookahead_check(config, bars, cuts=args.lookahead_check, instruments=instruments,
-                                      balances=balances or None, fill=fill))
+        checked: list[int] = []
+        changed = run(lookahead_check(config, bars, cuts=None if args.lookahead_check < 0 else args.lookahead_check,
+                                      checked=checked, instruments=instruments, balances=balances or None, fill=fill))
         for c in changed:
             print(f"LOOK-AHEAD: with data cut at {c.cut_ns} the signal at {c.ts_event} changed: {c.full} -> "
                   f"{c.truncated}")
-        print(f"look-ahead check: {len(changed)} of {args.lookahead_check} cuts changed a past signal")
-        if changed:
+        print(f"look-ahead check: {len(changed)} of {len(checked)} cuts (bars where a signal changes) changed a past "
+              f"signal; {len(result.outside_access)} accesses outside the engine")
+        if changed or result.outside_access:
             return 1
     return 0
