@@ -36,6 +36,11 @@ def add_parser(sub) -> None:
                         "writes them): the data engine keeps the book as live and orders fill on it")
     p.add_argument("--interval", help="the candles' interval (default: the file's own, from its dates; "
                    "a different one is refused)")
+    p.add_argument("--off-grid", choices=("round", "refuse"), default="round",
+                   help="candle values off the instrument's tick or step: round them and say how many (default), "
+                        "or refuse naming the row")
+    p.add_argument("--nan", choices=("refuse", "drop"), default="refuse",
+                   help="candle rows with a missing value: refuse naming the row (default) or drop them")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
     # The fill model comes from the config's [backtest] section; these flags override it.
@@ -97,10 +102,16 @@ def main(args) -> int:
         elif args.trades:
             trades, bars = load_trade_args(args.trades, instruments), None
         else:
-            trades, bars = None, load_candle_args(args.candles, args.interval, instruments)
+            trades, bars = None, load_candle_args(args.candles, args.interval, instruments, off_grid=args.off_grid,
+                                                  nan=args.nan)
     except ValueError as exc:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
+    for symbol, series in (bars or {}).items():
+        if getattr(series, "rounded", 0):
+            print(f"note: {series.rounded} candle values of {symbol} rounded to its grid (tick "
+                  f"{instruments[symbol].filters.price_fp.increment}, step {instruments[symbol].filters.qty_fp.increment}"
+                  "); --off-grid refuse refuses them", file=sys.stderr)
     interval = next((b[0].interval for b in bars.values() if b), None) if bars else None
     problems = input_problems(config, list(depth or trades or bars), instruments, interval)
     if problems:
