@@ -109,9 +109,10 @@ def main(args) -> int:
         return 2
     for symbol, series in (bars or {}).items():
         if getattr(series, "rounded", 0):
+            grid = instruments[symbol].filters
             print(f"note: {series.rounded} candle values of {symbol} rounded to its grid (tick "
-                  f"{instruments[symbol].filters.price_fp.increment}, step {instruments[symbol].filters.qty_fp.increment}"
-                  "); --off-grid refuse refuses them", file=sys.stderr)
+                  f"{grid.price_fp.increment}, step {grid.qty_fp.increment}); --off-grid refuse refuses them",
+                  file=sys.stderr)
     interval = next((b[0].interval for b in bars.values() if b), None) if bars else None
     problems = input_problems(config, list(depth or trades or bars), instruments, interval)
     if problems:

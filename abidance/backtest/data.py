@@ -39,15 +39,16 @@ class CandleError(ValueError):
     """A candle file the policy refuses; the message names the row and the fix."""
 
 
-def _units(fp, value, where: str, column: str, off_grid: str, rounded: list) -> int:
-    # Recorded candles are floats in the files: their shortest repr is the exchange's decimal.
+def _units(fp, value, where: str = "", column: str = "", off_grid: str = "round", rounded: list | None = None) -> int:
+    # Recorded candles and trades are floats in the files: their shortest repr is the exchange's decimal.
     d = Decimal(repr(float(value)))
     on_grid = d.quantize(fp.increment)
     if on_grid != d:
         if off_grid != "round":
             raise CandleError(f"{where}: {column} {d} is not on the grid of {fp.increment} "
                               "(leave out --off-grid refuse to round such values)")
-        rounded[0] += 1
+        if rounded is not None:
+            rounded[0] += 1
     return fp.to_units(on_grid)
 
 

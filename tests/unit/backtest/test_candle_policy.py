@@ -61,7 +61,8 @@ def test_the_command_reads_capitalised_columns_and_refuses_a_missing_value_namin
     assert len(bars) == len(candles) and bars.rounded > 0       # 2018's 7-decimal closes on today's grid
     capital.loc[10, "Close"] = float("nan")
     capital.to_csv(tmp_path / "bad.csv", index=False)
-    out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", "config/backtest-ethbtc-5m.toml",
+    out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest",
+                          "--config", "config/backtest-ethbtc-5m.toml",
                           "--candles", f"ETHBTC={tmp_path / 'bad.csv'}", "--balance", "BTC=1"], cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "ETHBTC row 11 (2018-01-10 05:45:00+00:00): no value in close" in out.stderr, \

@@ -165,7 +165,8 @@ def test_two_worker_processes_share_one_study_through_a_journal_file(tmp_path):
     journal = tmp_path / "study.log"
     cmd = [sys.executable, "-m", "abidance.cli", "optimize", "--config", str(tmp_path / "bt.toml"), "--strategy",
            "ema", "--candles", f"ETHBTC={small}", "--trials", "4", "--objective", "return_dd", "--sampler", "random",
-           "--min-trades", "0", "--min-round-trips", "0", "--balance", "BTC=1", "--storage", f"journal://{journal}", "--study-name", "shared"]
+           "--min-trades", "0", "--min-round-trips", "0", "--balance", "BTC=1", "--storage", f"journal://{journal}",
+           "--study-name", "shared"]
     workers = [subprocess.Popen(cmd + ["--seed", str(seed)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
     outs = [w.communicate(timeout=180) for w in workers]
