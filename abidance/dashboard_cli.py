@@ -15,6 +15,7 @@ import argparse
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,21 @@ def build(args, environ: dict[str, str] | None = None) -> tuple[list[str], dict[
     return argv, env
 
 
+def port_in_use(address: str, port: int) -> str | None:
+    """Why Streamlit could not listen on (address, port), or None. Bound the way its server binds
+    (SO_REUSEADDR: a port left in TIME_WAIT is free, one another process listens on is not), then
+    released: checked before the URL is printed, so a busy port never shows a URL that serves
+    someone else's page."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def _config_store_url(path: Path) -> str | None:
     try:
         return load_config(path).store.url or None
@@ -107,6 +123,11 @@ def main(args) -> int:
         print(exc, file=sys.stderr)
         return 2
 
+    busy = port_in_use(args.address, args.port)
+    if busy:
+        print(f"abidance dashboard: cannot serve on {args.address}:{args.port}: {busy} (another dashboard or "
+              f"program has it: stop it, or give --port with a free port)", file=sys.stderr)
+        return 2
     url = env["ABIDANCE_STORE_URL"]
     if url.startswith("chdb:"):
         print("abidance dashboard: warning: a chdb:// store can only be opened while no other process (the node, "

@@ -11,6 +11,7 @@ from abidance.backtest.data import load_candle_args, load_depth_args, load_trade
 from abidance.backtest.engine import run_backtest, sim_instruments
 from abidance.backtest.grid_cli import grid_main
 from abidance.backtest.lookahead import lookahead_check
+from abidance.backtest.preflight import input_problems, no_fill_reason
 from abidance.config import ConfigError, load_config
 from abidance.core import topics
 from abidance.core.loop import run
@@ -34,7 +35,13 @@ def add_parser(sub) -> None:
                    help="recorded order-book depth for a symbol (FOLDER/<symbol>-depth-snap.csv and "
                         "-depth-update.csv, with <symbol>-trades.csv when present, as `abidance stream --record` "
                         "writes them): the data engine keeps the book as live and orders fill on it")
-    p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
+    p.add_argument("--interval", help="the candles' interval (default: the file's own, from its dates; "
+                   "a different one is refused)")
+    p.add_argument("--off-grid", choices=("round", "refuse"), default="round",
+                   help="candle values off the instrument's tick or step: round them and say how many (default), "
+                        "or refuse naming the row")
+    p.add_argument("--nan", choices=("refuse", "drop"), default="refuse",
+                   help="candle rows with a missing value: refuse naming the row (default) or drop them")
     p.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                    help="starting balance (default 10000 of the quote asset)")
     # The fill model comes from the config's [backtest] section; these flags override it.
@@ -49,8 +56,10 @@ def add_parser(sub) -> None:
                    "or a ClickHouse server), in the database given by --store-database")
     p.add_argument("--store-database", default="backtest", help="database for --to-store (default 'backtest'; "
                    "view it with ABIDANCE_STORE_DATABASE=... abidance dashboard)")
-    p.add_argument("--lookahead-check", type=int, default=0, metavar="CUTS",
-                   help="also re-run on the data cut at CUTS points and flag any signal that changes")
+    p.add_argument("--lookahead-check", type=int, nargs="?", const=-1, default=0, metavar="CUTS",
+                   help="also re-run on the data cut at each bar where a signal changes (CUTS: at most that many "
+                        "of them, spread evenly) and flag any signal that changes; strategy code reaching files, "
+                        "sockets or programs also fails it (docs/backtest.md, 'No look-ahead')")
     g = p.add_argument_group("parameter grid (docs/backtest.md)")
     g.add_argument("--grid", action="append", metavar="PARAM=V1,V2,...",
                    help="backtest every combination of these values of one strategy's parameters (repeatable; "
@@ -103,9 +112,21 @@ def main(args) -> int:
         elif args.trades:
             trades, bars = load_trade_args(args.trades, instruments), None
         else:
-            trades, bars = None, load_candle_args(args.candles, args.interval, instruments)
+            trades, bars = None, load_candle_args(args.candles, args.interval, instruments, off_grid=args.off_grid,
+                                                  nan=args.nan)
     except ValueError as exc:
         print(f"abidance backtest: {exc}", file=sys.stderr)
+        return 2
+    for symbol, series in (bars or {}).items():
+        if getattr(series, "rounded", 0):
+            grid = instruments[symbol].filters
+            print(f"note: {series.rounded} candle values of {symbol} rounded to its grid (tick "
+                  f"{grid.price_fp.increment}, step {grid.qty_fp.increment}); --off-grid refuse refuses them",
+                  file=sys.stderr)
+    interval = next((b[0].interval for b in bars.values() if b), None) if bars else None
+    problems = input_problems(config, list(depth or trades or bars), instruments, interval)
+    if problems:
+        print("abidance backtest: this run could not trade:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
 
     if args.grid or args.jobs != 1 or args.cluster:
@@ -140,7 +161,13 @@ def main(args) -> int:
                           for s in symbols} if config.strategies else bars or built
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in symbols})
+    for access in result.outside_access:
+        print(f"OUTSIDE THE ENGINE: strategy code at {access.describe()}", file=sys.stderr)
+    why = no_fill_reason(result)
+    if why:
+        print(f"abidance backtest: {why}", file=sys.stderr)
+        return 2
+    summary = summarize(result)
     for key, value in summary.items():
         print(f"{key:>16}: {value if not isinstance(value, float) else f'{value:.4f}'}")
     if args.report:
@@ -150,12 +177,14 @@ def main(args) -> int:
         print("look-ahead check: runs on candles (--candles), not on trades", file=sys.stderr)
         return 2
     if args.lookahead_check:
-        changed = run(lookahead_check(config, bars, cuts=args.lookahead_check, instruments=instruments,
-                                      balances=balances or None, fill=fill))
+        checked: list[int] = []
+        changed = run(lookahead_check(config, bars, cuts=None if args.lookahead_check < 0 else args.lookahead_check,
+                                      checked=checked, instruments=instruments, balances=balances or None, fill=fill))
         for c in changed:
             print(f"LOOK-AHEAD: with data cut at {c.cut_ns} the signal at {c.ts_event} changed: {c.full} -> "
                   f"{c.truncated}")
-        print(f"look-ahead check: {len(changed)} of {args.lookahead_check} cuts changed a past signal")
-        if changed:
+        print(f"look-ahead check: {len(changed)} of {len(checked)} cuts (bars where a signal changes) changed a past "
+              f"signal; {len(result.outside_access)} accesses outside the engine")
+        if changed or result.outside_access:
             return 1
     return 0

@@ -1,5 +1,20 @@
-"""Recorded candles -> Bars in the instrument's ticks and steps (exact, refused if off-grid); the
-command line's recorded trades and depth (abidance/data/depth_files.py) per symbol."""
+"""Recorded candles -> Bars in the instrument's ticks and steps; the command line's recorded trades
+and depth (abidance/data/depth_files.py) per symbol.
+
+Candle policy (`bars_from_frame`):
+- Columns: date, open, high, low, close, volume, matched without regard to case or surrounding
+  spaces ("Date", " Close "); other columns are ignored; a missing one is refused, naming it.
+- Off-grid values (a price not a whole number of the instrument's tick, a volume not a whole
+  number of its step) are rounded to the nearest point of the grid (half to even) and counted
+  (`BarSeries.rounded`; the backtest command prints the count); `off_grid="refuse"`
+  (`--off-grid refuse`) refuses the first, naming the row, the column and the grid. Rounding is
+  the default because the shipped 2018 candles are finer than today's Binance grids the
+  simulator's instruments use (ETH_BTC closes have 7 decimals, ETHBTC's tick is 0.00001):
+  refusing by default would refuse every one of them.
+- Missing values (NaN, empty cells) are refused, naming the row; `nan="drop"` (`--nan drop`)
+  leaves those rows out, and the bars are then one fewer each (a gap, as a missing bar is).
+Float cells are read by their shortest repr, which is the exchange's decimal for a price that
+was one (0.1 is "0.1", not 0.1000000000000000055...)."""
 
 from __future__ import annotations
 
@@ -11,13 +26,48 @@ import numpy as np
 
 from abidance._core.wire import trade_event
 from abidance.core.events import Bar
-from abidance.data.bars import parse_interval
+from abidance.data.bars import INTERVALS, parse_interval
 from abidance.data.depth_files import depth_paths, read_depth, read_trades, trades_path
 
 
-def _units(fp, value) -> int:
-    # Recorded candles are floats in the files: their shortest repr is the exchange's decimal.
-    return fp.to_units(Decimal(repr(float(value))).quantize(fp.increment))
+CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+OFF_GRID = ("refuse", "round")
+NAN = ("refuse", "drop")
+
+
+class CandleError(ValueError):
+    """A candle file the policy refuses; the message names the row and the fix."""
+
+
+def _units(fp, value, where: str = "", column: str = "", off_grid: str = "round", rounded: list | None = None) -> int:
+    # Recorded candles and trades are floats in the files: their shortest repr is the exchange's decimal.
+    d = Decimal(repr(float(value)))
+    on_grid = d.quantize(fp.increment)
+    if on_grid != d:
+        if off_grid != "round":
+            raise CandleError(f"{where}: {column} {d} is not on the grid of {fp.increment} "
+                              "(leave out --off-grid refuse to round such values)")
+        if rounded is not None:
+            rounded[0] += 1
+    return fp.to_units(on_grid)
+
+
+def candle_columns(frame):
+    """The frame with its candle columns named in lower case (matched ignoring case and spaces);
+    CandleError naming a missing or doubled column."""
+    names = {}
+    for col in frame.columns:
+        key = str(col).strip().lower()
+        if key in CANDLE_COLUMNS:
+            if key in names:
+                raise CandleError(f"two columns are {key!r} ignoring case: {names[key]!r} and {col!r}")
+            names[key] = col
+    missing = [c for c in CANDLE_COLUMNS if c not in names]
+    if missing:
+        raise CandleError(f"no {', '.join(missing)} column (have: {', '.join(map(str, frame.columns))})")
+    out = frame[[names[c] for c in CANDLE_COLUMNS]]
+    out.columns = list(CANDLE_COLUMNS)
+    return out
 
 
 class BarSeries(list):
@@ -29,6 +79,7 @@ class BarSeries(list):
     def __init__(self, bars=()):
         super().__init__(sorted(bars, key=lambda b: b.open_time))      # linear when already in order
         self._columns = None
+        self.rounded = 0        # values the loader rounded to the instrument's grid
 
     @property
     def columns(self) -> dict:
@@ -38,16 +89,33 @@ class BarSeries(list):
         return self._columns
 
 
-def bars_from_frame(frame, symbol: str, interval: str, instrument) -> BarSeries:
-    """A DataFrame with date, open, high, low, close, volume (freqtrade/Binance layout)."""
+def bars_from_frame(frame, symbol: str, interval: str, instrument, *, off_grid: str = "round",
+                    nan: str = "refuse") -> BarSeries:
+    """A DataFrame with date, open, high, low, close, volume (freqtrade/Binance layout; any case).
+    Off-grid values are rounded to the grid and counted (`.rounded`), or refused naming the row
+    with `off_grid="refuse"`; rows with a missing value are refused naming the row, or dropped
+    with `nan="drop"` (module doc)."""
+    if off_grid not in OFF_GRID or nan not in NAN:
+        raise ValueError(f"off_grid must be one of {OFF_GRID} and nan one of {NAN}")
     iv = parse_interval(interval)
     price, qty = instrument.filters.price_fp, instrument.filters.qty_fp
-    out = []
-    for row in frame.itertuples(index=False):
+    frame = candle_columns(frame)
+    out, rounded = [], [0]
+    for i, row in enumerate(frame.itertuples(index=False)):
+        where = f"{symbol} row {i + 1} ({row.date})"
+        if any(v is None or v != v for v in row):          # NaN, NaT, None: the one value unequal to itself
+            if nan == "drop":
+                continue
+            empty = ", ".join(c for c, v in zip(CANDLE_COLUMNS, row) if v is None or v != v)
+            raise CandleError(f"{where}: no value in {empty} (give --nan drop to leave such rows out)")
         t = int(row.date.value) if hasattr(row.date, "value") else int(row.date)
-        out.append(Bar(symbol, interval, t, t + iv, _units(price, row.open), _units(price, row.high),
-                       _units(price, row.low), _units(price, row.close), _units(qty, row.volume), 0))
+        out.append(Bar(symbol, interval, t, t + iv, _units(price, row.open, where, "open", off_grid, rounded),
+                       _units(price, row.high, where, "high", off_grid, rounded),
+                       _units(price, row.low, where, "low", off_grid, rounded),
+                       _units(price, row.close, where, "close", off_grid, rounded),
+                       _units(qty, row.volume, where, "volume", off_grid, rounded), 0))
     series = BarSeries(out)
+    series.rounded = rounded[0]
     series.columns        # built once with the data, not on each run
     return series
 
@@ -70,8 +138,17 @@ def trades_from_frame(frame, symbol: str, instrument) -> list:
 
 
 def read_candles(path: str):
-    """A candle file as a DataFrame: feather, parquet or csv (with a `date` column)."""
-    return _read_frame(path, parse_dates=["date"])
+    """A candle file as a DataFrame: feather, parquet or csv (a `date` column in any case, parsed
+    as UTC; epoch milliseconds are read as such)."""
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
+    import pandas as pd
+
+    frame = _read_frame(path)
+    date = next((c for c in frame.columns if str(c).strip().lower() == "date"), None)
+    if date is not None and not pd.api.types.is_datetime64_any_dtype(frame[date]):
+        unit = "ms" if pd.api.types.is_integer_dtype(frame[date]) else None
+        frame[date] = pd.to_datetime(frame[date], utc=True, unit=unit)
+    return frame
 
 
 def _read_frame(path: str, **csv_options):
@@ -94,10 +171,51 @@ def parse_balances(items) -> dict[str, Decimal]:
     return out
 
 
-def load_candle_args(items, interval: str, instruments: dict) -> dict[str, list[Bar]]:
-    """["SYMBOL=FILE", ...] -> bars per symbol; ValueError naming the bad item."""
-    return {symbol: bars_from_frame(read_candles(path), symbol, interval, instruments[symbol])
-            for symbol, path in _symbol_files("--candles", items, instruments)}
+def frame_interval(frame) -> str | None:
+    """The bar interval a candle file holds: the most common spacing of its `date` column, by
+    Binance's name ("5m"); None with fewer than two rows or a spacing Binance has no name for.
+    The most common spacing, not the smallest: recorded series have gaps (missing bars), and a
+    single duplicated or off-grid row must not decide it."""
+    if len(frame) < 2:
+        return None
+    # The same reading of a date as bars_from_frame's (a Timestamp's ns, or ns already).
+    t = np.sort(np.fromiter((int(d.value) if hasattr(d, "value") else int(d) for d in frame["date"]), np.int64,
+                            len(frame)))
+    diffs = np.diff(t)
+    diffs = diffs[diffs > 0]
+    if not diffs.size:
+        return None
+    values, counts = np.unique(diffs, return_counts=True)
+    spacing = int(values[np.argmax(counts)])
+    return next((name for name, ns in INTERVALS.items() if ns == spacing), None)
+
+
+def load_candle_args(items, interval: str | None, instruments: dict, *, off_grid: str = "round",
+                     nan: str = "refuse") -> dict[str, list[Bar]]:
+    """["SYMBOL=FILE", ...] -> bars per symbol; ValueError naming the bad item.
+
+    `interval` None: each file's own interval (`frame_interval`). Given: it must be the
+    file's, else ValueError (bars stamped 5m that are 1m apart would reach no 1m strategy and
+    close at the wrong time: a silent empty backtest)."""
+    out = {}
+    for symbol, path in _symbol_files("--candles", items, instruments):
+        try:
+            frame = candle_columns(read_candles(path))
+        except CandleError as exc:
+            raise CandleError(f"--candles {symbol}={path}: {exc}") from None
+        found = frame_interval(frame)
+        if interval is None and found is None:
+            raise ValueError(f"--candles {symbol}={path}: cannot tell the bars' interval from their dates "
+                             "(give --interval)")
+        if interval is not None and found is not None and found != interval:
+            raise ValueError(f"--candles {symbol}={path}: the bars are {found} apart, not {interval} (--interval); "
+                             f"use --interval {found}, or leave it out to take the file's")
+        try:
+            out[symbol] = bars_from_frame(frame, symbol, interval or found, instruments[symbol], off_grid=off_grid,
+                                          nan=nan)
+        except CandleError as exc:
+            raise CandleError(f"--candles {path}: {exc}") from None
+    return out
 
 
 def load_trade_args(items, instruments: dict) -> dict[str, list]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from abidance._core.barloop import run_until_action
 from abidance._core.wire import DepthDiffEvent
+from abidance.backtest import audit
 from abidance.backtest.data import BarSeries
 from abidance.backtest.equity import EquityCurve
 from abidance.core import topics
@@ -86,6 +87,7 @@ class BacktestResult:
     quote_asset: str = ""
     base_assets: dict = field(default_factory=dict)     # symbol -> base asset
     strategy_pnl: dict = field(default_factory=dict)    # strategy id -> positions, PnL, fees
+    outside_access: list = field(default_factory=list)  # audit.Access: strategy code reaching past the engine
 
 
 class Backtest:
@@ -334,13 +336,18 @@ class Backtest:
         # time it runs: ~15 % of a trade-heavy run. Rarer collections for the run; still collected.
         threshold = gc.get_threshold()
         gc.set_threshold(RUN_GC_THRESHOLD, *threshold[1:])
-        self.start()
-        try:
-            while self.step() is not None:
-                pass
-        finally:
-            result = self.finish()
-            gc.set_threshold(*threshold)
+        # Strategy code that opens files, sockets or programs while it runs is reported (audit.py):
+        # the engine is the only way data should reach it.
+        running = list(self.kernel.strategies.strategies.values())
+        with audit.watch(audit.strategy_files(running), audit.declared_files(running)) as accesses:
+            self.start()
+            try:
+                while self.step() is not None:
+                    pass
+            finally:
+                result = self.finish()
+                gc.set_threshold(*threshold)
+        result.outside_access = accesses
         return result
 
 

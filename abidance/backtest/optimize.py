@@ -12,9 +12,12 @@ parameters proposed by Optuna inside the ranges the strategy class declares
 - Invalid combinations (the class refuses them, or its on_start raises, as ema_cross does
   for fast >= slow: the StrategyEngine would disable it and the backtest would trade
   nothing) are checked before running and the trial is PRUNED with the reason in its
-  user attrs "invalid". A trial whose objective is undefined (e.g. no trade: Sharpe of a
-  flat equity curve) is PRUNED with "no_score". A backtest that raises is FAILED. None of
-  them stops the study.
+  user attrs "invalid". A trial with fewer fills than `min_trades` or fewer round trips
+  than `min_round_trips` (RunSettings; 1 each by default: a trial that bought once and never
+  sold is no evidence) is PRUNED with "too_few_trades", so it can never be "best". A trial
+  whose objective is undefined (Sharpe of a flat equity curve, or withheld on too short a
+  run) is PRUNED with "no_score". A backtest that raises is FAILED. None of them stops the
+  study; `OptimizeResult.pruned_reasons` counts the reasons, with an example of each.
 - Parallel: the main process owns the study (ask / tell, a single writer to the SQLite
   file); a pool of `jobs` worker processes runs the backtests. TPE uses the constant-liar
   heuristic when trials run in parallel.
@@ -145,6 +148,27 @@ class RunSettings:
     balances: dict | None = None
     fee_bps: Decimal = Decimal(10)
     slippage_bps: Decimal = Decimal(0)
+    min_trades: int = 1             # fills a trial needs to be scored
+    min_round_trips: int = 1        # and closed round trips
+
+
+def too_few_trades(summary: dict, settings: RunSettings) -> str | None:
+    """Why a trial's trades are too few to score it, or None."""
+    fills, trips = summary.get("fills") or 0, summary.get("round_trips") or 0
+    if fills < settings.min_trades:
+        return f"{fills} fills < --min-trades {settings.min_trades}"
+    if trips < settings.min_round_trips:
+        return f"{trips} round trips < --min-round-trips {settings.min_round_trips}"
+    return None
+
+
+def no_score_reason(objective: str, summary: dict) -> str:
+    """Why the objective of a run is undefined, from its summary."""
+    if not summary.get("round_trips"):
+        return f"{objective} undefined: no round trip"
+    if summary.get("annualised") and objective in ("sharpe", "sortino", "calmar"):
+        return f"{objective} {summary['annualised']}"
+    return f"{objective} undefined: flat equity or no drawdown"
 
 
 def _plain(v):
@@ -165,7 +189,7 @@ def evaluate(config, strategy_id: str, params: dict, bars_by_symbol: dict, setti
     result = run(run_backtest(cfg, bars_by_symbol, instruments=instruments, balances=settings.balances,
                               taker_bps=settings.fee_bps, maker_bps=settings.fee_bps,
                               slippage_bps=settings.slippage_bps))
-    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars_by_symbol})
+    summary = summarize(result)
     value = objective_value(settings.objective, summary, settings.dd_penalty)
     return value, {k: _plain(v) for k, v in summary.items()}
 
@@ -196,9 +220,18 @@ class OptimizeResult:
     complete: int
     pruned: int
     failed: int
+    pruned_reasons: dict = field(default_factory=dict)    # kind -> (count, an example)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+PRUNE_KINDS = {"invalid": "invalid parameters", "too_few_trades": "too few trades", "no_score": "no score"}
+
+
+def format_pruned(reasons: dict) -> str:
+    """"too few trades x5 (e.g. 1 fills < --min-trades 2); invalid parameters x3 (e.g. ...)"."""
+    return "; ".join(f"{PRUNE_KINDS.get(k, k)} x{n} (e.g. {example})" for k, (n, example) in reasons.items())
 
 
 def make_sampler(name: str, seed: int | None, parallel: bool):
@@ -273,8 +306,12 @@ def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 
         else:
             value, summary = outcome
             trial.set_user_attr("summary", summary)
-            if value is None:
-                trial.set_user_attr("no_score", f"{objective} undefined (round trips: {summary.get('round_trips')})")
+            few = too_few_trades(summary, settings)
+            if few is not None:
+                trial.set_user_attr("too_few_trades", few)
+                study.tell(trial, state=TrialState.PRUNED)
+            elif value is None:
+                trial.set_user_attr("no_score", no_score_reason(objective, summary))
                 study.tell(trial, state=TrialState.PRUNED)
             else:
                 study.tell(trial, value)
@@ -336,10 +373,16 @@ def _result(study, objective: str) -> OptimizeResult:
     best = None
     if count[TrialState.COMPLETE]:
         best = study.best_trial
+    reasons: dict[str, tuple[int, str]] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            kind = next((k for k in PRUNE_KINDS if k in t.user_attrs), "unknown")
+            n, example = reasons.get(kind, (0, t.user_attrs.get(kind, "no reason recorded")))
+            reasons[kind] = (n + 1, example)
     return OptimizeResult(study.study_name, objective, dict(best.params) if best else None,
                           best.value if best else None, best.user_attrs.get("summary") if best else None,
                           len(trials), count[TrialState.COMPLETE], count[TrialState.PRUNED],
-                          count[TrialState.FAIL])
+                          count[TrialState.FAIL], reasons)
 
 
 # ---- walk-forward --------------------------------------------------------------------------
@@ -359,9 +402,17 @@ class WindowResult:
     in_sample_return: float | None = None
     out_of_sample_return: float | None = None
     extra: dict = field(default_factory=dict)
+    note: str = ""              # why a figure is missing
+
+    @property
+    def degradation(self) -> float | None:
+        """Out-of-sample minus in-sample objective (negative: the parameters did worse on new data)."""
+        if self.in_sample is None or self.out_of_sample is None:
+            return None
+        return self.out_of_sample - self.in_sample
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "degradation": self.degradation}
 
 
 def windows(n: int, train_bars: int, test_bars: int, anchored: bool) -> list[tuple[int, int, int, int]]:
@@ -411,8 +462,17 @@ def walk_forward(config, strategy_id: str, bars, train_bars: int, test_bars: int
             row.in_sample_return = (res.best_summary or {}).get("total_return")
             value, summary = evaluate(config, strategy_id, res.best_params, test, settings, instruments)
             row.out_of_sample, row.out_of_sample_return = value, summary.get("total_return")
-            row.extra = {"test_round_trips": summary.get("round_trips"),
+            row.extra = {"train_round_trips": (res.best_summary or {}).get("round_trips"),
+                         "test_round_trips": summary.get("round_trips"),
                          "train_trials": res.trials, "train_complete": res.complete}
+            few = too_few_trades(summary, settings)
+            if few is not None:        # the same bar as a trial's: too few trades score nothing
+                row.out_of_sample, row.note = None, f"OOS not scored: {few} in the test window"
+            elif value is None:
+                row.note = "OOS " + no_score_reason(objective, summary)
+        else:
+            row.note = (f"no trial scored in training ({res.pruned} pruned: {format_pruned(res.pruned_reasons)}; "
+                        f"{res.failed} failed)")
         rows.append(row)
     return rows
 
@@ -431,18 +491,24 @@ def _f(v) -> str:
 def format_walk_forward(rows: list[WindowResult], objective: str) -> str:
     """A text table: one line per window, in-sample next to out-of-sample."""
     head = (f"{'win':>3}  {'train':<33}  {'test':<33}  {'IS ' + objective:>12}  {'OOS ' + objective:>12}  "
-            f"{'IS ret':>8}  {'OOS ret':>8}  params")
+            f"{'OOS-IS':>8}  {'IS ret':>8}  {'OOS ret':>8}  {'IS/OOS trips':>12}  params")
     lines = [head, "-" * len(head)]
     for r in rows:
         params = "-" if r.best_params is None else json.dumps(
             {k: round(v, 4) if isinstance(v, float) else v for k, v in r.best_params.items()})
+        trips = f"{r.extra.get('train_round_trips', '-')}/{r.extra.get('test_round_trips', '-')}"
         lines.append(f"{r.window:>3}  {_ts(r.train_start) + ' - ' + _ts(r.train_end):<33}  "
                      f"{_ts(r.test_start) + ' - ' + _ts(r.test_end):<33}  {_f(r.in_sample):>12}  "
-                     f"{_f(r.out_of_sample):>12}  {_f(r.in_sample_return):>8}  {_f(r.out_of_sample_return):>8}  "
-                     f"{params}")
-    ins = [r.in_sample for r in rows if r.in_sample is not None and r.out_of_sample is not None]
-    oos = [r.out_of_sample for r in rows if r.in_sample is not None and r.out_of_sample is not None]
-    if ins:
-        lines.append(f"mean {objective}: in-sample {sum(ins) / len(ins):.4f}, "
-                     f"out-of-sample {sum(oos) / len(oos):.4f} ({len(ins)} windows)")
+                     f"{_f(r.out_of_sample):>12}  {_f(r.degradation):>8}  {_f(r.in_sample_return):>8}  "
+                     f"{_f(r.out_of_sample_return):>8}  {trips:>12}  {params}")
+        if r.note:
+            lines.append(f"     - {r.note}")          # why a figure of this window is missing
+    scored = [r for r in rows if r.degradation is not None]
+    if scored:
+        ins = sum(r.in_sample for r in scored) / len(scored)
+        oos = sum(r.out_of_sample for r in scored) / len(scored)
+        lines.append(f"mean {objective}: in-sample {ins:.4f}, out-of-sample {oos:.4f}, degradation {oos - ins:+.4f} "
+                     f"({len(scored)} of {len(rows)} windows scored)")
+    else:
+        lines.append(f"no window has both an in-sample and an out-of-sample {objective}: see the reasons above")
     return "\n".join(lines)

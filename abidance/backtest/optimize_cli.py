@@ -9,8 +9,8 @@ from pathlib import Path
 
 from abidance.backtest.data import load_candle_args, parse_balances
 from abidance.backtest.engine import sim_instruments
-from abidance.backtest.optimize import (RunSettings, format_walk_forward, optimize, search_space, strategy_class,
-                                        study_storage, walk_forward)
+from abidance.backtest.optimize import (RunSettings, format_pruned, format_walk_forward, optimize, search_space,
+                                        strategy_class, study_storage, walk_forward)
 from abidance.config import ConfigError, load_config
 from abidance.extras import require
 
@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--strategy", required=True, metavar="ID", help="the id of the strategy to optimise")
     p.add_argument("--candles", action="append", required=True, metavar="SYMBOL=FILE",
                    help="candles for a symbol (feather/parquet/csv with date, open, high, low, close, volume)")
-    p.add_argument("--interval", default="5m", help="the candles' interval (default 5m)")
+    p.add_argument("--interval", help="the candles' interval (default: the file's own, from its dates; "
+                   "a different one is refused)")
     p.add_argument("--trials", type=int, default=50, help="trials to run (added to a resumed study; default 50)")
     p.add_argument("--sampler", choices=("tpe", "random"), default="tpe", help="search (default tpe: Bayesian)")
     p.add_argument("--objective", choices=("sharpe", "sortino", "calmar", "return_dd"), default="sharpe",
@@ -43,6 +44,10 @@ def add_parser(sub) -> None:
                    help="starting balance (default 10000 of the quote asset)")
     p.add_argument("--fee-bps", default="10", help="taker and maker fee in bps (default 10 = 0.1 %%)")
     p.add_argument("--slippage-bps", default="0", help="market-order slippage in bps (default 0)")
+    p.add_argument("--min-trades", type=int, default=1, metavar="N",
+                   help="a trial with fewer fills is pruned, never best (default 1)")
+    p.add_argument("--min-round-trips", type=int, default=1, metavar="N",
+                   help="a trial with fewer closed round trips is pruned, never best (default 1)")
     p.add_argument("--out", help="write the best parameters (or the walk-forward rows) here as JSON")
     p.add_argument("--walk-forward", metavar="TRAIN_BARS:TEST_BARS[:anchored]",
                    help="walk-forward: optimise --trials on each train window, score on the next test window")
@@ -69,6 +74,8 @@ def main(args) -> int:
         walk = _walk_spec(args.walk_forward) if args.walk_forward else None
         if args.trials <= 0 or args.jobs <= 0:
             raise ValueError("--trials and --jobs must be positive")
+        if args.min_trades < 0 or args.min_round_trips < 0:
+            raise ValueError("--min-trades and --min-round-trips must be >= 0")
         space = search_space(strategy_class(config, args.strategy))
     except ConfigError as exc:
         print("abidance optimize: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
@@ -88,7 +95,8 @@ def main(args) -> int:
     except ValueError as exc:
         print(f"abidance optimize: {exc}", file=sys.stderr)
         return 2
-    settings = RunSettings(args.objective, args.dd_penalty, balances or None, fee, slip)
+    settings = RunSettings(args.objective, args.dd_penalty, balances or None, fee, slip, args.min_trades,
+                           args.min_round_trips)
     print(f"searching {args.strategy}: " + ", ".join(f"{n} in [{s.low}, {s.high}]" if not s.choices else
                                                       f"{n} in {list(s.choices)}" for n, s in space.items()))
     if walk:
@@ -118,10 +126,14 @@ def main(args) -> int:
                       seed=args.seed, settings=settings, instruments=instruments)
     print(f"study {result.study_name}: {result.trials} trials ({result.complete} complete, {result.pruned} pruned, "
           f"{result.failed} failed)")
+    if result.pruned_reasons:
+        print(f"pruned: {format_pruned(result.pruned_reasons)}")
     if result.best_params is None:
-        print("no trial produced a score (no trades, or every proposal invalid)")
+        print("no trial produced a score: see the pruning reasons above")
     else:
-        print(f"best {args.objective}: {result.best_value:.4f}")
+        best = result.best_summary or {}
+        print(f"best {args.objective}: {result.best_value:.4f} ({best.get('fills')} fills, "
+              f"{best.get('round_trips')} round trips, total return {best.get('total_return')})")
         print(f"best params: {json.dumps(result.best_params)}")
     if args.out:
         _write(args.out, {"strategy": args.strategy, "study_db": args.study_db, **result.as_dict()})

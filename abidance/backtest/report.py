@@ -19,27 +19,24 @@ def equity_frame(result) -> pd.DataFrame:
     return result.equity.frame()
 
 
-def summarize(result, steps: dict[str, Decimal] | None = None) -> dict:
-    """Total return, CAGR, Sharpe, Sortino, max drawdown, win rate, profit factor, exposure, trades, fees."""
-    acct = M.account_summary(equity_frame(result))
-    fills = fills_frame(result)
-    trips, _ = M.round_trips(fills, steps)
-    pnls = [t.pnl for t in trips]
-    fees = sum((t.fees for t in trips), Decimal(0))
-    out = {"bars": result.bars, "fills": len(result.fills), "round_trips": len(trips),
-           "final_equity": result.final_equity, "win_rate": M.win_rate(pnls), "profit_factor": M.profit_factor(pnls),
-           "expectancy": (sum(pnls, Decimal(0)) / len(pnls)).quantize(Decimal("1e-8")) if pnls else None,
-           "fees_in_trips": fees,
+def summarize(result) -> dict:
+    """Every figure of the run, from `metrics.performance` (the store reader and the dashboard
+    call the same on the same equity and fills), with the run's own counts: bars, denied orders,
+    every fee paid (open positions' too). `annualised` says why CAGR, Sharpe, Sortino and
+    Calmar are missing when the run is too short for them."""
+    perf = M.performance(equity_frame(result), fills_frame(result))
+    out = {"bars": result.bars, "fills": len(result.fills), "round_trips": 0, "final_equity": result.final_equity,
+           "win_rate": None, "profit_factor": None, "expectancy": None, "fees_in_trips": Decimal(0),
            "denied": sum(1 for d in result.decisions if not d.accepted)}
     out["fees_paid"] = sum((_fee_in_quote(f, result) for f in result.fills), Decimal(0))
-    if acct is not None:
-        dd = acct.max_drawdown
-        eq = result.equity
-        duration_s = (eq[dd.trough_index].ts_event - eq[dd.peak_index].ts_event) / 1e9 if eq and dd.fraction else 0.0
-        out.update(total_return=acct.total_return, cagr=acct.cagr, sharpe=acct.sharpe, sortino=acct.sortino,
-                   max_drawdown=dd.fraction, max_drawdown_duration_h=duration_s / 3600,
-                   calmar=(acct.cagr / dd.fraction) if acct.cagr is not None and dd.fraction else None,
-                   exposure=acct.exposure)
+    if perf is not None:
+        out.update(round_trips=perf.round_trips, win_rate=perf.win_rate, profit_factor=perf.profit_factor,
+                   expectancy=perf.expectancy, fees_in_trips=perf.fees_in_trips)
+        out.update(total_return=perf.total_return, cagr=perf.cagr, sharpe=perf.sharpe, sortino=perf.sortino,
+                   max_drawdown=perf.max_drawdown.fraction, max_drawdown_duration_h=perf.max_drawdown_duration_h,
+                   calmar=perf.calmar, exposure=perf.exposure)
+        if perf.withheld:
+            out["annualised"] = perf.withheld
     return out
 
 

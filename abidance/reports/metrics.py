@@ -14,12 +14,22 @@ Conventions, chosen once:
   sqrt(mean(min(r, 0)^2)) over every period (target 0).
 - CAGR = (last / first) ^ (1 / years) - 1 with years = elapsed seconds / (365 x 86400).
 - Max drawdown is the largest fall from a running peak, as a fraction of that peak and in money.
+- Annualised figures (CAGR, Sharpe, Sortino, Calmar) are withheld, with the reason, on less than
+  MIN_ANNUALISED_SPAN_S of equity (a 10-minute run compounds to a CAGR of 1e130), and Sharpe and
+  Sortino on fewer than MIN_RETURNS periodic returns.
+- A position is open while at least one lot is held; the lot of a symbol is the finest quantity
+  increment among its fills (`lot_steps`: every fill is a whole number of the exchange's step, so
+  this is the step or a multiple of it). The fee dust a sale leaves (a buy's fee is paid in the
+  base asset) is less than a lot, so it closes the round trip and is not exposure. The same
+  fills give the same answer everywhere: the backtester, its report, the store reader and the
+  dashboard all call `performance()`.
 - A round trip runs from a flat position to flat again (spot: long only), booked like the node's
   portfolio does: average cost, fees paid in the quote asset as they are, fees paid in the base
   asset valued at the fill price (and the base they take), fees in other assets not valued.
   Its PnL includes every fee of the round trip. Win rate = winning / all closed round trips;
   profit factor = gross profit / gross loss (inf when there is no loss).
-- Exposure = share of the observed time with a position open.
+- Exposure = share of the equity curve's span with any position open (the union over strategies
+  and symbols of their round trips' holding times, open ones to the end).
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ from abidance.reports.fills import book_fill
 
 ZERO = Decimal(0)
 SECONDS_PER_YEAR = 365 * 86400
+MIN_ANNUALISED_SPAN_S = 86400        # CAGR, Sharpe, Sortino, Calmar need at least a day of equity
+MIN_RETURNS = 30                     # Sharpe and Sortino need at least this many periodic returns
 PERIODS_PER_YEAR = {"1D": 365, "1h": 365 * 24, "1min": 365 * 24 * 60}
 
 
@@ -72,10 +84,15 @@ def periodic_returns(ts: Sequence, equity: Sequence, period: str = "1D") -> pd.S
     grouped = s.resample(period)
     closes = grouped.last().ffill()
     values = np.concatenate([[s.iloc[0]], closes.to_numpy()])
-    r = pd.Series(values[1:] / values[:-1] - 1.0, index=closes.index)
+    # A return needs a positive value to grow from: an account worth nothing (0, or not valued in
+    # its quote asset) has none, and no numpy warning reaches the user for it.
+    prev = values[:-1]
+    safe = prev > 0
+    ratio = np.divide(values[1:], prev, out=np.full(prev.shape, np.nan), where=safe)
+    r = pd.Series(ratio - 1.0, index=closes.index)
     if grouped.count().iloc[0] == 1:
-        r = r.iloc[1:]      # the first period holds only the opening point: no return of its own
-    return r
+        r, safe = r.iloc[1:], safe[1:]      # the first period holds only the opening point: no return of its own
+    return r[safe]
 
 
 def sharpe(returns: Iterable[float], periods_per_year: float) -> float | None:
@@ -172,6 +189,25 @@ class AccountSummary:
     exposure: float | None
     period: str
     periods: int
+    withheld: str | None = None      # why CAGR / Sharpe / Sortino are not given (too short a span)
+
+
+def _span_text(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def annualised_withheld(seconds: float, periods: int) -> str | None:
+    """Why annualised figures over `seconds` of equity with `periods` returns would mislead; None if fine."""
+    if seconds < MIN_ANNUALISED_SPAN_S:
+        return (f"withheld: {_span_text(seconds)} of equity; CAGR, Sharpe, Sortino and Calmar need at least "
+                f"{_span_text(MIN_ANNUALISED_SPAN_S)}")
+    if periods < MIN_RETURNS:
+        return (f"Sharpe and Sortino withheld: {periods} periodic returns, they need at least {MIN_RETURNS}")
+    return None
 
 
 def choose_period(seconds: float) -> str:
@@ -200,8 +236,11 @@ def account_summary(equity_df: pd.DataFrame, period: str | None = None) -> Accou
     elif "positions_value" in df:
         exposure = time_share(ts, [_dec(v) != 0 for v in df["positions_value"]])
     first, last = _dec(eq[0]), _dec(eq[-1])
-    return AccountSummary(first, last, last - first, total_return(eq), cagr(first, last, seconds),
-                          sharpe(r, ppy), sortino(r, ppy), max_drawdown(eq), exposure, period, len(r))
+    withheld = annualised_withheld(seconds, len(r))
+    short = seconds < MIN_ANNUALISED_SPAN_S
+    return AccountSummary(first, last, last - first, total_return(eq), None if short else cagr(first, last, seconds),
+                          None if withheld else sharpe(r, ppy), None if withheld else sortino(r, ppy),
+                          max_drawdown(eq), exposure, period, len(r), withheld)
 
 
 # ---- trade level -----------------------------------------------------------------------------
@@ -222,13 +261,14 @@ def round_trips(fills: pd.DataFrame, steps: dict[str, Decimal] | None = None
     """Closed round trips, and per (strategy_id, symbol) the open state: quantity, realised PnL,
     fees, and the time intervals a position was held (open ones end at None).
 
-    `steps` (symbol -> lot step), when known, closes a trip once less than one step is left
-    (fee dust in the base asset cannot be sold)."""
-    steps = steps or {}
+    A trip closes once less than one lot is left (fee dust in the base asset cannot be sold): the
+    lot is `lot_steps(fills)`, the module's one definition; `steps` overrides it per symbol (for
+    tests of the booking itself)."""
     trips: list[RoundTrip] = []
     books: dict[tuple[str, str], dict] = {}
     if fills is None or fills.empty:
         return trips, books
+    steps = {**lot_steps(fills), **(steps or {})}
     df = fills.sort_values("ts", kind="stable")
     for row in df.itertuples(index=False):
         key = (row.strategy_id, row.symbol)
@@ -260,6 +300,47 @@ def round_trips(fills: pd.DataFrame, steps: dict[str, Decimal] | None = None
 
 
 _TINY = Decimal("1e-30")
+
+
+def lot_steps(fills: pd.DataFrame) -> dict[str, Decimal]:
+    """symbol -> the finest quantity increment among its fills (10 ** the smallest exponent of the
+    quantities). Every fill is a whole number of the exchange's lot step, so this is that step or a
+    multiple of it: what a sale leaves below it is dust (a fee's remainder), not a position."""
+    out: dict[str, Decimal] = {}
+    if fills is None or fills.empty:
+        return out
+    for symbol, qty in zip(fills["symbol"], fills["qty"]):
+        q = _dec(qty)
+        if not q:
+            continue
+        exp = q.normalize().as_tuple().exponent
+        step = Decimal(1).scaleb(min(exp, 0))
+        if symbol not in out or step < out[symbol]:
+            out[symbol] = step
+    return out
+
+
+def held_union(books: dict, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
+    """Share of [start, end] during which any (strategy, symbol) held a position (union of the
+    holding intervals `round_trips` gives; an open one runs to `end`)."""
+    intervals = sorted((max(a, start), min(b if b is not None else end, end))
+                       for book in books.values() for a, b in book["held"])
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return None
+    total, cur_a, cur_b = 0.0, None, None
+    for a, b in intervals:
+        if b <= a:
+            continue
+        if cur_b is None or a > cur_b:
+            if cur_b is not None:
+                total += (cur_b - cur_a).total_seconds()
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    if cur_b is not None:
+        total += (cur_b - cur_a).total_seconds()
+    return min(1.0, total / span)
 
 
 def win_rate(pnls: Sequence[Decimal]) -> float | None:
@@ -314,11 +395,74 @@ def per_strategy_symbol(fills: pd.DataFrame, start=None, end=None,
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
+# ---- one run's figures -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Performance:
+    """Every figure of a run, from its equity curve and its fills (see `performance`)."""
+
+    start_equity: Decimal
+    end_equity: Decimal
+    pnl: Decimal
+    span_s: float
+    total_return: float | None
+    cagr: float | None
+    sharpe: float | None
+    sortino: float | None
+    calmar: float | None
+    max_drawdown: Drawdown
+    max_drawdown_duration_h: float
+    exposure: float | None
+    fills: int
+    round_trips: int
+    win_rate: float | None
+    profit_factor: float | None
+    expectancy: Decimal | None
+    fees_in_trips: Decimal
+    period: str
+    periods: int
+    withheld: str | None
+
+
+def performance(equity_df: pd.DataFrame, fills_df: pd.DataFrame | None, drawdown: Drawdown | None = None
+                ) -> Performance | None:
+    """The one computation of a run's figures, used by the backtester (CLI and HTML report), the
+    store reader and the dashboard: equity columns ts, equity; fills columns ts, strategy_id,
+    symbol, side, qty, price, commission, commission_asset. `drawdown` replaces the max drawdown
+    when the caller has it exactly over more rows than it passes (the dashboard samples the curve).
+    None without equity."""
+    acct = account_summary(equity_df)
+    if acct is None:
+        return None
+    eq = equity_df.sort_values("ts", kind="stable")
+    ts = pd.to_datetime(eq["ts"], utc=True)
+    start, end = ts.iloc[0], ts.iloc[-1]
+    dd = drawdown or acct.max_drawdown
+    duration_h = 0.0
+    if drawdown is None and dd.fraction:
+        duration_h = (ts.iloc[dd.trough_index] - ts.iloc[dd.peak_index]).total_seconds() / 3600
+    fills = fills_df if fills_df is not None else pd.DataFrame()
+    trips, books = round_trips(fills)
+    pnls = [t.pnl for t in trips]
+    span = (end - start).total_seconds()
+    calmar = acct.cagr / dd.fraction if acct.cagr is not None and dd.fraction else None
+    return Performance(
+        acct.start_equity, acct.end_equity, acct.pnl, span, acct.total_return, acct.cagr, acct.sharpe,
+        acct.sortino, calmar, dd, duration_h, held_union(books, start, end) if books else 0.0 if span > 0 else None,
+        len(fills), len(trips), win_rate(pnls), profit_factor(pnls),
+        (sum(pnls, ZERO) / len(pnls)).quantize(Decimal("1e-8")) if pnls else None,
+        sum((t.fees for t in trips), ZERO), acct.period, acct.periods, acct.withheld)
+
+
 def fmt_pct(x: float | None, digits: int = 2) -> str:
+    """A share as a percentage; a non-zero one too small for `digits` decimals keeps two significant
+    digits (a 0.001 % drawdown is not shown as 0.00 %)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     if math.isinf(x):
         return "inf"
+    if x and abs(x * 100) < 0.5 * 10 ** -digits:
+        return f"{x * 100:.2g}%"
     return f"{x * 100:.{digits}f}%"
 
 

@@ -115,6 +115,18 @@ class StoreReader:
         return self._select("equity", _Where().time("ts", start, end), "ts",
                             columns="ts, equity, cash, positions_value, realized_pnl, unrealized_pnl, fees, drawdown")
 
+    def performance(self, start=None, end=None):
+        """Every figure of the run in the store over [start, end): `abidance.reports.metrics.performance`
+        on its equity curve and all its fills, the computation the backtester and the dashboard use
+        (so a backtest written with --to-store reads the same here as on its command line).
+        None without equity."""
+        # Lazy: the metrics need pandas, an optional extra (dev, ml, dashboard): only this path does.
+        from abidance.reports.metrics import performance
+
+        fills = self._select("fills", _Where().time("ts", start, end), "ts, trade_id",
+                             columns="ts, strategy_id, symbol, side, qty, price, commission, commission_asset")
+        return performance(self.equity_curve(start, end), fills)
+
     def positions(self):
         """The latest position record of each (strategy, symbol): the portfolio keeps one per strategy."""
         return self.query(

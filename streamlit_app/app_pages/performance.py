@@ -24,38 +24,42 @@ if not span["rows"]:
 end = span["last_ts"]
 start = None if WINDOWS[window] is None else end - pd.Timedelta(days=WINDOWS[window])
 eq = common.slow("q.equity_sampled", start=start, max_points=MAX_POINTS)
-summary = M.account_summary(eq)
+exact = None
 if len(eq) >= MAX_POINTS:
     # sampled: the drawdown over every row comes from the store
-    exact = common.slow("q.max_drawdown", start=start)
-    summary = dataclasses.replace(summary, max_drawdown=M.Drawdown(exact["fraction"], exact["amount"], 0, 0))
+    dd = common.slow("q.max_drawdown", start=start)
+    exact = M.Drawdown(dd["fraction"], dd["amount"], 0, 0)
 fills = common.slow("fills", start=start, limit=common.BIG)
 fills = fills.iloc[::-1].reset_index(drop=True) if not common.is_empty(fills) else fills
+# The one computation of every figure (the backtester's and the store reader's too).
+perf = M.performance(eq, None if common.is_empty(fills) else fills, drawdown=exact)
 table = M.per_strategy_symbol(fills, eq["ts"].iloc[0], end) if not common.is_empty(fills) else None
 trips, _ = M.round_trips(fills) if not common.is_empty(fills) else ([], {})
-pnls = [t.pnl for t in trips]
+withheld = perf.withheld or ""          # why CAGR / Sharpe / Sortino show n/a on a short window
 
 ACCOUNT = [
-    ("Total return", M.fmt_pct(summary.total_return)),
-    ("CAGR", M.fmt_pct(summary.cagr)),
-    ("Sharpe", M.fmt_num(summary.sharpe)),
-    ("Sortino", M.fmt_num(summary.sortino)),
-    ("Max drawdown", M.fmt_pct(summary.max_drawdown.fraction)),
-    ("Exposure", M.fmt_pct(summary.exposure)),
-    ("Win rate", M.fmt_pct(M.win_rate(pnls))),
-    ("Profit factor", M.fmt_num(M.profit_factor(pnls))),
+    ("Total return", M.fmt_pct(perf.total_return)),
+    ("CAGR", M.fmt_pct(perf.cagr)),
+    ("Sharpe", M.fmt_num(perf.sharpe)),
+    ("Sortino", M.fmt_num(perf.sortino)),
+    ("Max drawdown", M.fmt_pct(perf.max_drawdown.fraction)),
+    ("Exposure", M.fmt_pct(perf.exposure)),
+    ("Win rate", M.fmt_pct(perf.win_rate)),
+    ("Profit factor", M.fmt_num(perf.profit_factor)),
 ]
 MONEY = [
-    ("Start equity", M.fmt_money(summary.start_equity, 8)),
-    ("End equity", M.fmt_money(summary.end_equity, 8)),
-    ("PnL", M.fmt_money(summary.pnl, 8)),
-    ("Max drawdown (money)", M.fmt_money(summary.max_drawdown.amount, 8)),
-    ("Round trips", str(len(trips))),
-    ("Fills", str(0 if common.is_empty(fills) else len(fills))),
+    ("Start equity", M.fmt_money(perf.start_equity, 8)),
+    ("End equity", M.fmt_money(perf.end_equity, 8)),
+    ("PnL", M.fmt_money(perf.pnl, 8)),
+    ("Max drawdown (money)", M.fmt_money(perf.max_drawdown.amount, 8)),
+    ("Round trips", str(perf.round_trips)),
+    ("Fills", str(perf.fills)),
 ]
 
 st.caption(f"{common.fmt_ts(eq['ts'].iloc[0])} to {common.fmt_ts(end)}; Sharpe and Sortino from "
-           f"{summary.periods} returns per {summary.period} (annualised, 365-day year, risk-free 0)"
+           f"{perf.periods} returns per {perf.period} (annualised, 365-day year, risk-free 0)"
+           + (f"; annualised figures {withheld}" if withheld.startswith("withheld") else
+              f"; {withheld}" if withheld else "")
            + (f"; equity sampled to {len(eq):,} points (max drawdown over every row)" if len(eq) >= MAX_POINTS
               else "") + ".")
 for row in (ACCOUNT[:4], ACCOUNT[4:], MONEY[:3], MONEY[3:]):

@@ -108,3 +108,15 @@ def test_dashboard_command_serves_the_app(tmp_path):
             proc.kill()
             out, _ = proc.communicate()
     assert f"http://127.0.0.1:{port}" in out
+
+
+def test_main_when_the_port_is_busy_then_exit_2_before_printing_a_url(capsys):
+    # issue 18: a second `abidance dashboard` printed its URL, then Streamlit failed to bind
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert dashboard_cli.main(parse("--port", str(port))) == 2
+    out = capsys.readouterr()
+    assert "http://" not in out.out
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in out.err

@@ -140,3 +140,48 @@ def test_formatting():
     assert M.fmt_pct(0.1234) == "12.34%"
     assert M.fmt_pct(None) == "n/a"
     assert M.fmt_num(math.inf) == "inf"
+
+
+# ---- issue 18: figures that meant nothing were shown unqualified ------------------------------
+
+def _minutes(values) -> pd.DataFrame:
+    return pd.DataFrame({"ts": [T0 + pd.Timedelta(minutes=i) for i in range(len(values))],
+                         "equity": [D(v) for v in values]})
+
+
+def test_annualised_figures_are_withheld_with_the_reason_on_a_ten_minute_run():
+    # 100 -> 101 in 10 minutes compounds to a CAGR of ~1e226: not a figure to show
+    perf = M.performance(_minutes(["100", "100.2", "99.9", "100.4", "100.1", "100.5", "100.3", "100.7", "100.6",
+                                   "100.9", "101"]), None)
+    assert perf.total_return == pytest.approx(0.01)
+    assert perf.cagr is None and perf.sharpe is None and perf.sortino is None and perf.calmar is None
+    assert perf.withheld == "withheld: 10 min of equity; CAGR, Sharpe, Sortino and Calmar need at least 1.0 days"
+
+
+def test_sharpe_is_withheld_on_too_few_returns_but_cagr_is_given():
+    days = pd.DataFrame({"ts": [T0 + pd.Timedelta(days=d) for d in range(5)],
+                         "equity": [D("100"), D("101"), D("100"), D("102"), D("103")]})
+    summary = M.account_summary(days, period="1D")
+    assert summary.cagr is not None and summary.sharpe is None and summary.sortino is None
+    assert "4 periodic returns, they need at least 30" in summary.withheld
+
+
+def test_fee_dust_closes_the_round_trip_without_knowing_the_lot_step():
+    # bought 1 BTC, the 0.001 fee paid in BTC, sold the 0.999 a lot step allows: the 0.000 dust left
+    # is no position (the dashboard, without the instrument, counted 0 round trips and 99 % exposure)
+    fills = pd.DataFrame([(hours(0), "s", "BTCUSDT", "BUY", D("1"), D("100"), D("0.001"), "BTC"),
+                          (hours(1), "s", "BTCUSDT", "SELL", D("0.999"), D("110"), D("0.10989"), "USDT"),
+                          (hours(2), "s", "BTCUSDT", "BUY", D("0.5"), D("100"), D("0.0005"), "BTC"),
+                          (hours(3), "s", "BTCUSDT", "SELL", D("0.4995"), D("90"), D("0.0449550"), "USDT")],
+                         columns=["ts", "strategy_id", "symbol", "side", "qty", "price", "commission",
+                                  "commission_asset"])
+    assert M.lot_steps(fills) == {"BTCUSDT": D("0.0001")}
+    equity = pd.DataFrame({"ts": [hours(h) for h in range(5)], "equity": [D("100")] * 5})
+    perf = M.performance(equity, fills)
+    assert perf.round_trips == 2 and perf.win_rate == pytest.approx(0.5)
+    assert perf.exposure == pytest.approx(0.5)                         # held 0h-1h and 2h-3h of 0h-4h
+
+
+def test_a_small_drawdown_is_not_shown_as_zero():
+    assert M.fmt_pct(0.0000099) == "0.00099%"
+    assert M.fmt_pct(0.0) == "0.00%" and M.fmt_pct(0.1234) == "12.34%"

@@ -21,7 +21,11 @@ from abidance.strategy.builtin.ema_cross import EmaCross
 from tests.kit import PROJECT_ROOT, shared_data
 from tests.unit.backtest.test_cli import CONFIG
 
-SETTINGS = RunSettings(balances={"BTC": Decimal(1)})
+# These tests are about the search's mechanics (ranges, resuming, workers, windows) on a short
+# series where few parameter sets trade: every trial is scored, even one without a trade. The
+# minimum trades a trial needs (1 fill and 1 round trip by default) are tested in
+# test_optimize_explains.py.
+SETTINGS = RunSettings(balances={"BTC": Decimal(1)}, min_trades=0, min_round_trips=0)
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +134,8 @@ def test_optimize_command_writes_best_json_and_resumes(tmp_path):
            "p = argparse.ArgumentParser(); c.add_parser(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); "
            "sys.exit(a.func(a))",
            "optimize", "--config", str(tmp_path / "bt.toml"), "--strategy", "ema", "--candles", f"ETHBTC={small}",
-           "--trials", "3", "--objective", "return_dd", "--balance", "BTC=1", "--study-db", str(tmp_path / "s.db"),
-           "--out", str(tmp_path / "best.json")]
+           "--trials", "3", "--objective", "return_dd", "--balance", "BTC=1", "--min-trades", "0",
+           "--min-round-trips", "0", "--study-db", str(tmp_path / "s.db"), "--out", str(tmp_path / "best.json")]
     for n in (3, 6):
         out = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
@@ -161,7 +165,8 @@ def test_two_worker_processes_share_one_study_through_a_journal_file(tmp_path):
     journal = tmp_path / "study.log"
     cmd = [sys.executable, "-m", "abidance.cli", "optimize", "--config", str(tmp_path / "bt.toml"), "--strategy",
            "ema", "--candles", f"ETHBTC={small}", "--trials", "4", "--objective", "return_dd", "--sampler", "random",
-           "--balance", "BTC=1", "--storage", f"journal://{journal}", "--study-name", "shared"]
+           "--min-trades", "0", "--min-round-trips", "0", "--balance", "BTC=1", "--storage", f"journal://{journal}",
+           "--study-name", "shared"]
     workers = [subprocess.Popen(cmd + ["--seed", str(seed)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
     outs = [w.communicate(timeout=180) for w in workers]
