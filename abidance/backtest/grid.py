@@ -123,7 +123,7 @@ def run_point(index: int, params: dict, ctx: dict[str, Any]) -> GridRow:
     instruments, bars = _instruments(), ctx["bars"]
     result = Backtest(with_params(config, sid, params), bars, instruments=instruments,
                       balances=ctx["balances"], fill=ctx["fill"]).run()
-    summary = summarize(result, {s: instruments[s].filters.qty_fp.increment for s in bars})
+    summary = summarize(result)
     return GridRow(index, params, result.final_equity, len(result.fills), len(result.orders),
                    _digest(repr(tuple(f)) for f in result.fills),
                    _digest(f"{p.ts_event} {p.equity}" for p in result.equity),

@@ -105,3 +105,20 @@ def test_the_grid_command_prints_a_row_per_point_and_writes_them(tmp_path, capsy
     assert code == 0
     assert out[0].split()[:3] == ["fast", "slow", "final_equity"] and len(out) == 4
     assert (tmp_path / "rows.jsonl").read_bytes().count(b"\n") == 2
+
+
+def test_the_documented_grid_command_runs(tmp_path, capsys):
+    """docs/backtest.md's grid command, as written (the shipped example config, two workers)."""
+    from tests.kit import PROJECT_ROOT, SHARED_DATA
+
+    shared_data("market", "ETH_BTC-5m.feather")
+    docs = (PROJECT_ROOT / "docs" / "backtest.md").read_text()
+    end = docs.index("--jobs 2 --out rows.jsonl") + len("--jobs 2 --out rows.jsonl")
+    start = docs.rindex("    abidance backtest --config", 0, end)
+    command = docs[start:end].replace("\\\n", " ")
+    argv = command.replace("../shared/data", str(SHARED_DATA)).replace("config/", f"{PROJECT_ROOT}/config/")
+    argv = argv.replace("rows.jsonl", str(tmp_path / "rows.jsonl")).split()
+    assert cli_main(argv[1:]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["fast", "slow"] and len(out) == 1 + 6 + 1         # header, rows, "rows: FILE"
+    assert (tmp_path / "rows.jsonl").read_bytes().count(b"\n") == 6
