@@ -93,6 +93,34 @@ min_confidence = 0.0
 """
 
 
+def research_config(strategies_dir, class_name: str, symbol: str = "ETHBTC", timeframe: str = "5m") -> str:
+    """A live-mode config for research on BTC-quoted candles: one strategy from `strategies_dir`,
+    money limits off, a fixed 0.1 BTC per buy, no kill file."""
+    return f"""
+config_version = 1
+[node]
+mode = "live"
+strategies_dir = "{strategies_dir}"
+state_dir = "{strategies_dir}/state"
+[risk]
+quote_asset = "BTC"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "0.1"
+min_confidence = 0.0
+kill_switch_file = ""
+[[strategies]]
+id = "s"
+class = "{class_name}"
+symbols = ["{symbol}"]
+timeframe = "{timeframe}"
+"""
+
+
 def bar(i: int, o: str, h: str, low: str, c: str, symbol: str = "BTCUSDT", volume: int = 0) -> Bar:
     """Bar i of BTCUSDT (ticks of 0.01) from decimal strings."""
     t = lambda p: int(Decimal(p) * 100)   # noqa: E731

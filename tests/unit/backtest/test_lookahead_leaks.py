@@ -18,6 +18,7 @@ from abidance.backtest.engine import run_backtest, sim_instruments
 from abidance.backtest.lookahead import choose_cuts, lookahead_check, signal_changes
 from abidance.config import parse_config
 from tests.kit import PROJECT_ROOT, load_candles, shared_data
+from tests.unit.backtest.kit import research_config
 
 LEAKS = '''
 import gc
@@ -85,29 +86,6 @@ class ModuleGlobal(Strategy):
             self.sell(bar.symbol, 1.0, reason="remembered down")
 '''
 
-CONFIG = """
-config_version = 1
-[node]
-mode = "live"
-strategies_dir = "{dir}"
-state_dir = "{dir}/state"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-kill_switch_file = ""
-[[strategies]]
-id = "s"
-class = "leaks:{cls}"
-symbols = ["ETHBTC"]
-timeframe = "5m"
-"""
 
 BARS = 300
 
@@ -116,7 +94,7 @@ BARS = 300
 def leak(tmp_path):
     (tmp_path / "leaks.py").write_text(LEAKS)
     sys.modules.pop("_abidance_leak_state", None)
-    yield lambda cls: parse_config(CONFIG.format(dir=tmp_path, cls=cls), tmp_path, env={})
+    yield lambda cls: parse_config(research_config(tmp_path, f"leaks:{cls}"), tmp_path, env={})
     sys.modules.pop("_abidance_leak_state", None)
 
 
@@ -164,7 +142,7 @@ def test_a_strategy_reading_the_candle_file_is_reported_by_the_audit_hook(leak, 
 
 
 def test_an_honest_strategy_reaches_nothing_outside_the_engine(leak):
-    config = parse_config(CONFIG.format(dir=".", cls="x").replace('class = "leaks:x"', 'class = "ema_cross"'),
+    config = parse_config(research_config(".", "ema_cross"),
                           ".", env={})
     result = asyncio.run(run_backtest(config, bars(), balances={"BTC": Decimal("1")}))
     assert result.fills and result.outside_access == []
@@ -173,7 +151,7 @@ def test_an_honest_strategy_reaches_nothing_outside_the_engine(leak):
 def test_the_command_fails_the_check_and_names_the_file_read(tmp_path):
     path = shared_data("market", "ETH_BTC-5m.feather")
     (tmp_path / "leaks.py").write_text(LEAKS)
-    (tmp_path / "c.toml").write_text(CONFIG.format(dir=tmp_path, cls="ReadTheFile"))
+    (tmp_path / "c.toml").write_text(research_config(tmp_path, "leaks:ReadTheFile"))
     out = subprocess.run([sys.executable, "-m", "abidance.cli", "backtest", "--config", str(tmp_path / "c.toml"),
                           "--candles", f"ETHBTC={path}", "--balance", "BTC=1", "--lookahead-check", "3"],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,

@@ -13,6 +13,7 @@ from abidance.backtest.engine import sim_instruments
 from abidance.backtest.optimize import RunSettings, format_pruned, format_walk_forward, optimize, walk_forward
 from abidance.config import parse_config
 from tests.kit import load_candles
+from tests.unit.backtest.kit import research_config
 
 pytest.importorskip("optuna")
 
@@ -45,29 +46,7 @@ class OnceOrMany(Strategy):
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("explain")
     (tmp / "explain_strategies.py").write_text(STRATEGY)
-    config = parse_config(f"""
-config_version = 1
-[node]
-mode = "live"
-strategies_dir = "{tmp}"
-state_dir = "{tmp / 'state'}"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-kill_switch_file = ""
-[[strategies]]
-id = "s"
-class = "explain_strategies:OnceOrMany"
-symbols = ["ETHBTC"]
-timeframe = "5m"
-""", tmp, env={})
+    config = parse_config(research_config(tmp, "explain_strategies:OnceOrMany"), tmp, env={})
     instruments = sim_instruments()
     bars = {"ETHBTC": bars_from_frame(load_candles("ETH_BTC-5m"), "ETHBTC", "5m", instruments["ETHBTC"])}
     return config, bars, instruments
