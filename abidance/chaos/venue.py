@@ -49,19 +49,17 @@ class VenueReader:
         return self._get("/api/v3/openOrders", {"symbol": symbol})
 
     def all_orders(self, symbol: str) -> list[dict]:
-        out, from_id = [], 0
-        while True:
-            page = self._get("/api/v3/allOrders", {"symbol": symbol, "orderId": from_id, "limit": PAGE})
-            out += page
-            if len(page) < PAGE:
-                return out
-            from_id = page[-1]["orderId"] + 1
+        return self._paged("/api/v3/allOrders", symbol, "orderId", "orderId")
 
     def trades(self, symbol: str) -> list[dict]:
+        return self._paged("/api/v3/myTrades", symbol, "fromId", "id")
+
+    def _paged(self, path: str, symbol: str, from_param: str, id_key: str) -> list[dict]:
+        """Every row of an id-paged endpoint, PAGE at a time from id 0."""
         out, from_id = [], 0
         while True:
-            page = self._get("/api/v3/myTrades", {"symbol": symbol, "fromId": from_id, "limit": PAGE})
+            page = self._get(path, {"symbol": symbol, from_param: from_id, "limit": PAGE})
             out += page
             if len(page) < PAGE:
                 return out
-            from_id = page[-1]["id"] + 1
+            from_id = page[-1][id_key] + 1
