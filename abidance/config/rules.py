@@ -23,6 +23,7 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     node = replace(node, state_dir=state_dir, strategies_dir=_resolve(node.strategies_dir, base))
     risk = replace(risk, kill_switch_file=_resolve(risk.kill_switch_file, state_dir))
     store = replace(cfg.store, spool_dir=_resolve(cfg.store.spool_dir, state_dir))
+    backtest = replace(cfg.backtest, exchange_info=_resolve(cfg.backtest.exchange_info, base))
 
     seen: dict[str, int] = {}
     for i, s in enumerate(strategies):
@@ -62,4 +63,4 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     cross_check_ops(cfg, errors)
     if cfg.backtest.participation > 1:
         errors.add("backtest.participation", f"is a share of the volume, at most 1, got {cfg.backtest.participation}")
-    return replace(cfg, node=node, risk=risk, data=data, store=store)
+    return replace(cfg, node=node, risk=risk, data=data, store=store, backtest=backtest)

@@ -225,3 +225,52 @@ def sim_market(seconds: float, seed: int = 7, symbol: str = "BTCUSDT", step_ms: 
         tape.trades.clear()
         tape.changes.clear()
     return trades, depth
+
+
+# ---- your own data (issue 18): a research config in a quote asset of your own, Binance's kline CSV ----
+
+# A quote asset the simulator has no symbol for, and one symbol of an outside market in it.
+OWN = """
+config_version = 1
+[risk]
+quote_asset = "USD"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "1000"
+min_confidence = 0.0
+kill_switch_file = ""
+[backtest]
+balances = {{ USD = "10000" }}
+[[strategies]]
+id = "stock-ema"
+class = "ema_cross"
+symbols = ["{symbol}"]
+timeframe = "{timeframe}"
+params = {{ fast = 3, slow = 8 }}
+"""
+
+
+def own_config(symbol: str, timeframe: str, quote: str = "USD") -> str:
+    """A research config (money limits off, 1000 per order, 10000 to start) trading `symbol` with an
+    EMA crossover (3/8) in `quote`."""
+    return OWN.format(symbol=symbol, timeframe=timeframe).replace('"USD"', f'"{quote}"').replace("USD = ",
+                                                                                                f"{quote} = ")
+
+
+def closes(n: int) -> list[str]:
+    """A price that rises and falls in waves, so an EMA crossover trades on it."""
+    return [f"{100 + 20 * ((i // 6) % 2) + (i % 6) * (1 if (i // 6) % 2 == 0 else -1):.2f}" for i in range(n)]
+
+
+def binance_kline_csv(path, opens_ms: list[int], micro_from: int | None = None) -> None:
+    """Binance's kline CSV: no header, 12 columns; times in microseconds from `micro_from` (ms) on (the
+    close-time column, which the loader does not read, is a minute after the open)."""
+    lines = []
+    for t, c in zip(opens_ms, closes(len(opens_ms))):
+        scale = 1000 if micro_from is not None and t >= micro_from else 1
+        lines.append(f"{t * scale},{c},{c},{c},{c},5.00000000,{(t + 59_999) * scale + scale - 1},500.0,3,2.5,250.0,0")
+    path.write_text("\n".join(lines) + "\n")
