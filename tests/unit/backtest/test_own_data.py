@@ -5,6 +5,7 @@ CSV in ms and, from 2025, in microseconds; ccxt OHLCV rows); weekly and calendar
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -18,21 +19,15 @@ from abidance.config import ConfigError, parse_config
 from abidance.core.clock import TestClock
 from abidance.data.bars import BarAggregator, bar_close, bar_open
 from abidance.exchange.backtest.instruments import exchange_info_file, sim_instruments
-from tests.kit import shared_data
+from tests.kit import PROJECT_ROOT, shared_data
 from tests.unit.backtest.kit import binance_kline_csv, closes, own_config
 
 S = 1_000_000_000
 INST = sim_instruments()
+DOCS = (PROJECT_ROOT / "docs" / "backtest.md").read_text()
 
-STOCK = """
-[[instruments]]
-symbol = "AAPLUSD"
-base = "AAPL"
-quote = "USD"
-tick_size = "0.01"
-step_size = "1"
-min_notional = "1"
-"""
+# The declared stock of docs/backtest.md ("Your own instruments"): the docs' table is the one tested.
+STOCK = "\n" + re.search(r"\n(      \[\[instruments\]\]\n(?:      .+\n)+)", DOCS).group(1).replace("      ", "")
 
 
 def ms(text: str) -> int:
