@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import argparse
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from abidance.runtime import demo
 
@@ -52,3 +56,18 @@ def test_the_written_config_holds_the_simulators_real_ports(tmp_path):
     running = demo.running_config(config, SimpleNamespace(rest_port=40001, ws_port=40002))
     assert (running.sim["rest_port"], running.sim["ws_port"]) == (40001, 40002)
     assert config.sim["rest_port"] == 8700          # the example's, replaced
+
+
+@pytest.mark.parametrize("argv", [["store", "--data-dir", "{tmp}/store", "--port", "{port}"],
+                                  ["sim", "--rest-port", "{port}"], ["sim", "--ws-port", "{port}"]])
+def test_every_server_command_refuses_a_busy_port_before_printing_a_url(argv, tmp_path):
+    # The dashboard's and the demo's own checks are above and in tests/dashboard/test_cli.py.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "abidance.cli",
+                              *(a.format(tmp=tmp_path, port=port) for a in argv)],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "http" not in out.stdout
+    assert f"('127.0.0.1', {port}): " in out.stderr and "address already in use" in out.stderr
