@@ -179,6 +179,11 @@ def _strategies(items: Any, errors: Errors) -> tuple[StrategyConfig, ...]:
     out = []
     for i, table in enumerate(items):
         n = len(errors.items)
+        if "weight" in table:
+            # Documented once as a capital share, but nothing ever sized by it: refused rather than ignored.
+            errors.add(f"strategies[{i}].weight", "is not read by anything: remove it (an order's size comes from "
+                       "risk.sizing, e.g. risk.fixed_quote, and risk.max_position caps a symbol)")
+            table = {k: v for k, v in table.items() if k != "weight"}
         values = validate(STRATEGY, table, f"strategies[{i}]", errors)
         if len(errors.items) == n:
             out.append(StrategyConfig(**values))

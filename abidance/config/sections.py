@@ -209,7 +209,6 @@ class StrategyConfig:
     enabled: bool = key(BOOL, True, "Run this strategy; false keeps it configured but idle.")
     params: dict[str, Any] = key(TABLE, {}, "The strategy's parameters; checked against the strategy's "
                                  "declared parameters when it is loaded.")
-    weight: float = key(FLOAT, 1.0, "Relative share of the capital given to this strategy's orders.", gt=0, le=1_000_000)
 
 
 BINANCE_DESCRIPTIONS: dict[str, str] = {
