@@ -6,8 +6,8 @@ A backtest hands a strategy its data through the engine only; a strategy that re
 file itself (or a URL, or another program's output) can see the future, and the look-ahead
 re-runs cannot tell (the file is whole in every run). This reports it instead.
 
-- Watched events: `open` (files; Python's own reads of modules, `.py`/`.pyc`/`.so`, are not
-  reported), `os.listdir`/`os.scandir`, `socket.connect`/`bind`/`sendto`/`getaddrinfo`,
+- Watched events: `open` (files; Python's own reads of modules, `.py`/`.pyc`/`.so`, and
+  whatever the import system lists or opens while importing are not reported), `os.listdir`/`os.scandir`, `socket.connect`/`bind`/`sendto`/`getaddrinfo`,
   `urllib.Request`, `subprocess.Popen`, `os.system`, `os.exec`, `os.posix_spawn`, `os.spawn`.
 - Strategy code: a frame whose file is the module of a running strategy's class (or of a base
   class outside the abidance package), anywhere on the stack of the access (a strategy calling
@@ -32,6 +32,7 @@ EVENTS = frozenset({"open", "os.listdir", "os.scandir", "socket.connect", "socke
                     "socket.getaddrinfo", "urllib.Request", "subprocess.Popen", "os.system", "os.exec",
                     "os.posix_spawn", "os.spawn"})
 MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
+IMPORT_MACHINERY = "<frozen importlib."    # the import system's frames: what it lists and opens is not data
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # abidance/
 
 
@@ -69,6 +70,8 @@ def _hook(event: str, args: tuple) -> None:
         frame = sys._getframe(1)
         while frame is not None:
             name = frame.f_code.co_filename
+            if name.startswith(IMPORT_MACHINERY):
+                return                  # an import (a lazy one in the strategy: sklearn under a model load)
             if name in files:
                 target = _target(event, args)
                 if not (event == "open" and (target.endswith(MODULE_SUFFIXES) or os.path.abspath(target) in allowed)):
