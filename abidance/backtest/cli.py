@@ -100,7 +100,7 @@ def main(args) -> int:
     except ValueError as exc:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
-    instruments = command_instruments("backtest", config, args.exchange_info)
+    config, instruments = command_instruments("backtest", config, args.exchange_info)
     if instruments is None:
         return 2
     if bool(args.candles) + bool(args.trades or args.depth) != 1:

@@ -90,7 +90,7 @@ def main(args) -> int:
     if not space:
         print(f"abidance optimize: strategy {args.strategy!r} declares no parameter range", file=sys.stderr)
         return 2
-    instruments = command_instruments("optimize", config, args.exchange_info)
+    config, instruments = command_instruments("optimize", config, args.exchange_info)
     if instruments is None:
         return 2
     try:

@@ -162,3 +162,14 @@ def test_own_instrument_on_weekly_and_monthly_candles_backtests(timeframe, opens
     lines = dict(line.strip().split(": ", 1) for line in out.out.splitlines() if ": " in line)
     assert lines["bars"] == "60" and int(lines["round_trips"]) >= 2
 
+
+
+def test_a_grid_builds_the_declared_instruments_in_its_worker_processes_too(tmp_path, capsys):
+    # Workers rebuild instruments (compiled filters do not pickle): from the config, as the command did.
+    opens = [ms("2023-01-02") + 86_400_000 * i for i in range(60)]
+    binance_kline_csv(tmp_path / "aapl.csv", opens)
+    config = write_config(tmp_path)
+    assert cli(["backtest", "--config", str(config), "--candles", f"AAPLUSD={tmp_path / 'aapl.csv'}",
+                "--grid", "fast=2,3", "--jobs", "2"]) == 0, capsys.readouterr().err
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [r[0] for r in rows if r] == ["2", "3"]
