@@ -93,6 +93,22 @@ min_confidence = 0.0
 """
 
 
+def research_risk(quote: str = "BTC", per_order: str = "0.1") -> str:
+    """The [risk] table of research: money limits off, a fixed `per_order` of `quote` per buy, no kill file."""
+    return f"""[risk]
+quote_asset = "{quote}"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "{per_order}"
+min_confidence = 0.0
+kill_switch_file = ""
+"""
+
+
 def research_config(strategies_dir, class_name: str, symbol: str = "ETHBTC", timeframe: str = "5m") -> str:
     """A live-mode config for research on BTC-quoted candles: one strategy from `strategies_dir`,
     money limits off, a fixed 0.1 BTC per buy, no kill file."""
@@ -102,18 +118,7 @@ config_version = 1
 mode = "live"
 strategies_dir = "{strategies_dir}"
 state_dir = "{strategies_dir}/state"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-kill_switch_file = ""
-[[strategies]]
+{research_risk()}[[strategies]]
 id = "s"
 class = "{class_name}"
 symbols = ["{symbol}"]
@@ -229,22 +234,13 @@ def sim_market(seconds: float, seed: int = 7, symbol: str = "BTCUSDT", step_ms: 
 
 # ---- your own data (issue 18): a research config in a quote asset of your own, Binance's kline CSV ----
 
-# A quote asset the simulator has no symbol for, and one symbol of an outside market in it.
-OWN = """
+def own_config(symbol: str, timeframe: str, quote: str = "USD") -> str:
+    """Research in a quote asset of your own (the simulator has no USD symbol): 1000 `quote` per
+    order, 10000 to start, an EMA crossover (3/8) on `symbol`."""
+    return f"""
 config_version = 1
-[risk]
-quote_asset = "USD"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "1000"
-min_confidence = 0.0
-kill_switch_file = ""
-[backtest]
-balances = {{ USD = "10000" }}
+{research_risk(quote, "1000")}[backtest]
+balances = {{ {quote} = "10000" }}
 [[strategies]]
 id = "stock-ema"
 class = "ema_cross"
@@ -252,13 +248,6 @@ symbols = ["{symbol}"]
 timeframe = "{timeframe}"
 params = {{ fast = 3, slow = 8 }}
 """
-
-
-def own_config(symbol: str, timeframe: str, quote: str = "USD") -> str:
-    """A research config (money limits off, 1000 per order, 10000 to start) trading `symbol` with an
-    EMA crossover (3/8) in `quote`."""
-    return OWN.format(symbol=symbol, timeframe=timeframe).replace('"USD"', f'"{quote}"').replace("USD = ",
-                                                                                                f"{quote} = ")
 
 
 def closes(n: int) -> list[str]:
