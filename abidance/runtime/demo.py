@@ -156,12 +156,6 @@ def start_dashboard(args, config_path: Path | None, store_url: str) -> subproces
 
 async def run(args) -> int:
     state_dir = Path(args.state_dir).resolve()
-    if args.port == 0:
-        args.port = free_port()
-    busy = None if args.no_dashboard else port_in_use(args.address, args.port)
-    if busy:
-        raise ValueError(f"cannot serve the dashboard on {args.address}:{args.port}: {busy} (stop what has it, "
-                         "or give --port with a free port, or --port 0)")
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     port = free_port()
@@ -193,8 +187,24 @@ async def run(args) -> int:
                 child.kill()
 
 
+def dashboard_port(args) -> int:
+    """The dashboard's port (a free one for --port 0); ValueError when another program has it, before
+    anything starts or prints a URL."""
+    port = args.port or free_port()
+    busy = None if args.no_dashboard else port_in_use(args.address, port)
+    if busy:
+        raise ValueError(f"cannot serve the dashboard on {args.address}:{port}: {busy} (stop what has it, "
+                         "or give --port with a free port, or --port 0)")
+    return port
+
+
 def main(args) -> int:
     require("demo", "store", *(() if args.no_dashboard else ("dashboard",)))
+    try:
+        args.port = dashboard_port(args)
+    except ValueError as exc:
+        print(f"abidance demo: {exc}", file=sys.stderr)
+        return 2
     setup_logging("INFO")
 
     try:
