@@ -17,22 +17,13 @@ from abidance.core.bus import MessageBus
 from abidance.core.clock import TestClock
 from abidance.data.bars import BarAggregator
 from tests.kit import shared_data
+from tests.unit.backtest.kit import research_risk
 
 CONFIG = """
 config_version = 1
 [node]
 mode = "live"
-[risk]
-quote_asset = "ETH"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.5"
-min_confidence = 0.0
-[[strategies]]
+""" + research_risk("ETH", "0.5") + """[[strategies]]
 id = "ema"
 class = "ema_cross"
 symbols = ["XRPETH"]
