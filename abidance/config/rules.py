@@ -25,6 +25,7 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     store = replace(cfg.store, spool_dir=_resolve(cfg.store.spool_dir, state_dir))
     backtest = replace(cfg.backtest, exchange_info=_resolve(cfg.backtest.exchange_info, base))
 
+    declared_quote = {inst.symbol: inst.quote for inst in cfg.instruments}
     seen: dict[str, int] = {}
     for i, s in enumerate(strategies):
         where = f"strategies[{i}]"
@@ -35,7 +36,9 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
             errors.add(f"{where}.class", f"{s.class_name!r} names a strategy file: "
                        "set node.strategies_dir to its folder")
         for j, symbol in enumerate(s.symbols):
-            if not symbol.endswith(risk.quote_asset) or symbol == risk.quote_asset:
+            quoted = (declared_quote[symbol] == risk.quote_asset if symbol in declared_quote
+                      else symbol.endswith(risk.quote_asset) and symbol != risk.quote_asset)
+            if not quoted:
                 errors.add(f"{where}.symbols[{j}]", f"{symbol!r} is not quoted in risk.quote_asset "
                            f"{risk.quote_asset!r}; all traded symbols share the quote asset "
                            "(change one or the other)")

@@ -173,3 +173,11 @@ def test_a_grid_builds_the_declared_instruments_in_its_worker_processes_too(tmp_
                 "--grid", "fast=2,3", "--jobs", "2"]) == 0, capsys.readouterr().err
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert [r[0] for r in rows if r] == ["2", "3"]
+
+
+def test_a_declared_symbol_is_quoted_in_its_declared_quote_not_by_its_name(tmp_path):
+    # A stock ticker does not end in its quote asset: the declared quote decides.
+    spy = STOCK.replace("AAPLUSD", "SPY")
+    assert parse_config(own_config("SPY", "1d") + spy, tmp_path).instruments[0].quote == "USD"
+    with pytest.raises(ConfigError, match=r"strategies\[0\].symbols\[0\] 'SPY' is not quoted in risk.quote_asset"):
+        parse_config(own_config("SPY", "1d") + spy.replace('quote = "USD"', 'quote = "EUR"'), tmp_path)
