@@ -68,6 +68,7 @@ def test_the_example_commands_run_and_trade(name, commands, tmp_path):
             assert int(lines["fills"]) > 0 and int(lines["round_trips"]) > 0, out.stdout
             assert "OUTSIDE THE ENGINE" not in out.stderr, out.stderr   # issue 18: a model's lazy imports were
         elif argv[1] == "train":
-            assert "verdict:" in out.stdout and "sha256" in out.stdout, out.stdout
+            # docs/backtest.md and the example say what training finds on these candles: no edge.
+            assert "verdict: the model beat neither" in out.stdout and "sha256" in out.stdout, out.stdout
         else:
             assert "best " in out.stdout or "out-of-sample" in out.stdout, out.stdout
