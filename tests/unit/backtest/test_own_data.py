@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -181,3 +182,11 @@ def test_a_declared_symbol_is_quoted_in_its_declared_quote_not_by_its_name(tmp_p
     assert parse_config(own_config("SPY", "1d") + spy, tmp_path).instruments[0].quote == "USD"
     with pytest.raises(ConfigError, match=r"strategies\[0\].symbols\[0\] 'SPY' is not quoted in risk.quote_asset"):
         parse_config(own_config("SPY", "1d") + spy.replace('quote = "USD"', 'quote = "EUR"'), tmp_path)
+
+
+def test_monthly_bars_are_one_run_for_the_ml_dataset_and_a_missing_month_cuts_it():
+    from abidance.ml.dataset import month_runs
+
+    times = np.array([t * 1_000_000 for t in month_opens(2020, 14)], dtype=np.int64)    # 28 to 31 days apart
+    assert month_runs(times) == [(0, 14)]
+    assert month_runs(np.delete(times, 5)) == [(0, 5), (5, 13)]
