@@ -3,8 +3,10 @@ the main command's job starts, trades against its embedded simulator and stops c
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 
 import pytest
@@ -25,6 +27,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 MAIN_JOB = "abidance demo"
+TRADE_S = 8.0
 
 
 def test_readme_main_command_runs_the_demo():
@@ -38,7 +41,10 @@ def test_the_main_job_runs_offline_and_stops_cleanly(tmp_path):
     pytest.importorskip("chdb")
     pytest.importorskip("streamlit")
     state = tmp_path / "demo"
-    args = MAIN_JOB.split()[1:] + ["--seconds", "8", "--port", "0", "--state-dir", str(state)]
+    # It runs until Ctrl-C (SIGINT), sent once `abidance models` has answered and it has traded for
+    # TRADE_S: a fixed --seconds raced the models command on a loaded machine.
+    args = MAIN_JOB.split()[1:] + ["--seconds", "120", "--port", "0", "--state-dir", str(state)]
+    started = time.monotonic()
     demo = subprocess.Popen([sys.executable, "-m", "abidance.cli", *args], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -48,6 +54,8 @@ def test_the_main_job_runs_offline_and_stops_cleanly(tmp_path):
         lines.append(line)
     models = subprocess.run([sys.executable, "-m", "abidance.cli", "models", "--config", str(state / "node.toml"),
                              "list"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    time.sleep(max(0.0, started + TRADE_S - time.monotonic()))
+    demo.send_signal(signal.SIGINT)
     out, err = demo.communicate(timeout=90)
     log = "".join(lines) + out + err
     assert demo.returncode == 0, log
