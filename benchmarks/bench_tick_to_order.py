@@ -9,7 +9,8 @@ StrategyEngine running the built-in order-book-imbalance strategy (cooldown 0, s
 frame decides to buy), the RiskEngine (sizing from the Portfolio, the Cython pre-trade
 checks) and the ExecutionEngine, whose venue client signs the Binance query string
 (HMAC-SHA256) at decision time. Sending is left out (it is the socket's time). Each frame is timed on its
-own; the async send tasks are drained between frames, outside the timing. As in the node,
+own; the async send tasks are drained between frames, outside the timing. The two pipelines
+take turns every 1,000 frames on the same frames, so both see the same load on a shared machine. As in the node,
 everything built at start-up is moved out of the collector's reach (`gc.freeze()`), so the
 tail is what the frames themselves allocate. A log-spaced latency histogram of both pipelines
 is printed beside the percentiles.
@@ -101,7 +102,8 @@ class DryClient(BinanceExecutionClient):
         return {"orderId": 1, "status": "EXPIRED", "executedQty": "0"}
 
 
-async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
+async def live_node():
+    """The node's objects, started, with a ready book: (frame handler, kernel)."""
     bus, clock = MessageBus(), LiveClock()
     inst = {SYMBOL: INSTRUMENTS[SYMBOL]}
     cfg = BinanceConfig()
@@ -115,37 +117,21 @@ async def live_pipeline(n: int) -> tuple[np.ndarray, int]:
     await connector.subscribe([SYMBOL], ("depth",))
     bus.publish(topics.BOOK_SNAPSHOTS, BookSnapshot(SYMBOL, np.array([[BID, 500_000], [BID - 1, 300_000]]),
                                                     np.array([[ASK, 50_000]]), 1000, clock.time_ns()))
-    on_frame = connector._on_frame
-    times = np.empty(n, dtype=np.int64)
-    now = time.time_ns
-    perf = time.perf_counter_ns
-    gc.freeze()                         # as the node does once started
-    i = 0
-    for batch in frame_chunks(n, 1001):
-        for frame in batch:
-            t0 = perf()
-            on_frame(None, frame, now())
-            times[i] = perf() - t0
-            i += 1
-            if i % 64 == 0:
-                await asyncio.sleep(0)      # let the send tasks run, outside the timing
-    gc.unfreeze()
-    await kernel.execution.drain()
-    kernel.stop()
-    risk = kernel.risk
-    return times, risk.decisions - risk.denied          # accepted decisions: each one a signed order
+    return connector._on_frame, kernel
 
 
-def naive_pipeline(n: int) -> tuple[np.ndarray, int]:
-    book = OrderBookTwin(SYMBOL)
-    book.apply_snapshot([(BID, 500_000), (BID - 1, 300_000)], [(ASK, 50_000)], 1000)
-    secret = DEMO_API_SECRET.encode()
-    tick, step = Decimal("0.01"), Decimal("0.00001")
-    orders = []
-    times = np.empty(n, dtype=np.int64)
-    perf = time.perf_counter_ns
-    for i, frame in enumerate(frame for batch in frame_chunks(n, 1001) for frame in batch):
-        t0 = perf()
+class NaivePipeline:
+    """The same pipeline the naive way: json.loads, dicts, Decimal, the pure-Python book twin,
+    Python checks, urlencode + hmac.new."""
+
+    def __init__(self):
+        self.book = OrderBookTwin(SYMBOL)
+        self.book.apply_snapshot([(BID, 500_000), (BID - 1, 300_000)], [(ASK, 50_000)], 1000)
+        self.secret = DEMO_API_SECRET.encode()
+        self.orders: list[bytes] = []
+
+    def on_frame(self, frame: bytes) -> None:
+        tick, step, book = Decimal("0.01"), Decimal("0.00001"), self.book
         data = json.loads(frame)["data"]
         bids = [(int(Decimal(p) / tick), int(Decimal(q) / step)) for p, q in data["b"]]
         asks = [(int(Decimal(p) / tick), int(Decimal(q) / step)) for p, q in data["a"]]
@@ -156,20 +142,51 @@ def naive_pipeline(n: int) -> tuple[np.ndarray, int]:
             qty = (Decimal("100") / price / step).to_integral_value(rounding="ROUND_DOWN") * step
             if qty > 0 and price * qty >= Decimal("5"):
                 query = urlencode({"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": str(qty),
-                                   "newClientOrderId": f"naive-{i}", "timestamp": int(time.time() * 1000),
-                                   "recvWindow": 5000})
-                signed = query + "&signature=" + hmac.new(secret, query.encode(), hashlib.sha256).hexdigest()
-                orders.append(signed.encode())
-        times[i] = perf() - t0
-    return times, len(orders)
+                                   "newClientOrderId": f"naive-{len(self.orders)}",
+                                   "timestamp": int(time.time() * 1000), "recvWindow": 5000})
+                signed = query + "&signature=" + hmac.new(self.secret, query.encode(), hashlib.sha256).hexdigest()
+                self.orders.append(signed.encode())
+
+
+ROUND = 1_000       # frames per pipeline per turn: both see the same machine load (it is shared)
+
+
+async def both_pipelines(n: int) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """Each frame timed on its own through the node's pipeline and the naive one, taking turns
+    every ROUND frames on the same frames: (our times, our orders, naive times, naive orders)."""
+    on_frame, kernel = await live_node()
+    naive = NaivePipeline()
+    ours, base = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    now, perf = time.time_ns, time.perf_counter_ns
+    gc.freeze()                         # as the node does once started
+    i = 0
+    for batch in frame_chunks(n, 1001):
+        for k in range(0, len(batch), ROUND):
+            turn = batch[k:k + ROUND]
+            for j, frame in enumerate(turn):
+                t0 = perf()
+                on_frame(None, frame, now())
+                ours[i + j] = perf() - t0
+                if j % 64 == 63:
+                    await asyncio.sleep(0)      # let the send tasks run, outside the timing
+            await asyncio.sleep(0)
+            for j, frame in enumerate(turn):
+                t0 = perf()
+                naive.on_frame(frame)
+                base[i + j] = perf() - t0
+            i += len(turn)
+    gc.unfreeze()
+    await kernel.execution.drain()
+    kernel.stop()
+    risk = kernel.risk
+    return ours, risk.decisions - risk.denied, base, len(naive.orders)     # accepted decisions: signed orders
 
 
 def test_tick_to_order_latency(benchmark, report, histogram):
     n = 2_000 if benchmark.disabled else 1_000_000
-    times, orders = uvloop.run(live_pipeline(n))
+    times, orders, base_times, base_orders = uvloop.run(both_pipelines(n))
     # One more than the frames: the seeded (ready) book is published too, and decides.
     assert orders == n + 1, f"every frame should have produced a signed order, got {orders} of {n}"
-    base_times, base_orders = naive_pipeline(n)
     assert base_orders == n
     warm = n // 10          # the first frames warm caches and allocators
     p50, p99 = (float(np.percentile(times[warm:], q)) / 1000 for q in (50, 99))
