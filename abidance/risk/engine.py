@@ -466,7 +466,8 @@ class RiskEngine(Component):
         else:
             entry = self._orders.get(ev.client_order_id)
             if entry is not None:
-                self._filled(entry, ev.filled)
+                if ev.filled > entry.filled:        # most events (submitted, NEW) fill nothing
+                    self._filled(entry, ev.filled)
             elif not ev.protective:
                 # Open, and not sent by this engine in this process: adopted from the exchange at a
                 # reconciliation (an order from before a restart). It counts like any other.
