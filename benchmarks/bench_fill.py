@@ -26,6 +26,9 @@ params = {{ trade = {trade} }}
 '''
 
 
+RISK = 'sizing = "fixed_quote"\nfixed_quote = "1000"\norders_per_10s = 0\norders_per_day = 0'      # a fill every bar
+
+
 def run(cfg, bars) -> tuple[float, object]:
     t0 = time.perf_counter()
     result = Backtest(cfg, {"BTCUSDT": bars}, instruments=sim_instruments(),
@@ -36,7 +39,7 @@ def run(cfg, bars) -> tuple[float, object]:
 def test_backtest_cost_per_fill(benchmark, report, tmp_path):
     n = 2_000 if benchmark.disabled else 200_000
     bars, _ = random_walk(n)
-    trading, quiet = (config(tmp_path, strategies=STRATEGY.format(trade=t)) for t in (1, 0))
+    trading, quiet = (config(tmp_path, strategies=STRATEGY.format(trade=t), risk=RISK) for t in (1, 0))
     best = {}
     for _ in range(1 if benchmark.disabled else 3):        # best of 3, each pair in the same turn
         for name, cfg in (("trading", trading), ("quiet", quiet)):
