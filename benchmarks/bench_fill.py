@@ -32,7 +32,7 @@ RISK = 'sizing = "fixed_quote"\nfixed_quote = "1000"\norders_per_10s = 0\norders
 def run(cfg, bars) -> tuple[float, object]:
     t0 = time.perf_counter()
     result = Backtest(cfg, {"BTCUSDT": bars}, instruments=sim_instruments(),
-                      balances={"USDT": Decimal(100_000)}).run()
+                      balances={"USDT": Decimal(100_000_000)}).run()     # fees never run it out
     return time.perf_counter() - t0, result
 
 
