@@ -102,13 +102,13 @@ class DryClient(BinanceExecutionClient):
         return {"orderId": 1, "status": "EXPIRED", "executedQty": "0"}
 
 
-async def live_node():
+async def live_node(config: str = CONFIG):
     """The node's objects, started, with a ready book: (frame handler, kernel)."""
     bus, clock = MessageBus(), LiveClock()
     inst = {SYMBOL: INSTRUMENTS[SYMBOL]}
     cfg = BinanceConfig()
     rest = BinanceRest(cfg, Credentials(DEMO_API_KEY, DEMO_API_SECRET), bus, clock)
-    kernel = Kernel(parse_config(CONFIG, ".", env={}), mode="live", clock=clock, bus=bus, instruments=inst,
+    kernel = Kernel(parse_config(config, ".", env={}), mode="live", clock=clock, bus=bus, instruments=inst,
                     client=DryClient(rest, inst), balances={"USDT": Decimal("10000000")}, ids=rest.ids,
                     book_symbols=[SYMBOL])
     connector = BinanceConnector(cfg, bus, rest)
@@ -182,6 +182,20 @@ async def both_pipelines(n: int) -> tuple[np.ndarray, int, np.ndarray, int]:
     return ours, risk.decisions - risk.denied, base, len(naive.orders)     # accepted decisions: signed orders
 
 
+async def frames_without_orders(n: int) -> np.ndarray:
+    """The same frames through the same node whose strategy never acts (threshold 0.99): what
+    the data path costs, the rest of a frame being the order path."""
+    on_frame, kernel = await live_node(CONFIG.replace("threshold = 0.2", "threshold = 0.99"))
+    times, now, perf = np.empty(n, dtype=np.int64), time.time_ns, time.perf_counter_ns
+    for i, frame in enumerate(frames(n, 1001)):
+        t0 = perf()
+        on_frame(None, frame, now())
+        times[i] = perf() - t0
+    kernel.stop()
+    assert kernel.risk.decisions == 0
+    return times
+
+
 def test_tick_to_order_latency(benchmark, report, histogram):
     n = 2_000 if benchmark.disabled else 1_000_000
     times, orders, base_times, base_orders = uvloop.run(both_pipelines(n))
@@ -195,6 +209,9 @@ def test_tick_to_order_latency(benchmark, report, histogram):
                                 p999_us=float(np.percentile(times[warm:], 99.9)) / 1000,
                                 max_us=float(times[warm:].max()) / 1000)
     benchmark.extra_info["histogram"] = histogram({"abidance": times[warm:], "naive": base_times[warm:]})
+    quiet = uvloop.run(frames_without_orders(n // 10))
+    benchmark.extra_info["no_order_p50_us"] = q50 = float(np.percentile(quiet[n // 100:], 50)) / 1000
+    report("a frame that leads to no order, p50 (reference: the data path alone)", q50, "us")
     report("tick to order p50 (frame -> signed order)", p50, "us", target=7.0,
            baseline=("json + dicts + Python book", b50), min_ratio=3.0, benchmark=benchmark)
     report("tick to order p99", p99, "us", target=25.0, baseline=("json + dicts + Python book", b99),
