@@ -189,3 +189,32 @@ def test_batch_vs_talib(benchmark, report, measure, bars, name):
            f"({ours_ns:.2f} vs {talib_ns:.2f} ns/bar)", ours_ns / talib_ns, "x TA-Lib",
            target=1.3 if name in TARGETED else None, baseline=("TA-Lib C", 1.0),
            benchmark=benchmark)
+
+
+def test_fused_update_of_five_indicators(benchmark, report, measure, bars):
+    """A strategy's five indicators (EMA 12, EMA 26, RSI 14, ATR 14, OBV) per bar from Python:
+    one IndicatorSet.update_bar call against five separate update calls, same bars, same run.
+    Figure: ns per indicator per bar."""
+    from abidance._core.fused import IndicatorSet
+
+    n = 20_000 if benchmark.disabled else 200_000
+    rows = list(zip(*(bars[c][:n].tolist() for c in ("high", "low", "close", "volume"))))
+
+    def five():
+        return cy.EMA(12), cy.EMA(26), cy.RSI(14), cy.ATR(14), cy.OBV()
+
+    def separate():
+        fast, slow, rsi, atr, obv = five()
+        fu, su, ru, au, ou = fast.update, slow.update, rsi.update, atr.update, obv.update
+        for h, lo, c, v in rows:
+            fu(c), su(c), ru(c), au(h, lo, c), ou(c, v)
+
+    def fused():
+        update = IndicatorSet(five()).update_bar
+        for h, lo, c, v in rows:
+            update(h, lo, c, v)
+
+    apart = _median_ns(separate, 1 if benchmark.disabled else 7) / (5 * n)
+    ns = measure(benchmark, fused, ops=5 * n, rounds=7)
+    report("IndicatorSet.update_bar, five indicators", ns, "ns/indicator/bar",
+           baseline=("five separate update() calls", apart), benchmark=benchmark)

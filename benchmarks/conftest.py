@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 
@@ -125,6 +126,27 @@ def measure_ns(benchmark, fn, ops: int = 1, rounds: int = 20, iterations: int = 
     else:
         benchmark.pedantic(fn, rounds=rounds, iterations=iterations, warmup_rounds=1)
     return benchmark.stats.stats.median * 1e9 / ops
+
+
+def log_histogram(series: dict, first_us: float = 1.0, per_octave: int = 2, octaves: int = 11) -> dict:
+    """Latency histograms (ns samples) in log-spaced buckets of microseconds, side by side: prints a
+    table (bucket, then count and share per series) and returns it for extra_info. The last bucket
+    holds everything above the range."""
+    edges = [first_us * 2 ** (k / per_octave) for k in range(octaves * per_octave + 1)]
+    bounds = np.array(edges + [float("inf")]) * 1000.0
+    counts = {name: np.histogram(t, bins=np.concatenate(([0.0], bounds)))[0].tolist() for name, t in series.items()}
+    labels = [f"< {edges[0]:.1f}"] + [f"{a:.1f}-{b:.1f}" for a, b in zip(edges, edges[1:])] + [f">= {edges[-1]:.0f}"]
+    print("\nlatency histogram (us): " + " | ".join(f"{name} count, share" for name in series))
+    for i, label in enumerate(labels):
+        row = [(c[i], c[i] / max(1, sum(c))) for c in counts.values()]
+        if any(n for n, _ in row):
+            print(f"  {label:>13}  " + "  ".join(f"{n:>9,} {share:7.2%}" for n, share in row))
+    return {"bucket_us": labels, **counts}
+
+
+@pytest.fixture
+def histogram():
+    return log_histogram
 
 
 @pytest.fixture

@@ -97,8 +97,10 @@ class ExitManager(Component):
 
     def handle_order_event(self, ev) -> None:
         """Native mode: an entry with exit levels that ended with a fill gets its protection."""
+        if ev.status not in TERMINAL:
+            return          # most events (submitted, NEW): nothing ended, for native exits either
         self.native.on_order_event(ev)
-        if ev.status not in TERMINAL or ev.side != "BUY" or not ev.filled:
+        if ev.side != "BUY" or not ev.filled:
             return
         levels = self.execution.exits.pop(ev.client_order_id, None)
         if levels is None:

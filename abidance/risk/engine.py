@@ -259,8 +259,10 @@ class RiskEngine(Component):
             return self._deny(signal, "UNKNOWN_SYMBOL", f"{signal.symbol} has no instrument")
         # The breakers a poll would have moved by now: the same decision whenever the poll ran.
         now = self.clock.time_ns()
-        self._check_kill_file()
-        self._check_stale(now)
+        if self.kill_file is not None:
+            self._check_kill_file()
+        if self._stale or getattr(self.settings, "stale_data_s", 0):
+            self._check_stale(now)
         if self._unreconciled:
             return self._deny(signal, "NOT_RECONCILED", "waiting for the first reconciliation with the exchange "
                                                         "(orders from before the restart must be counted first)")
@@ -290,9 +292,12 @@ class RiskEngine(Component):
             "GTC" if price else "", now,                                    # time_in_force, ts_init
             signal.stop_loss, signal.take_profit, signal.trailing_bps,
             self.limit_timeout_s if price else 0.0, signal.side == "SELL")  # timeout_s, reduce_only
-        self.pre_trade.on_order_open(slot, SIDES[signal.side], qty)
-        self._track(cid, _OpenOrder(slot, SIDES[signal.side], qty, signal.strategy_id, signal.symbol,
-                                    price or -(-ref * (BPS + self.max_slippage_bps) // BPS)))   # _with_allowance
+        side = SIDES[signal.side]
+        self.pre_trade.on_order_open(slot, side, qty)
+        o = _OpenOrder(slot, side, qty, signal.strategy_id, signal.symbol,
+                       price or -(-ref * (BPS + self.max_slippage_bps) // BPS))     # _with_allowance
+        self._orders[cid] = o           # _track(cid, o), inlined: nothing of it is filled yet
+        self._commit.add(o, qty)
         self.decisions += 1
         self.bus.publish(topics.RISK_DECISIONS, RiskDecision(
             signal.strategy_id, signal.symbol, signal.side, True, "ACCEPTED", signal.reason, qty, price, cid,
@@ -405,7 +410,7 @@ class RiskEngine(Component):
         if self.portfolio is not None:
             # Never ask for more than the cash there is, at the price the order may pay.
             cash = self._free_cash_units(inst)
-            pay = self._with_allowance(ref_ticks) if market else ref_ticks
+            pay = -(-ref_ticks * (BPS + self.max_slippage_bps) // BPS) if market else ref_ticks   # _with_allowance
             qty = min(qty, max(0, cash) * div // (pay * mul))
         if qty <= 0:
             return self._deny(signal, "SIZE_ZERO", f"budget of {self._fixed_quote_units} quote units buys less "
@@ -466,7 +471,8 @@ class RiskEngine(Component):
         else:
             entry = self._orders.get(ev.client_order_id)
             if entry is not None:
-                self._filled(entry, ev.filled)
+                if ev.filled > entry.filled:        # most events (submitted, NEW) fill nothing
+                    self._filled(entry, ev.filled)
             elif not ev.protective:
                 # Open, and not sent by this engine in this process: adopted from the exchange at a
                 # reconciliation (an order from before a restart). It counts like any other.

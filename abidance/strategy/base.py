@@ -148,11 +148,13 @@ class Strategy:
 
     def buy(self, symbol: str, confidence: float = 1.0, *, price: int = 0, reason: str = "",
             stop_loss: int = 0, take_profit: int = 0, trailing_bps: int = 0) -> None:
-        self._abd_ctx.emit(self, Signal(self._abd_id, symbol, "BUY", confidence, self.now_ns(), price, reason,
-                                        stop_loss, take_profit, trailing_bps))
+        ctx = self._abd_ctx
+        ctx.emit(self, Signal(self._abd_id, symbol, "BUY", confidence, ctx.clock.time_ns(), price, reason,
+                              stop_loss, take_profit, trailing_bps))
 
     def sell(self, symbol: str, confidence: float = 1.0, *, price: int = 0, reason: str = "") -> None:
-        self._abd_ctx.emit(self, Signal(self._abd_id, symbol, "SELL", confidence, self.now_ns(), price, reason))
+        ctx = self._abd_ctx
+        ctx.emit(self, Signal(self._abd_id, symbol, "SELL", confidence, ctx.clock.time_ns(), price, reason))
 
     # ---- hooks -----------------------------------------------------------------------
 

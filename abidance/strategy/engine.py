@@ -78,14 +78,17 @@ class StrategyEngine(Component):
 
     def handle_bar(self, bar) -> None:
         for s in self._by_bar.get((bar.symbol, bar.interval), ()):
-            if s.id not in self.disabled:
-                self._call(s, "on_bar", bar)
+            if not self.disabled or s.id not in self.disabled:
+                try:        # _call(s, "on_bar", bar), inlined: every bar
+                    s.on_bar(bar)
+                except Exception as exc:  # noqa: BLE001 - user code: contain anything
+                    self._failed(s, "on_bar", exc)
 
     def handle_book(self, book) -> None:
         # The connector publishes a book only while it is consistent.
         self.books[book.symbol] = book
         for s in self._by_book.get(book.symbol, ()):
-            if s.id not in self.disabled:
+            if not self.disabled or s.id not in self.disabled:
                 try:        # _call(s, "on_book", book), inlined: every tick
                     s.on_book(book)
                 except Exception as exc:  # noqa: BLE001 - user code: contain anything

