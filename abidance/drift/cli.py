@@ -1,0 +1,74 @@
+"""`abidance report drift`: live against a replay of the same window, explained (docs/drift.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances
+from abidance.backtest.engine import sim_instruments
+from abidance.config import ConfigError, load_config
+from abidance.extras import require
+from abidance.store.client import connect, redact
+from abidance.store.reader import to_ns
+
+
+def add_parser(sub) -> None:
+    report = sub.add_parser("report", help="reports over what the node recorded (drift: live against backtest)")
+    kinds = report.add_subparsers(dest="report", required=True, metavar="REPORT")
+    p = kinds.add_parser("drift", help="replay a window the node traded and explain live minus replay PnL",
+                         description=__doc__)
+    p.add_argument("--store", required=True, metavar="URL", help="the store the node wrote (http://..., chdb:///dir)")
+    p.add_argument("--database", default="abidance", help="its database (default abidance)")
+    p.add_argument("--from", dest="start", required=True, metavar="T0", help="window start (ISO time, UTC)")
+    p.add_argument("--to", dest="end", required=True, metavar="T1", help="window end, exclusive (ISO time, UTC)")
+    p.add_argument("--strategy", metavar="ID", help="only this strategy")
+    p.add_argument("--config", metavar="FILE", help="the node's config (default: the version recorded in the store)")
+    p.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
+                   help="candles to fill holes in the recorded bars with (repeatable); the report names each hole")
+    p.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
+                   help="trades to fill holes in the recorded trades with (repeatable; freqtrade/ccxt layout)")
+    p.add_argument("--balance", action="append", metavar="ASSET=AMOUNT",
+                   help="starting balances of the replay (default: the node's recorded snapshot, else the config's)")
+    p.add_argument("--match-window-s", type=float, metavar="S",
+                   help="decisions this close pair up (default: the shortest strategy timeframe)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON (amounts as exact strings)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    require("report drift", "store")
+    instruments = sim_instruments()
+    try:
+        config = load_config(args.config) if args.config else None
+        start, end = to_ns(args.start), to_ns(args.end)
+        if end <= start:
+            raise ValueError(f"--to ({args.end}) must be after --from ({args.start})")
+        candles = load_candle_args(args.candles, None, instruments) if args.candles else None
+        trades = load_trade_args(args.trades, instruments) if args.trades else None
+        balances = parse_balances(args.balance) if args.balance else None
+    except ConfigError as exc:
+        print("abidance report drift: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"abidance report drift: {exc}", file=sys.stderr)
+        return 2
+    # Lazy: the report module imports the backtester (the replay), needed only past the argument checks.
+    from abidance.drift.report import drift_report
+
+    try:
+        client = connect(args.store, args.database)
+        window = None if args.match_window_s is None else int(args.match_window_s * 1e9)
+        report = drift_report(client, args.database, start, end, config=config, strategy=args.strategy,
+                              instruments=instruments, candles=candles, trades=trades, balances=balances, tolerance_ns=window)
+    except ValueError as exc:
+        print(f"abidance report drift: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, not traced
+        print(f"abidance report drift: store {redact(args.store)}: {exc}", file=sys.stderr)
+        return 2
+    print(report.text(), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_json(), indent=1))
+    return 0

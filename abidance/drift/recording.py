@@ -1,0 +1,121 @@
+"""What the node recorded over a window, read back from the store, exactly.
+
+Times come back as int ns (`toUnixTimestamp64Nano`: a Python datetime would cut them to
+microseconds), prices, quantities and fees as Decimal. Every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from abidance.drift.orders import Denial, FillRecord, OrderRecord
+from abidance.store.migrations import check_identifier
+
+NS = "toUnixTimestamp64Nano(ts)"
+WINDOW = " WHERE ts >= fromUnixTimestamp64Nano({t0:Int64}, 'UTC') AND ts < fromUnixTimestamp64Nano({t1:Int64}, 'UTC')"
+ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
+
+
+@dataclass
+class Recording:
+    start: int
+    end: int
+    bars: dict[tuple[str, str], list[tuple]] = field(default_factory=dict)  # (symbol, interval) -> rows
+    trades: dict[str, list[tuple]] = field(default_factory=dict)            # symbol -> (ts, id, price, qty, maker, ts_init)
+    orders: list[OrderRecord] = field(default_factory=list)                 # accepted decisions and manual orders
+    denials: list[Denial] = field(default_factory=list)
+    halts: list[tuple[int, int]] = field(default_factory=list)
+    configs: list[tuple[int, int, str, str]] = field(default_factory=list)  # (ns, version, author, text), oldest first
+    balances: dict[str, Decimal] = field(default_factory=dict)              # the last snapshot at or before start
+
+
+class StoreSource:
+    def __init__(self, client, database: str):
+        self.client = client
+        self.db = check_identifier(database)
+
+    def rows(self, sql: str, **params) -> list[tuple]:
+        return list(self.client.query(sql.replace("{db}", self.db), parameters=params).result_rows)
+
+    def window(self, table: str, columns: str, t0: int, t1: int, order: str = "ts", extra: str = "",
+               **params) -> list[tuple]:
+        return self.rows(f"SELECT {NS}, {columns} FROM {{db}}.{table}{WINDOW}{extra} ORDER BY {order}",
+                         t0=t0, t1=t1, **params)
+
+
+def load(client, database: str, start: int, end: int, strategy: str | None = None) -> Recording:
+    src = StoreSource(client, database)
+    rec = Recording(start, end)
+    for ts, sym, iv, close, o, h, lo, c, v, n in src.window(
+            "bars", "symbol, interval, toUnixTimestamp64Nano(close_time), open, high, low, close, volume, trades",
+            start, end, "symbol, interval, ts"):
+        rec.bars.setdefault((sym, iv), []).append((ts, close, o, h, lo, c, v, n))
+    for ts, sym, tid, price, qty, maker, ts_init in src.window(
+            "trades", "symbol, trade_id, price, qty, buyer_is_maker, toUnixTimestamp64Nano(ts_init)", start, end,
+            "symbol, ts, trade_id"):
+        rec.trades.setdefault(sym, []).append((ts, tid, price, qty, maker, ts_init))
+    _orders(src, rec, strategy)
+    rec.halts = _halts(src, start, end)
+    rec.configs = src.rows(f"SELECT {NS}, version, author, text FROM {{db}}.config_versions "
+                           "WHERE ts < fromUnixTimestamp64Nano({t1:Int64}, 'UTC') ORDER BY ts", t1=end)
+    rec.balances = _balances(src, start)
+    return rec
+
+
+def _orders(src: StoreSource, rec: Recording, strategy: str | None) -> None:
+    only = " AND strategy_id = {sid:String}" if strategy is not None else ""
+    params = {"sid": strategy} if strategy is not None else {}
+    by_cid: dict[str, OrderRecord] = {}
+    for ts, sid, sym, side, accepted, reason, qty, cid in src.window(
+            "risk_decisions", "strategy_id, symbol, side, accepted, reason, quantity, client_order_id",
+            rec.start, rec.end, extra=only, **params):
+        if accepted and cid:
+            by_cid[cid] = OrderRecord(sid, sym, side, ts, qty, cid)
+        else:
+            rec.denials.append(Denial(sid, sym, side, ts, reason))
+    # Every order event of the window; an order without a decision was placed by hand (manual).
+    for ts, cid, sid, sym, side, status, qty in src.window(
+            "order_events", "client_order_id, strategy_id, symbol, side, status, quantity", rec.start, rec.end,
+            "ts, client_order_id", extra=only, **params):
+        o = by_cid.get(cid)
+        if o is None:
+            o = by_cid[cid] = OrderRecord(sid, sym, side, ts, qty, cid, manual=True)
+        if status == "NEW" and o.acked is None:
+            o.acked = ts
+        if status not in ("PENDING_NEW", "PENDING_CANCEL") and o.status not in ENDED:
+            o.status = status
+    for ts, cid, qty, price, fee, asset, maker in src.window(
+            "fills", "client_order_id, qty, price, commission, commission_asset, is_maker", rec.start, rec.end,
+            "ts, trade_id", extra=only, **params):
+        o = by_cid.get(cid)
+        if o is not None:
+            o.fills.append(FillRecord(qty, price, fee, asset, bool(maker), ts))
+    rec.orders = sorted(by_cid.values(), key=lambda o: o.decided)
+
+
+def _halts(src: StoreSource, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans the node was not ACTIVE (REDUCING or HALTED) (from its trading_state rows)."""
+    rows = src.rows(f"SELECT {NS}, state FROM {{db}}.trading_state "
+                    "WHERE ts < fromUnixTimestamp64Nano({t1:Int64}, 'UTC') ORDER BY ts", t1=end)
+    spans, since = [], None
+    for ts, state in rows:
+        if state != "ACTIVE" and since is None:
+            since = ts
+        elif state == "ACTIVE" and since is not None:
+            spans.append((since, ts))
+            since = None
+    if since is not None:
+        spans.append((since, end))
+    return [(a, b) for a, b in spans if b > start]
+
+
+def _balances(src: StoreSource, start: int) -> dict[str, Decimal]:
+    """Free + locked per asset from the last full snapshot (or reconciliation) at or before `start`."""
+    rows = src.rows(f"SELECT {NS}, asset, free + locked, source FROM {{db}}.balances "
+                    "WHERE ts <= fromUnixTimestamp64Nano({t0:Int64}, 'UTC') AND source != 'delta' "
+                    "AND source != 'update' ORDER BY ts", t0=start)
+    if not rows:
+        return {}
+    last = rows[-1][0]
+    return {asset: amount for ts, asset, amount, _ in rows if ts == last}

@@ -1,0 +1,145 @@
+"""The recorded window through the kernel again, as a backtest: the replay run of the drift report.
+
+The market is what the node recorded: its trades when the store has them (the engines build
+the bars from them, as live), else its bars. A hole in recorded bars (the feed stalled, the
+node was down) can be filled from candles the user gives (`--candles SYMBOL=FILE`, e.g. from
+`abidance download`), a hole in recorded trades (two trade ids that do not follow each other)
+from trades (`--trades SYMBOL=FILE`): the replay then trades through it as live could not, and
+the report names each hole. The replay starts from the node's balances at the start of the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from abidance.backtest.engine import Backtest
+from abidance.core.events import Bar
+from abidance.data.bars import parse_interval
+from abidance._core.wire import trade_event
+from abidance.drift.orders import Denial, FillRecord, OrderRecord
+
+ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
+
+
+@dataclass
+class ReplayInput:
+    source: str                                       # "trades" or "bars"
+    data: dict[str, list]                             # symbol -> TradeEvents or Bars
+    gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    filled_bars: dict[str, int] = field(default_factory=dict)     # symbol -> bars (trades) taken from the user's files
+
+    def market_points(self, instruments: dict) -> dict[str, list[tuple[int, Decimal]]]:
+        out = {}
+        for symbol, events in self.data.items():
+            tick = instruments[symbol].filters.price_fp.increment
+            if self.source == "trades":
+                out[symbol] = [(t.ts_trade, tick * t.price) for t in events]
+            else:
+                pts = []
+                for b in events:
+                    pts += [(b.open_time, tick * b.open), (b.close_time - 1, tick * b.close)]
+                out[symbol] = pts
+        return out
+
+
+def _ticks(value: Decimal, increment: Decimal, what: str) -> int:
+    units = value / increment
+    if units != units.to_integral_value():
+        raise ValueError(f"{what} {value} is off the instrument's grid ({increment})")
+    return int(units)
+
+
+def bars_of(rows: list[tuple], symbol: str, interval: str, instrument) -> list[Bar]:
+    tick, step = instrument.filters.price_fp.increment, instrument.filters.qty_fp.increment
+    return [Bar(symbol, interval, ts, close, _ticks(o, tick, "open"), _ticks(h, tick, "high"),
+                _ticks(lo, tick, "low"), _ticks(c, tick, "close"), _ticks(v, step, "volume"), int(n))
+            for ts, close, o, h, lo, c, v, n in rows]
+
+
+def bar_gaps(bars: list[Bar], start: int, end: int) -> list[tuple[int, int]]:
+    """Spans inside [start, end) with no recorded bar."""
+    if not bars:
+        return [(start, end)]
+    iv = bars[0].close_time - bars[0].open_time
+    gaps = [(a.close_time, b.open_time) for a, b in zip(bars, bars[1:]) if b.open_time - a.open_time > iv]
+    if bars[-1].close_time + iv <= end:
+        gaps.append((bars[-1].close_time, end))
+    return gaps
+
+
+def fill_gaps(bars: list[Bar], gaps: list[tuple[int, int]], candles: list[Bar]) -> tuple[list[Bar], int]:
+    """The recorded bars with the given candles put in their holes (recorded bars win)."""
+    extra = [b for b in candles if any(a <= b.open_time < z for a, z in gaps)]
+    return sorted(bars + extra, key=lambda b: b.open_time), len(extra)
+
+
+def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] | None = None,
+                 trades: dict[str, list] | None = None) -> ReplayInput:
+    """The replay's market: the recorded trades (holes filled from `trades`), else the recorded bars of
+    each symbol's shortest strategy timeframe (holes filled from `candles`)."""
+    symbols = sorted({s for sc in config.strategies for s in sc.symbols})
+    if any(rec.trades.get(s) for s in symbols):
+        data = {s: [trade_event(s, tid, _ticks(p, instruments[s].filters.price_fp.increment, "price"),
+                                _ticks(q, instruments[s].filters.qty_fp.increment, "qty"), bool(m), ts, ts_init)
+                    for ts, tid, p, q, m, ts_init in rec.trades.get(s, [])] for s in symbols}
+        out = ReplayInput("trades", data, {s: trade_id_gaps(rec.trades.get(s, [])) for s in symbols})
+        for s, given in (trades or {}).items():
+            if s in data:
+                data[s], out.filled_bars[s] = fill_trade_gaps(data[s], given)
+        return out
+    out = ReplayInput("bars", {})
+    for s in symbols:
+        interval = min((sc.timeframe for sc in config.strategies if s in sc.symbols), key=parse_interval)
+        bars = bars_of(rec.bars.get((s, interval), []), s, interval, instruments[s])
+        gaps = bar_gaps(bars, rec.start, rec.end)
+        if candles and s in candles:
+            bars, out.filled_bars[s] = fill_gaps(bars, gaps, [b for b in candles[s]
+                                                             if rec.start <= b.open_time and b.close_time <= rec.end])
+        out.data[s], out.gaps[s] = bars, gaps
+    return out
+
+
+def trade_id_gaps(rows: list[tuple]) -> list[tuple[int, int]]:
+    """Spans between two recorded trades whose ids are not consecutive (Binance numbers a symbol's
+    trades one by one: a hole is a trade the node never received)."""
+    return [(a[0], b[0]) for a, b in zip(rows, rows[1:]) if b[1] > a[1] + 1]
+
+
+def fill_trade_gaps(recorded: list, given: list) -> tuple[list, int]:
+    """The recorded trades with the given ones whose ids fall in a hole between two recorded ids."""
+    ids = [t.trade_id for t in recorded]
+    holes = [(a, b) for a, b in zip(ids, ids[1:]) if b > a + 1]
+    extra = [t for t in given if any(a < t.trade_id < b for a, b in holes)]
+    return sorted(recorded + extra, key=lambda t: (t.ts_trade, t.trade_id)), len(extra)
+
+
+def run_replay(config, inp: ReplayInput, instruments: dict, balances: dict[str, Decimal] | None):
+    kwargs = {"trades": inp.data} if inp.source == "trades" else {"bars_by_symbol": inp.data}
+    return Backtest(config, instruments=instruments, balances=balances or None, **kwargs).run()
+
+
+def replay_orders(result, instruments: dict) -> tuple[list[OrderRecord], list[Denial]]:
+    """The replay's decisions, orders and fills as the live run's records."""
+    orders: dict[str, OrderRecord] = {}
+    denials = []
+    for d in result.decisions:
+        if d.accepted and d.client_order_id:
+            step = instruments[d.symbol].filters.qty_fp.increment
+            orders[d.client_order_id] = OrderRecord(d.strategy_id, d.symbol, d.side, d.ts_event, step * d.quantity,
+                                                    d.client_order_id)
+        else:
+            denials.append(Denial(d.strategy_id, d.symbol, d.side, d.ts_event, d.reason))
+    for ev in result.orders:
+        o = orders.get(ev.client_order_id)
+        if o is None:
+            continue
+        if ev.status == "NEW" and o.acked is None:
+            o.acked = ev.ts_event
+        if ev.status not in ("PENDING_NEW", "PENDING_CANCEL") and o.status not in ENDED:
+            o.status = ev.status
+    for f in result.fills:
+        o = orders.get(f.client_order_id)
+        if o is not None:
+            o.fills.append(FillRecord(f.quantity, f.price, f.commission, f.commission_asset, f.is_maker, f.ts_event))
+    return sorted(orders.values(), key=lambda o: o.decided), denials

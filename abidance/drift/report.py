@@ -1,0 +1,132 @@
+"""The drift report: load the window, replay it, pair the orders, attribute, show.
+
+`drift_report(client, database, start, end, config=...)` returns a `DriftReport`; `text()` is
+what `abidance report drift` prints, `as_json()` what `--json` writes (Decimals as exact strings).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from abidance.config import parse_config
+from abidance.data.bars import parse_interval
+from abidance.drift import recording
+from abidance.drift.attribution import LINES, Context, Market, StrategyDrift, Valuation, attribute
+from abidance.runtime.config_record import AUTHOR
+from abidance.drift.replay import replay_input, replay_orders, run_replay
+
+
+@dataclass
+class DriftReport:
+    start: int
+    end: int
+    source: str                                   # what the replay ran on: "trades" or "bars"
+    config_note: str
+    strategies: dict[str, StrategyDrift]
+    gaps: dict[str, list[tuple[int, int]]]
+    filled_bars: dict[str, int]
+    marks: dict[str, Decimal]
+    quote: str
+    balances: dict[str, Decimal] = field(default_factory=dict)
+
+    def text(self) -> str:
+        out = [f"drift {_t(self.start)} -> {_t(self.end)}: live against a replay over the recorded {self.source} "
+               f"(quote {self.quote}; both runs valued at the window's last prices: "
+               + ", ".join(f"{s} {m}" for s, m in sorted(self.marks.items())) + ")",
+               f"config: {self.config_note}"]
+        for symbol, gaps in sorted(self.gaps.items()):
+            for a, b in gaps:
+                out.append(f"data gap {symbol}: {_t(a)} -> {_t(b)} ({(b - a) / 1e9:.0f} s without market data)"
+                           + (f"; the replay used {self.filled_bars[symbol]} given {'trades' if self.source == 'trades' else 'bars'}" if self.filled_bars.get(symbol)
+                              else ""))
+        for sid, d in sorted(self.strategies.items()):
+            out += ["", f"strategy {sid}: live PnL {d.live_pnl}  replay PnL {d.replay_pnl}  "
+                        f"difference {d.difference} {self.quote}"]
+            out += [f"  {name:<42} {amount}" for name, amount in d.lines.items() if amount or name in _ALWAYS]
+            out.append(f"  {'residual (not explained)':<42} {d.residual}")
+            for asset, fee in sorted(d.unpriced_fees.items()):
+                out.append(f"  {'fees without a price (left out)':<42} {fee} {asset}")
+            out.append("  orders: " + ", ".join(f"{k} {v}" for k, v in sorted(d.counts.items())))
+            out.append("  side by side (decided, side, live qty @ avg | replay qty @ avg | reason):")
+            for p in d.pairs:
+                o = p.live or p.replay
+                out.append(f"    {_t(o.decided)} {o.symbol} {o.side:<4} {_side(p.live):<28} {_side(p.replay):<28} "
+                           f"{p.reason}")
+        return "\n".join(out) + "\n"
+
+    def as_json(self) -> dict:
+        return {
+            "from": _t(self.start), "to": _t(self.end), "source": self.source, "config": self.config_note,
+            "quote": self.quote, "marks": {s: str(m) for s, m in self.marks.items()},
+            "gaps": {s: [[a, b] for a, b in g] for s, g in self.gaps.items()},
+            "strategies": {sid: {
+                "live_pnl": str(d.live_pnl), "replay_pnl": str(d.replay_pnl), "difference": str(d.difference),
+                "lines": {k: str(v) for k, v in d.lines.items()}, "residual": str(d.residual),
+                "unpriced_fees": {a: str(v) for a, v in d.unpriced_fees.items()}, "counts": dict(d.counts),
+                "pairs": [{"decided": (p.live or p.replay).decided, "side": (p.live or p.replay).side,
+                           "live": _side(p.live), "replay": _side(p.replay), "reason": p.reason} for p in d.pairs],
+            } for sid, d in self.strategies.items()},
+        }
+
+
+_ALWAYS = ("slippage", "latency", "fees")
+
+
+def _t(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _side(o) -> str:
+    if o is None:
+        return "-"
+    q = o.filled
+    avg = (o.notional / q).quantize(Decimal("1e-8")) if q else "-"
+    return f"{q}/{o.ordered} @ {avg} {o.status}"
+
+
+def config_in_force(rec, given=None):
+    """The config given, else the newest recorded version at or before the window's start."""
+    if given is not None:
+        return given, "given on the command line"
+    before = [c for c in rec.configs if c[0] <= rec.start] or rec.configs[:1]
+    if not before:
+        raise ValueError("no config recorded for this window (the node records its config when it starts): "
+                         "give --config FILE")
+    ts, version, author, text = before[-1]
+    # A node restarting with the same config is a restart (Context.restarts), not a switch.
+    switches = [c for c in rec.configs if rec.start < c[0] < rec.end and c[3] != text]
+    if switches:
+        raise ValueError(f"the config changed {len(switches)} time(s) inside the window (first at {_t(switches[0][0])}):"
+                         " replaying across a switch is not supported yet; split the window there")
+    return parse_config(text, tempfile.gettempdir()), f"version {version} by {author or 'unknown'} from {_t(ts)}"
+
+
+def drift_report(client, database: str, start: int, end: int, *, config=None, strategy: str | None = None,
+                 instruments: dict, candles: dict | None = None, trades: dict | None = None, balances: dict | None = None,
+                 tolerance_ns: int | None = None) -> DriftReport:
+    rec = recording.load(client, database, start, end, strategy)
+    config, note = config_in_force(rec, config)
+    inp = replay_input(rec, config, instruments, candles, trades)
+    start_balances = balances or rec.balances or None
+    result = run_replay(config, inp, instruments, start_balances)
+    replayed, replay_denials = replay_orders(result, instruments)
+    if strategy is not None:
+        replayed = [o for o in replayed if o.strategy_id == strategy]
+    market = Market(inp.market_points(instruments))
+    symbols = [s for s in inp.data if inp.data[s]]
+    marks = {s: market.mark(s, end) for s in symbols}
+    quote = config.risk.quote_asset
+    value = Valuation(quote, {s: instruments[s].base_asset for s in symbols}, marks)
+    shortest = min((parse_interval(sc.timeframe) for sc in config.strategies), default=0)
+    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == AUTHOR and start < c[0] < end],
+                  restart_window=shortest, tolerance=shortest if tolerance_ns is None else tolerance_ns)
+    live = [o for o in rec.orders if o.symbol in marks]
+    drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)
+    return DriftReport(start, end, inp.source, note, drift, inp.gaps, inp.filled_bars, marks, quote,
+                       start_balances or {})
+
+
+__all__ = ["DriftReport", "drift_report", "LINES"]
