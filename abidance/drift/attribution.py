@@ -9,8 +9,9 @@ difference to the last digit.
 
 Orders are paired by strategy, symbol, side and decision time. For a pair (live l, replay r),
 with P_d the replay's first fill price (the backtest's fill model; the market at the decision
-when the replay did not fill), P_a the market at the live acknowledgement (the first trade or
-bar open at or after it) and P_1 the live order's first fill price:
+when the replay did not fill), P_a the market when the venue had the live order (the first trade
+or bar open at or after a MARKET order's first fill, on the venue's clock, else at or after its
+acknowledgement) and P_1 the live order's first fill price:
 
     live - replay = s (q_l - q_r)(M - P_d)        quantity: unfilled parts / rejections / sizing
                   + s q_l (P_d - P_a)             latency: the market moved between decision and ack
@@ -201,7 +202,7 @@ def attribute(live: list[OrderRecord], replay: list[OrderRecord], market: Market
         lines, counts = d.lines, d.counts
         s, mark = l.sign, value.marks[l.symbol]
         p_d = r.fills[0].price if r.fills else market.at(l.symbol, (p.replay or p.live).decided)
-        p_a = market.at(l.symbol, l.acked) if l.acked is not None else p_d
+        p_a = market.at(l.symbol, l.arrived) if l.arrived is not None else p_d
         p_1 = l.fills[0].price if l.fills else p_a
         q_l, q_r = l.filled, r.filled
         # How the live order executed, whether or not the replay had it.

@@ -6,9 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances
+from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances, trades_from_frame
 from abidance.backtest.engine import sim_instruments
 from abidance.config import ConfigError, load_config
+from abidance.download.trades import load_trades
 from abidance.extras import require
 from abidance.store.client import connect, redact
 from abidance.store.reader import to_ns
@@ -21,14 +22,15 @@ def add_parser(sub) -> None:
                          description=__doc__)
     p.add_argument("--store", required=True, metavar="URL", help="the store the node wrote (http://..., chdb:///dir)")
     p.add_argument("--database", default="abidance", help="its database (default abidance)")
-    p.add_argument("--from", dest="start", required=True, metavar="T0", help="window start (ISO time, UTC)")
+    p.add_argument("--from", dest="start", required=True, metavar="T0", help="window start: ISO time (UTC) or ns since the epoch")
     p.add_argument("--to", dest="end", required=True, metavar="T1", help="window end, exclusive (ISO time, UTC)")
     p.add_argument("--strategy", metavar="ID", help="only this strategy")
     p.add_argument("--config", metavar="FILE", help="the node's config (default: the version recorded in the store)")
     p.add_argument("--candles", action="append", metavar="SYMBOL=FILE",
                    help="candles to fill holes in the recorded bars with (repeatable); the report names each hole")
     p.add_argument("--trades", action="append", metavar="SYMBOL=FILE",
-                   help="trades to fill holes in the recorded trades with (repeatable; freqtrade/ccxt layout)")
+                   help="trades to fill holes in the recorded trades with (repeatable): a file in the recorded-trades "
+                        "layout, or the folder `abidance download --trades --out DIR` wrote")
     p.add_argument("--balance", action="append", metavar="ASSET=AMOUNT",
                    help="starting balances of the replay (default: the node's recorded snapshot, else the config's)")
     p.add_argument("--match-window-s", type=float, metavar="S",
@@ -37,21 +39,39 @@ def add_parser(sub) -> None:
     p.set_defaults(func=main)
 
 
+def _time(text: str) -> int:
+    """An ISO time (UTC unless it says otherwise), or integer nanoseconds since the epoch."""
+    return int(text) if text.isdigit() else to_ns(text)
+
+
+def given_trades(items, instruments: dict) -> dict[str, list]:
+    """--trades SYMBOL=FILE (the backtester's recorded-trades files) or SYMBOL=DIR (a download folder)."""
+    out, files = {}, []
+    for item in items:
+        symbol, _, path = item.partition("=")
+        symbol = symbol.strip().upper()
+        if symbol in instruments and Path(path).is_dir():
+            out[symbol] = trades_from_frame(load_trades(path, symbol), symbol, instruments[symbol])
+        else:
+            files.append(item)
+    return {**out, **(load_trade_args(files, instruments) if files else {})}
+
+
 def main(args) -> int:
     require("report drift", "store")
     instruments = sim_instruments()
     try:
         config = load_config(args.config) if args.config else None
-        start, end = to_ns(args.start), to_ns(args.end)
+        start, end = _time(args.start), _time(args.end)
         if end <= start:
             raise ValueError(f"--to ({args.end}) must be after --from ({args.start})")
         candles = load_candle_args(args.candles, None, instruments) if args.candles else None
-        trades = load_trade_args(args.trades, instruments) if args.trades else None
+        trades = given_trades(args.trades, instruments) if args.trades else None
         balances = parse_balances(args.balance) if args.balance else None
     except ConfigError as exc:
         print("abidance report drift: bad config:\n  " + "\n  ".join(exc.errors), file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"abidance report drift: {exc}", file=sys.stderr)
         return 2
     # Lazy: the report module imports the backtester (the replay), needed only past the argument checks.

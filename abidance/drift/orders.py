@@ -35,6 +35,15 @@ class OrderRecord:
     acked: int | None = None          # ns the venue acknowledged it (NEW), None if never
     status: str = ""                  # the last state: FILLED, EXPIRED, CANCELED, REJECTED, ...
     manual: bool = False              # placed without a decision of the risk engine (an operator's order)
+    order_type: str = ""
+
+    @property
+    def arrived(self) -> int | None:
+        """When the venue had it, on the market's clock: a MARKET order's first fill (the venue's
+        own time), else the acknowledgement."""
+        if self.order_type == "MARKET" and self.fills:
+            return self.fills[0].ts
+        return self.acked
     fills: list[FillRecord] = field(default_factory=list)
 
     @property

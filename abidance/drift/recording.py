@@ -6,7 +6,8 @@ microseconds), prices, quantities and fees as Decimal. Every value is a bound pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from abidance.drift.orders import Denial, FillRecord, OrderRecord
@@ -30,6 +31,32 @@ class Recording:
     balances: dict[str, Decimal] = field(default_factory=dict)              # the last snapshot at or before start
 
 
+class ExchangeClock:
+    """The node's clock -> the exchange's, from the trades it received: a time is moved by the offset
+    (trade time - receipt time) of the last trade received by then. On Binance the two differ by the
+    network's latency; against the simulator at speed N the market clock runs N times faster, and
+    the offset of the last trade is the best estimate between two trades."""
+
+    def __init__(self, trades: dict[str, list[tuple]]):
+        pairs = sorted((r[5], r[0] - r[5]) for rows in trades.values() for r in rows)
+        self.received = [p[0] for p in pairs]
+        self.offsets = [p[1] for p in pairs]
+
+    def __call__(self, ts: int | None) -> int | None:
+        if ts is None or not self.offsets:
+            return ts
+        i = bisect.bisect_right(self.received, ts)
+        return ts + self.offsets[max(i - 1, 0)]
+
+    def orders(self, rec: "Recording") -> None:
+        """Decision and acknowledgement times of the recorded orders and denials, on the exchange's clock."""
+        for o in rec.orders:
+            o.decided, o.acked = self(o.decided), self(o.acked)
+        rec.denials = [replace(d, decided=self(d.decided)) for d in rec.denials]
+        rec.halts = [(self(a), self(b)) for a, b in rec.halts]
+        rec.configs = [(self(c[0]), *c[1:]) for c in rec.configs]
+
+
 class StoreSource:
     def __init__(self, client, database: str):
         self.client = client
@@ -51,9 +78,12 @@ def load(client, database: str, start: int, end: int, strategy: str | None = Non
             "bars", "symbol, interval, toUnixTimestamp64Nano(close_time), open, high, low, close, volume, trades",
             start, end, "symbol, interval, ts"):
         rec.bars.setdefault((sym, iv), []).append((ts, close, o, h, lo, c, v, n))
-    for ts, sym, tid, price, qty, maker, ts_init in src.window(
-            "trades", "symbol, trade_id, price, qty, buyer_is_maker, toUnixTimestamp64Nano(ts_init)", start, end,
-            "symbol, ts, trade_id"):
+    # Trades by when the node received them (its clock, as its orders'); the exchange's time may differ.
+    received = "if(toUnixTimestamp64Nano(ts_init) > 0, ts_init, ts)"
+    for ts, sym, tid, price, qty, maker, ts_init in src.rows(
+            f"SELECT {NS}, symbol, trade_id, price, qty, buyer_is_maker, toUnixTimestamp64Nano({received}) "
+            f"FROM {{db}}.trades{WINDOW.replace('ts >=', received + ' >=').replace('AND ts <', 'AND ' + received + ' <')}"
+            " ORDER BY symbol, ts, trade_id", t0=start, t1=end):
         rec.trades.setdefault(sym, []).append((ts, tid, price, qty, maker, ts_init))
     _orders(src, rec, strategy)
     rec.halts = _halts(src, start, end)
@@ -75,19 +105,21 @@ def _orders(src: StoreSource, rec: Recording, strategy: str | None) -> None:
         else:
             rec.denials.append(Denial(sid, sym, side, ts, reason))
     # Every order event of the window; an order without a decision was placed by hand (manual).
-    for ts, cid, sid, sym, side, status, qty in src.window(
-            "order_events", "client_order_id, strategy_id, symbol, side, status, quantity", rec.start, rec.end,
-            "ts, client_order_id", extra=only, **params):
+    for ts, cid, sid, sym, side, status, qty, kind in src.window(
+            "order_events", "client_order_id, strategy_id, symbol, side, status, quantity, order_type", rec.start,
+            rec.end, "ts, client_order_id", extra=only, **params):
         o = by_cid.get(cid)
         if o is None:
             o = by_cid[cid] = OrderRecord(sid, sym, side, ts, qty, cid, manual=True)
+        o.order_type = kind
         if status == "NEW" and o.acked is None:
             o.acked = ts
         if status not in ("PENDING_NEW", "PENDING_CANCEL") and o.status not in ENDED:
             o.status = status
-    for ts, cid, qty, price, fee, asset, maker in src.window(
-            "fills", "client_order_id, qty, price, commission, commission_asset, is_maker", rec.start, rec.end,
-            "ts, trade_id", extra=only, **params):
+    # Fills by order (their time is the exchange's, which may run on another clock than the node's).
+    for ts, cid, qty, price, fee, asset, maker in src.rows(
+            f"SELECT {NS}, client_order_id, qty, price, commission, commission_asset, is_maker FROM {{db}}.fills "
+            "WHERE client_order_id IN {cids:Array(String)} ORDER BY ts, trade_id", cids=list(by_cid)):
         o = by_cid.get(cid)
         if o is not None:
             o.fills.append(FillRecord(qty, price, fee, asset, bool(maker), ts))

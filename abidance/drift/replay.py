@@ -107,10 +107,11 @@ def trade_id_gaps(rows: list[tuple]) -> list[tuple[int, int]]:
 
 
 def fill_trade_gaps(recorded: list, given: list) -> tuple[list, int]:
-    """The recorded trades with the given ones whose ids fall in a hole between two recorded ids."""
-    ids = [t.trade_id for t in recorded]
-    holes = [(a, b) for a, b in zip(ids, ids[1:]) if b > a + 1]
-    extra = [t for t in given if any(a < t.trade_id < b for a, b in holes)]
+    """The recorded trades with the given ones that fall strictly inside a hole: between the times of
+    two recorded trades whose ids do not follow each other (by time, because downloaded aggregate
+    trades are numbered apart from trades on Binance)."""
+    holes = [(a.ts_trade, b.ts_trade) for a, b in zip(recorded, recorded[1:]) if b.trade_id > a.trade_id + 1]
+    extra = [t for t in given if any(a < t.ts_trade < b for a, b in holes)]
     return sorted(recorded + extra, key=lambda t: (t.ts_trade, t.trade_id)), len(extra)
 
 
@@ -134,6 +135,7 @@ def replay_orders(result, instruments: dict) -> tuple[list[OrderRecord], list[De
         o = orders.get(ev.client_order_id)
         if o is None:
             continue
+        o.order_type = ev.order_type
         if ev.status == "NEW" and o.acked is None:
             o.acked = ev.ts_event
         if ev.status not in ("PENDING_NEW", "PENDING_CANCEL") and o.status not in ENDED:

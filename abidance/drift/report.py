@@ -109,6 +109,7 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
                  tolerance_ns: int | None = None) -> DriftReport:
     rec = recording.load(client, database, start, end, strategy)
     config, note = config_in_force(rec, config)
+    recording.ExchangeClock(rec.trades).orders(rec)
     inp = replay_input(rec, config, instruments, candles, trades)
     start_balances = balances or rec.balances or None
     result = run_replay(config, inp, instruments, start_balances)
@@ -121,7 +122,7 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
     quote = config.risk.quote_asset
     value = Valuation(quote, {s: instruments[s].base_asset for s in symbols}, marks)
     shortest = min((parse_interval(sc.timeframe) for sc in config.strategies), default=0)
-    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == AUTHOR and start < c[0] < end],
+    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == AUTHOR],
                   restart_window=shortest, tolerance=shortest if tolerance_ns is None else tolerance_ns)
     live = [o for o in rec.orders if o.symbol in marks]
     drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)
