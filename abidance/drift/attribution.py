@@ -166,19 +166,22 @@ class Positions:
 def _reason(order: OrderRecord, in_live: bool, pairs: list[Pair], denials: list[Denial], ctx: Context,
             positions: tuple[Positions, Positions]) -> str:
     t, key = order.decided, (order.strategy_id, order.symbol, order.side)
+    gaps = ctx.gaps.get(order.symbol, ())
+    if any(start <= t < end for start, end in gaps):
+        return "data gap"
     if any((d.strategy_id, d.symbol, d.side) == key and abs(d.decided - t) <= ctx.tolerance for d in denials):
         return "risk denial"
-    # A gap explains every unpaired order of its symbol from its start until the runs pair again.
-    for start, end in ctx.gaps.get(order.symbol, ()):
-        if start <= t and not any(p.live and p.replay and p.live.strategy_id == order.strategy_id
-                                  and p.live.symbol == order.symbol and end <= p.live.decided < t for p in pairs):
-            return "data gap"
     if any(start <= t < end for start, end in ctx.halts):
         return "halt"
     if any(s <= t <= s + ctx.restart_window for s in ctx.restarts):
         return "restart"
     if in_live and order.manual:
         return "manual operator action"
+    # After a gap the runs differ until they pair an order again (indicators and positions catch up).
+    for start, end in gaps:
+        if start <= t and not any(p.live and p.replay and p.live.strategy_id == order.strategy_id
+                                  and p.live.symbol == order.symbol and end <= p.live.decided < t for p in pairs):
+            return "data gap"
     # The strategy decided on another position: earlier fills differed (partial fills, fees in the base asset).
     held = (order.strategy_id, order.symbol)
     if positions[0].before(held, t) != positions[1].before(held, t):
