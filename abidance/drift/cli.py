@@ -34,7 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--balance", action="append", metavar="ASSET=AMOUNT",
                    help="starting balances of the replay (default: the node's recorded snapshot, else the config's)")
     p.add_argument("--match-window-s", type=float, metavar="S",
-                   help="decisions this close pair up (default: the shortest strategy timeframe)")
+                   help="decisions this close pair up (default: half the shortest strategy timeframe)")
+    p.add_argument("--calibrate", metavar="FILE", help="also fit the backtest's fill model to the live fills, "
+                   "replay again with it, and write the fitted [backtest] section to FILE")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (amounts as exact strings)")
     p.set_defaults(func=main)
 
@@ -81,7 +83,8 @@ def main(args) -> int:
         client = connect(args.store, args.database)
         window = None if args.match_window_s is None else int(args.match_window_s * 1e9)
         report = drift_report(client, args.database, start, end, config=config, strategy=args.strategy,
-                              instruments=instruments, candles=candles, trades=trades, balances=balances, tolerance_ns=window)
+                              instruments=instruments, candles=candles, trades=trades, balances=balances, tolerance_ns=window,
+                              calibrate=bool(args.calibrate))
     except ValueError as exc:
         print(f"abidance report drift: {exc}", file=sys.stderr)
         return 2
@@ -91,4 +94,9 @@ def main(args) -> int:
     print(report.text(), end="")
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_json(), indent=1))
+    if args.calibrate:
+        # Lazy: as the report module above.
+        from abidance.drift.calibrate import config_snippet
+
+        Path(args.calibrate).write_text(config_snippet(report.fits))
     return 0

@@ -28,6 +28,7 @@ class ReplayInput:
     data: dict[str, list]                             # symbol -> TradeEvents or Bars
     gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     filled_bars: dict[str, int] = field(default_factory=dict)     # symbol -> bars (trades) taken from the user's files
+    recorded: dict[str, list] = field(default_factory=dict)       # symbol -> the trades the node received
 
     def market_points(self, instruments: dict) -> dict[str, list[tuple[int, Decimal]]]:
         out = {}
@@ -83,7 +84,7 @@ def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] |
         data = {s: [trade_event(s, tid, _ticks(p, instruments[s].filters.price_fp.increment, "price"),
                                 _ticks(q, instruments[s].filters.qty_fp.increment, "qty"), bool(m), ts, ts_init)
                     for ts, tid, p, q, m, ts_init in rec.trades.get(s, [])] for s in symbols}
-        out = ReplayInput("trades", data, {s: trade_id_gaps(rec.trades.get(s, [])) for s in symbols})
+        out = ReplayInput("trades", data, {s: trade_id_gaps(rec.trades.get(s, [])) for s in symbols}, recorded=dict(data))
         for s, given in (trades or {}).items():
             if s in data:
                 data[s], out.filled_bars[s] = fill_trade_gaps(data[s], given)
@@ -115,9 +116,10 @@ def fill_trade_gaps(recorded: list, given: list) -> tuple[list, int]:
     return sorted(recorded + extra, key=lambda t: (t.ts_trade, t.trade_id)), len(extra)
 
 
-def run_replay(config, inp: ReplayInput, instruments: dict, balances: dict[str, Decimal] | None):
+def run_replay(config, inp: ReplayInput, instruments: dict, balances: dict[str, Decimal] | None, **fill):
+    """The backtest of the window; `fill` overrides the config's fill model (a calibrated one)."""
     kwargs = {"trades": inp.data} if inp.source == "trades" else {"bars_by_symbol": inp.data}
-    return Backtest(config, instruments=instruments, balances=balances or None, **kwargs).run()
+    return Backtest(config, instruments=instruments, balances=balances or None, **kwargs, **fill).run()
 
 
 def replay_orders(result, instruments: dict) -> tuple[list[OrderRecord], list[Denial]]:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from abidance.config import parse_config
 from abidance.data.bars import parse_interval
 from abidance.drift import recording
+from abidance.drift.calibrate import config_snippet, fill_overrides, fit_symbol
 from abidance.drift.attribution import LINES, Context, Market, StrategyDrift, Valuation, attribute
 from abidance.runtime.config_record import AUTHOR
 from abidance.drift.replay import replay_input, replay_orders, run_replay
@@ -31,6 +32,8 @@ class DriftReport:
     marks: dict[str, Decimal]
     quote: str
     balances: dict[str, Decimal] = field(default_factory=dict)
+    fits: list = field(default_factory=list)                 # calibrate.SymbolFit per symbol (--calibrate)
+    fitted: dict[str, Decimal] = field(default_factory=dict)  # strategy -> live minus a replay with the fitted model
 
     def text(self) -> str:
         out = [f"drift {_t(self.start)} -> {_t(self.end)}: live against a replay over the recorded {self.source} "
@@ -55,6 +58,12 @@ class DriftReport:
                 o = p.live or p.replay
                 out.append(f"    {_t(o.decided)} {o.symbol} {o.side:<4} {_side(p.live):<28} {_side(p.replay):<28} "
                            f"{p.reason}")
+        if self.fits:
+            out += ["", "calibration (the fill model fitted to the live fills):"]
+            out += ["  " + line for line in config_snippet(self.fits).splitlines()]
+            for sid, diff in sorted(self.fitted.items()):
+                out.append(f"  strategy {sid}: live minus replay {self.strategies[sid].difference} with the config's "
+                           f"fill model, {diff} with the fitted one")
         return "\n".join(out) + "\n"
 
     def as_json(self) -> dict:
@@ -69,10 +78,20 @@ class DriftReport:
                 "pairs": [{"decided": (p.live or p.replay).decided, "side": (p.live or p.replay).side,
                            "live": _side(p.live), "replay": _side(p.replay), "reason": p.reason} for p in d.pairs],
             } for sid, d in self.strategies.items()},
+            "calibration": {f.symbol: {name: {"value": _str(fit.value), "low": _str(fit.low), "high": _str(fit.high),
+                                              "samples": fit.samples, "how": fit.how}
+                                       for name, fit in (("slippage_bps", f.slippage_bps), ("latency_ms", f.latency_ms),
+                                                         ("participation", f.participation))}
+                            for f in self.fits},
+            "fitted_difference": {sid: str(v) for sid, v in self.fitted.items()},
         }
 
 
 _ALWAYS = ("slippage", "latency", "fees")
+
+
+def _str(v) -> str | None:
+    return None if v is None else str(v)
 
 
 def _t(ns: int) -> str:
@@ -106,7 +125,7 @@ def config_in_force(rec, given=None):
 
 def drift_report(client, database: str, start: int, end: int, *, config=None, strategy: str | None = None,
                  instruments: dict, candles: dict | None = None, trades: dict | None = None, balances: dict | None = None,
-                 tolerance_ns: int | None = None) -> DriftReport:
+                 tolerance_ns: int | None = None, calibrate: bool = False) -> DriftReport:
     rec = recording.load(client, database, start, end, strategy)
     config, note = config_in_force(rec, config)
     recording.ExchangeClock(rec.trades).orders(rec)
@@ -123,11 +142,22 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
     value = Valuation(quote, {s: instruments[s].base_asset for s in symbols}, marks)
     shortest = min((parse_interval(sc.timeframe) for sc in config.strategies), default=0)
     ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == AUTHOR],
-                  restart_window=shortest, tolerance=shortest if tolerance_ns is None else tolerance_ns)
+                  restart_window=shortest, tolerance=shortest // 2 if tolerance_ns is None else tolerance_ns)
     live = [o for o in rec.orders if o.symbol in marks]
     drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)
-    return DriftReport(start, end, inp.source, note, drift, inp.gaps, inp.filled_bars, marks, quote,
-                       start_balances or {})
+    report = DriftReport(start, end, inp.source, note, drift, inp.gaps, inp.filled_bars, marks, quote,
+                         start_balances or {})
+    if calibrate and symbols:
+        report.fits = [fit_symbol(s, live, market, inp.recorded.get(s), instruments[s].filters.qty_fp.increment,
+                                  instruments[s].filters.price_fp.increment) for s in symbols]
+        # The replay again with the fitted model: how much of the gap the fit closes.
+        fitted = run_replay(config, inp, instruments, start_balances, **fill_overrides(report.fits[0]))
+        again, denied = replay_orders(fitted, instruments)
+        if strategy is not None:
+            again = [o for o in again if o.strategy_id == strategy]
+        report.fitted = {sid: d.difference for sid, d in attribute(
+            [o for o in rec.orders if o.symbol in marks], again, market, value, ctx, rec.denials, denied).items()}
+    return report
 
 
 __all__ = ["DriftReport", "drift_report", "LINES"]

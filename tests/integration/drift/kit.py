@@ -39,7 +39,7 @@ timeframe = "1m"
 params = { fast = 3, slow = 8 }
 """
 BALANCES = {"ETH": Decimal(10)}
-TRADES = 6000                  # the first 6000 real trades (about a day)
+TRADES = 3000                  # the first 3000 real trades (about 13 hours)
 STALL_NS = 300_000_000_000     # the feed stall: 5 minutes of trades the node never received
 
 

@@ -1,5 +1,6 @@
 """`abidance report drift` on recorded runs: each injected effect recovered, the stall's missed
-signals named, every line adding up to the PnL difference to the last digit; and a run without
+signals named, every line adding up to the PnL difference to the last digit; the fill model
+fitted from the live fills brackets the injected one and closes the gap; and a run without
 faults drifts by exactly nothing.
 
 The "live" runs are the kernel trading real XRP/ETH trades through the in-process venue with a
@@ -15,8 +16,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.integration.drift.kit import market, record, report_drift, stall_window, trades_file
-from tests.kit import ServedStore
+from abidance.config import parse_config
+from tests.integration.drift.kit import CONFIG, market, record, report_drift, stall_window, trades_file
+from tests.kit import PROJECT_ROOT, ServedStore
 
 pytest.importorskip("chdb")
 pytest.importorskip("clickhouse_connect")
@@ -37,8 +39,9 @@ def _sum(values) -> Decimal:
 
 
 def _truths(result, trades, instruments) -> dict[str, Decimal]:
-    """Slippage, latency and partial-fill amounts of the live run, from the injected model: each
-    fill's market price is the original trade it filled at (before the slippage moved it)."""
+    """Slippage, latency and partial-fill amounts of the live run, from the injected model and the
+    real trades (all of them: the market moved during the stall too): each fill's market price is
+    the trade it filled at (before the slippage moved it), the market at a decision the next trade."""
     tick = instruments["XRPETH"].filters.price_fp.increment
     slip = SLIPPAGE_BPS / 10_000
     by_ts: dict[int, list[Decimal]] = {}
@@ -69,13 +72,22 @@ def _truths(result, trades, instruments) -> dict[str, Decimal]:
     return out
 
 
-def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_unit(store, tmp_path):
+@pytest.fixture(scope="module")
+def faulty(store, tmp_path_factory):
+    """The faulty run recorded, and `abidance report drift --calibrate` on it (the stall's trades given)."""
+    tmp = tmp_path_factory.mktemp("faulty")
     trades, config, instruments = market()
     start, end = stall_window(config, trades, instruments)
     seen = [t for t in trades if not start <= t.ts_trade < end]
-    live = record(store.url, "faulty", config, seen, instruments, tmp_path / "spool", slippage_bps=SLIPPAGE_BPS,
+    live = record(store.url, "faulty", config, seen, instruments, tmp / "spool", slippage_bps=SLIPPAGE_BPS,
                   latency_ms=LATENCY_MS, participation=PARTICIPATION)
-    report, text = report_drift(store.url, "faulty", trades, tmp_path, "--trades", f"XRPETH={trades_file()}")
+    report, text = report_drift(store.url, "faulty", trades, tmp, "--trades", f"XRPETH={trades_file()}",
+                                "--calibrate", str(tmp / "fitted.toml"))
+    return live, trades, instruments, (start, end), report, text, (tmp / "fitted.toml").read_text()
+
+
+def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_unit(faulty):
+    live, trades, instruments, (start, end), report, text, _ = faulty
     d = report["strategies"]["xrp"]
     lines = {k: Decimal(v) for k, v in d["lines"].items()}
 
@@ -83,18 +95,35 @@ def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_
     assert Decimal(d["live_pnl"]) - Decimal(d["replay_pnl"]) == Decimal(d["difference"]) == _sum(lines.values())
     assert Decimal(d["residual"]) == 0 and "residual (not explained)" in text
 
-    truth = _truths(live, seen, instruments)
+    truth = _truths(live, trades, instruments)
     for line, key in (("slippage", "slippage"), ("latency", "latency"),
                       ("partial fills and unfilled limits", "partial")):
         assert truth[key] != 0
         assert abs(lines[line] - truth[key]) <= abs(truth[key]) * Decimal("0.05"), (line, lines[line], truth[key])
 
-    # The stall: every signal the clean replay acted on inside it is missing live, named a data gap.
+    # The stall: the signals the replay acted on inside it and live missed are the stall's.
     assert [g[0] for g in report["gaps"]["XRPETH"]][0] < end
-    missed = [p for p in d["pairs"] if start <= p["decided"] < end]
-    assert missed and all(p["live"] == "-" and p["reason"] == "data gap" for p in missed)
+    missed = [p for p in d["pairs"] if start <= p["decided"] < end and p["live"] == "-"]
+    assert missed and all(p["reason"] == "data gap" for p in missed)
     assert lines["only in one run: data gap"] != 0
     assert "data gap XRPETH" in text and "side by side" in text
+
+
+def test_the_fitted_fill_model_brackets_the_injected_one_and_shrinks_the_gap(faulty):
+    *_, report, text, snippet = faulty
+    fit = report["calibration"]["XRPETH"]
+    for name, injected in (("slippage_bps", SLIPPAGE_BPS), ("latency_ms", LATENCY_MS),
+                           ("participation", PARTICIPATION)):
+        low, value, high = (Decimal(fit[name][k]) for k in ("low", "value", "high"))
+        assert low <= injected <= high and low <= value <= high, (name, fit[name])
+    # The snippet is a config section the user can adopt as it is.
+    adopted = parse_config(CONFIG + "\n" + snippet, PROJECT_ROOT).backtest
+    assert adopted.slippage_bps == Decimal(fit["slippage_bps"]["value"])
+    assert adopted.latency_ms == int(Decimal(fit["latency_ms"]["value"]))
+    # Replayed with the fitted model, live and backtest are closer.
+    before, after = Decimal(report["strategies"]["xrp"]["difference"]), Decimal(report["fitted_difference"]["xrp"])
+    assert abs(after) < abs(before) / 10
+    assert "calibration (the fill model fitted to the live fills)" in text
 
 
 def test_a_run_without_faults_drifts_by_nothing(store, tmp_path):
