@@ -190,7 +190,8 @@ def _reason(order: OrderRecord, in_live: bool, pairs: list[Pair], denials: list[
 
 
 def attribute(live: list[OrderRecord], replay: list[OrderRecord], market: Market, value: Valuation,
-              ctx: Context, live_denials: list[Denial] = (), replay_denials: list[Denial] = ()) -> dict[str, StrategyDrift]:
+              ctx: Context, live_denials: list[Denial] = (),
+              replay_denials: list[Denial] = ()) -> dict[str, StrategyDrift]:
     """Per strategy: both PnLs and the lines explaining their difference (module doc)."""
     out: dict[str, StrategyDrift] = {}
     pairs = pair_orders(live, replay, ctx.tolerance)

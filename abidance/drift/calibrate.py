@@ -132,7 +132,8 @@ def config_snippet(fits: list[SymbolFit]) -> str:
     for i, f in enumerate(fits):
         prefix = "" if i == 0 else "# "
         out.append(f"# {f.symbol}: " + "; ".join(fit.line(name, unit) for name, unit, fit in (
-            ("slippage", "bps", f.slippage_bps), ("latency", "ms", f.latency_ms), ("participation", "", f.participation))))
+            ("slippage", "bps", f.slippage_bps), ("latency", "ms", f.latency_ms),
+            ("participation", "", f.participation))))
         if f.slippage_bps.value is not None:
             out.append(f'{prefix}slippage_bps = "{max(f.slippage_bps.value, Decimal(0))}"')
         if f.latency_ms.value is not None:

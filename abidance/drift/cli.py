@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                          description=__doc__)
     p.add_argument("--store", required=True, metavar="URL", help="the store the node wrote (http://..., chdb:///dir)")
     p.add_argument("--database", default="abidance", help="its database (default abidance)")
-    p.add_argument("--from", dest="start", required=True, metavar="T0", help="window start: ISO time (UTC) or ns since the epoch")
+    p.add_argument("--from", dest="start", required=True, metavar="T0",
+                   help="window start: ISO time (UTC) or ns since the epoch")
     p.add_argument("--to", dest="end", required=True, metavar="T1", help="window end, exclusive (ISO time, UTC)")
     p.add_argument("--strategy", metavar="ID", help="only this strategy")
     p.add_argument("--config", metavar="FILE", help="the node's config (default: the version recorded in the store)")
@@ -37,6 +38,8 @@ def add_parser(sub) -> None:
                    help="decisions this close pair up (default: half the shortest strategy timeframe)")
     p.add_argument("--calibrate", metavar="FILE", help="also fit the backtest's fill model to the live fills, "
                    "replay again with it, and write the fitted [backtest] section to FILE")
+    p.add_argument("--html", metavar="FILE", help="also write the report as one HTML file (the waterfall, both "
+                   "PnL curves, the lines, the orders side by side; needs plotly)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (amounts as exact strings)")
     p.set_defaults(func=main)
 
@@ -83,7 +86,8 @@ def main(args) -> int:
         client = connect(args.store, args.database)
         window = None if args.match_window_s is None else int(args.match_window_s * 1e9)
         report = drift_report(client, args.database, start, end, config=config, strategy=args.strategy,
-                              instruments=instruments, candles=candles, trades=trades, balances=balances, tolerance_ns=window,
+                              instruments=instruments, candles=candles, trades=trades, balances=balances,
+                              tolerance_ns=window,
                               calibrate=bool(args.calibrate))
     except ValueError as exc:
         print(f"abidance report drift: {exc}", file=sys.stderr)
@@ -94,6 +98,11 @@ def main(args) -> int:
     print(report.text(), end="")
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_json(), indent=1))
+    if args.html:
+        # Lazy: plotly (the backtest extra) draws the figures.
+        from abidance.drift.figures import html_report
+
+        Path(args.html).write_text(html_report(report))
     if args.calibrate:
         # Lazy: as the report module above.
         from abidance.drift.calibrate import config_snippet

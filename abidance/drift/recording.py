@@ -23,7 +23,7 @@ class Recording:
     start: int
     end: int
     bars: dict[tuple[str, str], list[tuple]] = field(default_factory=dict)  # (symbol, interval) -> rows
-    trades: dict[str, list[tuple]] = field(default_factory=dict)            # symbol -> (ts, id, price, qty, maker, ts_init)
+    trades: dict[str, list[tuple]] = field(default_factory=dict)    # symbol -> (ts, id, price, qty, maker, ts_init)
     orders: list[OrderRecord] = field(default_factory=list)                 # accepted decisions and manual orders
     denials: list[Denial] = field(default_factory=list)
     halts: list[tuple[int, int]] = field(default_factory=list)
@@ -82,7 +82,8 @@ def load(client, database: str, start: int, end: int, strategy: str | None = Non
     received = "if(toUnixTimestamp64Nano(ts_init) > 0, ts_init, ts)"
     for ts, sym, tid, price, qty, maker, ts_init in src.rows(
             f"SELECT {NS}, symbol, trade_id, price, qty, buyer_is_maker, toUnixTimestamp64Nano({received}) "
-            f"FROM {{db}}.trades{WINDOW.replace('ts >=', received + ' >=').replace('AND ts <', 'AND ' + received + ' <')}"
+            f"FROM {{db}}.trades WHERE {received} >= fromUnixTimestamp64Nano({{t0:Int64}}, 'UTC') "
+            f"AND {received} < fromUnixTimestamp64Nano({{t1:Int64}}, 'UTC')"
             " ORDER BY symbol, ts, trade_id", t0=start, t1=end):
         rec.trades.setdefault(sym, []).append((ts, tid, price, qty, maker, ts_init))
     _orders(src, rec, strategy)

@@ -84,7 +84,8 @@ def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] |
         data = {s: [trade_event(s, tid, _ticks(p, instruments[s].filters.price_fp.increment, "price"),
                                 _ticks(q, instruments[s].filters.qty_fp.increment, "qty"), bool(m), ts, ts_init)
                     for ts, tid, p, q, m, ts_init in rec.trades.get(s, [])] for s in symbols}
-        out = ReplayInput("trades", data, {s: trade_id_gaps(rec.trades.get(s, [])) for s in symbols}, recorded=dict(data))
+        out = ReplayInput("trades", data, {s: trade_id_gaps(rec.trades.get(s, [])) for s in symbols},
+                          recorded=dict(data))
         for s, given in (trades or {}).items():
             if s in data:
                 data[s], out.filled_bars[s] = fill_trade_gaps(data[s], given)

@@ -32,6 +32,8 @@ class DriftReport:
     marks: dict[str, Decimal]
     quote: str
     balances: dict[str, Decimal] = field(default_factory=dict)
+    market_points: dict = field(default_factory=dict)        # symbol -> [(ns, price)]: the market both runs saw
+    base_of: dict = field(default_factory=dict)              # symbol -> base asset
     fits: list = field(default_factory=list)                 # calibrate.SymbolFit per symbol (--calibrate)
     fitted: dict[str, Decimal] = field(default_factory=dict)  # strategy -> live minus a replay with the fitted model
 
@@ -43,8 +45,10 @@ class DriftReport:
         for symbol, gaps in sorted(self.gaps.items()):
             for a, b in gaps:
                 out.append(f"data gap {symbol}: {_t(a)} -> {_t(b)} ({(b - a) / 1e9:.0f} s without market data)"
-                           + (f"; the replay used {self.filled_bars[symbol]} given {'trades' if self.source == 'trades' else 'bars'}" if self.filled_bars.get(symbol)
-                              else ""))
+                           + (f"; the replay used {self.filled_bars[symbol]} given {self.source}"
+                              if self.filled_bars.get(symbol) else ""))
+        if not self.strategies:
+            out.append("no orders in this window, live or replayed")
         for sid, d in sorted(self.strategies.items()):
             out += ["", f"strategy {sid}: live PnL {d.live_pnl}  replay PnL {d.replay_pnl}  "
                         f"difference {d.difference} {self.quote}"]
@@ -118,13 +122,15 @@ def config_in_force(rec, given=None):
     # A node restarting with the same config is a restart (Context.restarts), not a switch.
     switches = [c for c in rec.configs if rec.start < c[0] < rec.end and c[3] != text]
     if switches:
-        raise ValueError(f"the config changed {len(switches)} time(s) inside the window (first at {_t(switches[0][0])}):"
+        raise ValueError(f"the config changed {len(switches)} time(s) inside the window "
+                         f"(first at {_t(switches[0][0])}):"
                          " replaying across a switch is not supported yet; split the window there")
     return parse_config(text, tempfile.gettempdir()), f"version {version} by {author or 'unknown'} from {_t(ts)}"
 
 
 def drift_report(client, database: str, start: int, end: int, *, config=None, strategy: str | None = None,
-                 instruments: dict, candles: dict | None = None, trades: dict | None = None, balances: dict | None = None,
+                 instruments: dict, candles: dict | None = None, trades: dict | None = None,
+                 balances: dict | None = None,
                  tolerance_ns: int | None = None, calibrate: bool = False) -> DriftReport:
     rec = recording.load(client, database, start, end, strategy)
     config, note = config_in_force(rec, config)
@@ -146,7 +152,7 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
     live = [o for o in rec.orders if o.symbol in marks]
     drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)
     report = DriftReport(start, end, inp.source, note, drift, inp.gaps, inp.filled_bars, marks, quote,
-                         start_balances or {})
+                         start_balances or {}, market.points, value.base_of)
     if calibrate and symbols:
         report.fits = [fit_symbol(s, live, market, inp.recorded.get(s), instruments[s].filters.qty_fp.increment,
                                   instruments[s].filters.price_fp.increment) for s in symbols]

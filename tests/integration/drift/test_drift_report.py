@@ -82,12 +82,12 @@ def faulty(store, tmp_path_factory):
     live = record(store.url, "faulty", config, seen, instruments, tmp / "spool", slippage_bps=SLIPPAGE_BPS,
                   latency_ms=LATENCY_MS, participation=PARTICIPATION)
     report, text = report_drift(store.url, "faulty", trades, tmp, "--trades", f"XRPETH={trades_file()}",
-                                "--calibrate", str(tmp / "fitted.toml"))
-    return live, trades, instruments, (start, end), report, text, (tmp / "fitted.toml").read_text()
+                                "--calibrate", str(tmp / "fitted.toml"), "--html", str(tmp / "drift.html"))
+    return live, trades, instruments, (start, end), report, text, (tmp / "fitted.toml").read_text(), tmp
 
 
 def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_unit(faulty):
-    live, trades, instruments, (start, end), report, text, _ = faulty
+    live, trades, instruments, (start, end), report, text, _, tmp = faulty
     d = report["strategies"]["xrp"]
     lines = {k: Decimal(v) for k, v in d["lines"].items()}
 
@@ -107,10 +107,12 @@ def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_
     assert missed and all(p["reason"] == "data gap" for p in missed)
     assert lines["only in one run: data gap"] != 0
     assert "data gap XRPETH" in text and "side by side" in text
+    page = (tmp / "drift.html").read_text()          # --html: the same report, with the waterfall and curves
+    assert "Live minus replay, explained" in page and "Live and replayed PnL" in page and d["difference"] in page
 
 
 def test_the_fitted_fill_model_brackets_the_injected_one_and_shrinks_the_gap(faulty):
-    *_, report, text, snippet = faulty
+    *_, report, text, snippet, _ = faulty
     fit = report["calibration"]["XRPETH"]
     for name, injected in (("slippage_bps", SLIPPAGE_BPS), ("latency_ms", LATENCY_MS),
                            ("participation", PARTICIPATION)):
