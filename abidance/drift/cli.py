@@ -10,6 +10,9 @@ from abidance.backtest.data import load_candle_args, load_trade_args, parse_bala
 from abidance.backtest.engine import sim_instruments
 from abidance.config import ConfigError, load_config
 from abidance.download.trades import load_trades
+from abidance.drift.calibrate import config_snippet
+from abidance.drift.figures import html_report
+from abidance.drift.report import drift_report
 from abidance.extras import require
 from abidance.store.client import connect, redact
 from abidance.store.reader import to_ns
@@ -79,33 +82,24 @@ def main(args) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"abidance report drift: {exc}", file=sys.stderr)
         return 2
-    # Lazy: the report module imports the backtester (the replay), needed only past the argument checks.
-    from abidance.drift.report import drift_report
-
     try:
         client = connect(args.store, args.database)
         window = None if args.match_window_s is None else int(args.match_window_s * 1e9)
         report = drift_report(client, args.database, start, end, config=config, strategy=args.strategy,
                               instruments=instruments, candles=candles, trades=trades, balances=balances,
-                              tolerance_ns=window,
-                              calibrate=bool(args.calibrate))
+                              tolerance_ns=window, calibrate=bool(args.calibrate))
     except ValueError as exc:
         print(f"abidance report drift: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, not traced
-        print(f"abidance report drift: store {redact(args.store)}: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be read (or a row it holds) is named, not traced
+        print(f"abidance report drift: reading {redact(args.store)} ({args.database}): {type(exc).__name__}: {exc}",
+              file=sys.stderr)
         return 2
     print(report.text(), end="")
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_json(), indent=1))
     if args.html:
-        # Lazy: plotly (the backtest extra) draws the figures.
-        from abidance.drift.figures import html_report
-
         Path(args.html).write_text(html_report(report))
     if args.calibrate:
-        # Lazy: as the report module above.
-        from abidance.drift.calibrate import config_snippet
-
         Path(args.calibrate).write_text(config_snippet(report.fits))
     return 0

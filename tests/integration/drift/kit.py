@@ -16,28 +16,12 @@ from abidance.store.client import connect
 from abidance.store.migrations import apply_migrations
 from tests.kit import PROJECT_ROOT, shared_data
 
-CONFIG = """
-config_version = 1
-[node]
-mode = "live"
-[risk]
-quote_asset = "ETH"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.05"
-min_confidence = 0.0
-stale_data_s = 0
-[[strategies]]
-id = "xrp"
-class = "ema_cross"
-symbols = ["XRPETH"]
-timeframe = "1m"
-params = { fast = 3, slow = 8 }
-"""
+# The shipped XRPETH example (docs/backtest.md) with a replay model of no slippage (the injected
+# effects are then the whole drift), a faster EMA pair and small orders (more of them, each filled
+# within seconds).
+CONFIG = (PROJECT_ROOT / "config" / "backtest-xrpeth-1m.toml").read_text() \
+    .replace('slippage_bps = "2"', 'slippage_bps = "0"').replace("fast = 12, slow = 26", "fast = 3, slow = 8") \
+    .replace('fixed_quote = "1"', 'fixed_quote = "0.05"')
 BALANCES = {"ETH": Decimal(10)}
 TRADES = 3000                  # the first 3000 real trades (about 13 hours)
 STALL_NS = 300_000_000_000     # the feed stall: 5 minutes of trades the node never received

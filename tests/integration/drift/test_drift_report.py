@@ -12,6 +12,7 @@ original trade file, not from the store.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -88,7 +89,7 @@ def faulty(store, tmp_path_factory):
 
 def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_unit(faulty):
     live, trades, instruments, (start, end), report, text, _, tmp = faulty
-    d = report["strategies"]["xrp"]
+    d = report["strategies"]["xrp-ema"]
     lines = {k: Decimal(v) for k, v in d["lines"].items()}
 
     # Exact: the lines add up to live minus replay PnL, to the last digit; nothing is left over.
@@ -119,11 +120,14 @@ def test_the_fitted_fill_model_brackets_the_injected_one_and_shrinks_the_gap(fau
         low, value, high = (Decimal(fit[name][k]) for k in ("low", "value", "high"))
         assert low <= injected <= high and low <= value <= high, (name, fit[name])
     # The snippet is a config section the user can adopt as it is.
-    adopted = parse_config(CONFIG + "\n" + snippet, PROJECT_ROOT).backtest
+    # The snippet replaces the config's own [backtest] section, as the user adopts it.
+    adopted = parse_config(re.sub(r"\[backtest\].*?(?=\[\[strategies\]\])", snippet, CONFIG, flags=re.S),
+                           PROJECT_ROOT).backtest
     assert adopted.slippage_bps == Decimal(fit["slippage_bps"]["value"])
     assert adopted.latency_ms == int(Decimal(fit["latency_ms"]["value"]))
     # Replayed with the fitted model, live and backtest are closer.
-    before, after = Decimal(report["strategies"]["xrp"]["difference"]), Decimal(report["fitted_difference"]["xrp"])
+    before = Decimal(report["strategies"]["xrp-ema"]["difference"])
+    after = Decimal(report["fitted_difference"]["xrp-ema"])
     assert abs(after) < abs(before) / 10
     assert "calibration (the fill model fitted to the live fills)" in text
 
@@ -132,7 +136,7 @@ def test_a_run_without_faults_drifts_by_nothing(store, tmp_path):
     trades, config, instruments = market()
     record(store.url, "clean", config, trades, instruments, tmp_path / "spool")
     report, _ = report_drift(store.url, "clean", trades, tmp_path)
-    d = report["strategies"]["xrp"]
+    d = report["strategies"]["xrp-ema"]
     assert report["gaps"]["XRPETH"] == []
     assert Decimal(d["difference"]) == 0 and Decimal(d["live_pnl"]) != 0
     assert all(Decimal(v) == 0 for v in d["lines"].values())
