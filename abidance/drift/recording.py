@@ -13,6 +13,7 @@ from decimal import Decimal
 from abidance.drift.orders import Denial, FillRecord, OrderRecord
 from abidance.store.migrations import check_identifier
 
+NODE_AUTHOR = "node"            # config_versions rows a node writes when it starts (abidance/runtime/config_record.py)
 NS = "toUnixTimestamp64Nano(ts)"
 WINDOW = " WHERE ts >= fromUnixTimestamp64Nano({t0:Int64}, 'UTC') AND ts < fromUnixTimestamp64Nano({t1:Int64}, 'UTC')"
 ENDED = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")

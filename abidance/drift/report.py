@@ -16,7 +16,6 @@ from abidance.data.bars import parse_interval
 from abidance.drift import recording
 from abidance.drift.calibrate import config_snippet, fill_overrides, fit_symbol
 from abidance.drift.attribution import LINES, Context, Market, StrategyDrift, Valuation, attribute
-from abidance.runtime.config_record import AUTHOR
 from abidance.drift.replay import replay_input, replay_orders, run_replay
 
 
@@ -147,7 +146,7 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
     quote = config.risk.quote_asset
     value = Valuation(quote, {s: instruments[s].base_asset for s in symbols}, marks)
     shortest = min((parse_interval(sc.timeframe) for sc in config.strategies), default=0)
-    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == AUTHOR],
+    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == recording.NODE_AUTHOR],
                   restart_window=shortest, tolerance=shortest // 2 if tolerance_ns is None else tolerance_ns)
     live = [o for o in rec.orders if o.symbol in marks]
     drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)

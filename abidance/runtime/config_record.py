@@ -13,10 +13,10 @@ import logging
 from datetime import datetime, timezone
 
 from abidance.config.render import to_toml
+from abidance.drift.recording import NODE_AUTHOR as AUTHOR
 
 log = logging.getLogger("abidance.runtime.config_record")
 
-AUTHOR = "node"
 COMMENT = "in force when the node started"
 
 
@@ -26,9 +26,9 @@ def config_row(cfg, ts_ns: int) -> list:
     return [when, 0, AUTHOR, to_toml(cfg), COMMENT]
 
 
-async def record_config(cfg, connect, ts_ns: int) -> bool:
+async def record_config(cfg, connect, ts_ns: int, database: str | None = None) -> bool:
     def insert() -> None:
-        connect().insert(f"{cfg.store.database}.config_versions", [config_row(cfg, ts_ns)],
+        connect().insert(f"{database or cfg.store.database}.config_versions", [config_row(cfg, ts_ns)],
                          column_names=["ts", "version", "author", "text", "comment"])
 
     try:

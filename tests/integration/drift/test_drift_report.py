@@ -12,12 +12,19 @@ original trade file, not from the store.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
 from decimal import Decimal
 
 import pytest
 
 from abidance.config import parse_config
+from abidance.core.bus import MessageBus
+from abidance.core.clock import TestClock
+from abidance.drift.daily import DailyDrift
+from abidance.runtime.config_record import record_config
+from abidance.store.client import connect
 from tests.integration.drift.kit import CONFIG, market, record, report_drift, stall_window, trades_file
 from tests.kit import PROJECT_ROOT, ServedStore
 
@@ -130,6 +137,21 @@ def test_the_fitted_fill_model_brackets_the_injected_one_and_shrinks_the_gap(fau
     after = Decimal(report["fitted_difference"]["xrp-ema"])
     assert abs(after) < abs(before) / 10
     assert "calibration (the fill model fitted to the live fills)" in text
+
+
+def test_the_daily_drift_sends_each_strategy_s_figure_and_warns_beyond_the_threshold(store, faulty):
+    live, trades, instruments, *_ = faulty
+    _, config, _ = market()
+    # As a node does when it starts: its config into the store (the daily drift replays with it).
+    assert asyncio.run(record_config(config, lambda: connect(store.url, "faulty"), trades[0].ts_trade - 1, "faulty"))
+    settings = dataclasses.replace(config.alerts, drift_report=True, drift_alert=Decimal("0.001"))
+    now = trades[-1].ts_trade + 1
+    bus = MessageBus()
+    daily = DailyDrift(bus, TestClock(now), settings, lambda: connect(store.url, "faulty"), "faulty", instruments)
+    alerts = asyncio.run(daily.run(now))
+    assert [(a.level, a.source, a.code) for a in alerts] == [("info", "drift", "daily"),
+                                                             ("warning", "drift", "threshold")]
+    assert "xrp-ema: live " in alerts[0].message and "beyond alerts.drift_alert 0.001" in alerts[1].message
 
 
 def test_a_run_without_faults_drifts_by_nothing(store, tmp_path):
