@@ -91,7 +91,7 @@ def load(client, database: str, start: int, end: int, strategy: str | None = Non
     rec.halts = _halts(src, start, end)
     rec.configs = src.rows(f"SELECT {NS}, version, author, text FROM {{db}}.config_versions "
                            "WHERE ts < fromUnixTimestamp64Nano({t1:Int64}, 'UTC') ORDER BY ts", t1=end)
-    rec.balances = _balances(src, start)
+    rec.balances = _balances(src, start, end)
     return rec
 
 
@@ -144,12 +144,14 @@ def _halts(src: StoreSource, start: int, end: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in spans if b > start]
 
 
-def _balances(src: StoreSource, start: int) -> dict[str, Decimal]:
-    """Free + locked per asset from the last full snapshot (or reconciliation) at or before `start`."""
-    rows = src.rows(f"SELECT {NS}, asset, free + locked, source FROM {{db}}.balances "
-                    "WHERE ts <= fromUnixTimestamp64Nano({t0:Int64}, 'UTC') AND source != 'delta' "
-                    "AND source != 'update' ORDER BY ts", t0=start)
+def _balances(src: StoreSource, start: int, end: int) -> dict[str, Decimal]:
+    """Free + locked per asset from the last full snapshot (or reconciliation) at or before `start`,
+    else the first one in the window (the node started inside it)."""
+    rows = src.rows(f"SELECT {NS}, asset, free + locked FROM {{db}}.balances "
+                    "WHERE ts < fromUnixTimestamp64Nano({t1:Int64}, 'UTC') AND source != 'delta' "
+                    "AND source != 'update' ORDER BY ts", t1=end)
+    before = [r for r in rows if r[0] <= start]
     if not rows:
         return {}
-    last = rows[-1][0]
-    return {asset: amount for ts, asset, amount, _ in rows if ts == last}
+    when = before[-1][0] if before else rows[0][0]
+    return {asset: amount for ts, asset, amount in rows if ts == when}

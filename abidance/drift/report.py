@@ -40,7 +40,8 @@ class DriftReport:
         out = [f"drift {_t(self.start)} -> {_t(self.end)}: live against a replay over the recorded {self.source} "
                f"(quote {self.quote}; both runs valued at the window's last prices: "
                + ", ".join(f"{s} {m}" for s, m in sorted(self.marks.items())) + ")",
-               f"config: {self.config_note}"]
+               f"config: {self.config_note}; starting balances: "
+               + (", ".join(f"{a} {v}" for a, v in sorted(self.balances.items())) or "the config's")]
         for symbol, gaps in sorted(self.gaps.items()):
             for a, b in gaps:
                 out.append(f"data gap {symbol}: {_t(a)} -> {_t(b)} ({(b - a) / 1e9:.0f} s without market data)"
@@ -73,6 +74,7 @@ class DriftReport:
         return {
             "from": _t(self.start), "to": _t(self.end), "source": self.source, "config": self.config_note,
             "quote": self.quote, "marks": {s: str(m) for s, m in self.marks.items()},
+            "balances": {a: str(v) for a, v in self.balances.items()},
             "gaps": {s: [[a, b] for a, b in g] for s, g in self.gaps.items()},
             "strategies": {sid: {
                 "live_pnl": str(d.live_pnl), "replay_pnl": str(d.replay_pnl), "difference": str(d.difference),
