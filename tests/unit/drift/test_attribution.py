@@ -65,3 +65,12 @@ def test_pairs_take_the_nearest_decision_within_the_window():
     pairs = pair_orders(live, replay, MIN)
     got = [(p.live and p.live.decided, p.replay and p.replay.decided) for p in pairs]
     assert got == [(10 * MIN, 11 * MIN - 1), (12 * MIN, 12 * MIN), (None, 30 * MIN)]
+
+
+def test_a_rejected_live_order_costs_the_replay_order_s_value_under_rejections():
+    live = [order("BUY", 10 * MIN, ordered="0.3", status="REJECTED")]
+    replay = [order("BUY", 10 * MIN, [("0.3", "0.0510", "0", "BTC", 10 * MIN)], ordered="0.3")]
+    d = attribute(live, replay, MARKET, VALUE, Context(tolerance=MIN))["s"]
+    mark = VALUE.marks["ETHBTC"]
+    assert d.lines["rejections"] == -D("0.3") * (mark - D("0.0510")) == d.difference
+    assert d.residual == 0 and d.lines["partial fills and unfilled limits"] == 0
