@@ -4,6 +4,7 @@ lags, fills in parts and misses a stretch of the feed, every event written to a 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import subprocess
 import sys
@@ -31,10 +32,10 @@ def trades_file():
     return shared_data("market", "XRP_ETH-trades.feather")
 
 
-def market():
-    """The real trades, the config, the sim's instruments."""
+def market(n: int | None = TRADES):
+    """The first `n` real trades (None: all of them), the config, the sim's instruments."""
     instruments = sim_instruments()
-    trades = load_trade_args([f"XRPETH={trades_file()}"], instruments)["XRPETH"][:TRADES]
+    trades = load_trade_args([f"XRPETH={trades_file()}"], instruments)["XRPETH"][:n]
     return trades, parse_config(CONFIG, PROJECT_ROOT), instruments
 
 
@@ -74,3 +75,36 @@ def _iso(ns: int) -> str:
 
     whole = datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{whole}.{ns % 1_000_000_000:09d}Z"
+
+
+def truths(result, trades, instruments, slippage_bps: Decimal) -> dict[str, Decimal]:
+    """Slippage, latency and partial-fill amounts of the live run, from the injected model and the
+    real trades (all of them: the market moved during the stall too): each fill's market price is
+    the trade it filled at (before the slippage moved it), the market at a decision the next trade."""
+    tick = instruments["XRPETH"].filters.price_fp.increment
+    slip = slippage_bps / 10_000
+    by_ts: dict[int, list[Decimal]] = {}
+    for t in trades:
+        by_ts.setdefault(t.ts_trade, []).append(tick * t.price)
+    times = sorted(by_ts)
+
+    def unslipped(fill) -> Decimal:
+        moved = lambda m: (m * (1 + slip if fill.side == "BUY" else 1 - slip)).quantize(tick)   # noqa: E731
+        return next(m for m in by_ts[fill.ts_event] if moved(m) == fill.price)
+
+    def next_price(ts: int) -> Decimal:
+        return by_ts[times[bisect.bisect_left(times, ts)]][0]
+
+    decided = {d.client_order_id: d.ts_event for d in result.decisions if d.accepted}
+    orders: dict[str, list] = {}
+    for f in result.fills:
+        orders.setdefault(f.client_order_id, []).append(f)
+    out = {"slippage": Decimal(0), "latency": Decimal(0), "partial": Decimal(0)}
+    for cid, fills in orders.items():
+        s = 1 if fills[0].side == "BUY" else -1
+        m = [unslipped(f) for f in fills]
+        q = sum((f.quantity for f in fills), Decimal(0))
+        out["slippage"] += sum((s * f.quantity * (mi - f.price) for f, mi in zip(fills, m)), Decimal(0))
+        out["latency"] += s * q * (next_price(decided[cid]) - m[0])
+        out["partial"] += sum((s * f.quantity * (m[0] - mi) for f, mi in zip(fills, m)), Decimal(0))
+    return out

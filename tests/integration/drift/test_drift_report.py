@@ -25,7 +25,7 @@ from abidance.core.clock import TestClock
 from abidance.drift.daily import DailyDrift
 from abidance.runtime.config_record import record_config
 from abidance.store.client import connect
-from tests.integration.drift.kit import CONFIG, market, record, report_drift, stall_window, trades_file
+from tests.integration.drift.kit import CONFIG, market, record, report_drift, stall_window, trades_file, truths
 from tests.kit import PROJECT_ROOT, ServedStore
 
 pytest.importorskip("chdb")
@@ -44,40 +44,6 @@ def store(tmp_path_factory):
 
 def _sum(values) -> Decimal:
     return sum((Decimal(v) for v in values), Decimal(0))
-
-
-def _truths(result, trades, instruments) -> dict[str, Decimal]:
-    """Slippage, latency and partial-fill amounts of the live run, from the injected model and the
-    real trades (all of them: the market moved during the stall too): each fill's market price is
-    the trade it filled at (before the slippage moved it), the market at a decision the next trade."""
-    tick = instruments["XRPETH"].filters.price_fp.increment
-    slip = SLIPPAGE_BPS / 10_000
-    by_ts: dict[int, list[Decimal]] = {}
-    for t in trades:
-        by_ts.setdefault(t.ts_trade, []).append(tick * t.price)
-    times = sorted(by_ts)
-
-    def unslipped(fill) -> Decimal:
-        moved = lambda m: (m * (1 + slip if fill.side == "BUY" else 1 - slip)).quantize(tick)   # noqa: E731
-        return next(m for m in by_ts[fill.ts_event] if moved(m) == fill.price)
-
-    def next_price(ts: int) -> Decimal:
-        import bisect
-        return by_ts[times[bisect.bisect_left(times, ts)]][0]
-
-    decided = {d.client_order_id: d.ts_event for d in result.decisions if d.accepted}
-    orders: dict[str, list] = {}
-    for f in result.fills:
-        orders.setdefault(f.client_order_id, []).append(f)
-    out = {"slippage": Decimal(0), "latency": Decimal(0), "partial": Decimal(0)}
-    for cid, fills in orders.items():
-        s = 1 if fills[0].side == "BUY" else -1
-        m = [unslipped(f) for f in fills]
-        q = sum((f.quantity for f in fills), Decimal(0))
-        out["slippage"] += sum((s * f.quantity * (mi - f.price) for f, mi in zip(fills, m)), Decimal(0))
-        out["latency"] += s * q * (next_price(decided[cid]) - m[0])
-        out["partial"] += sum((s * f.quantity * (m[0] - mi) for f, mi in zip(fills, m)), Decimal(0))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +69,7 @@ def test_drift_recovers_each_injected_effect_names_the_stall_and_adds_up_to_the_
     assert Decimal(d["live_pnl"]) - Decimal(d["replay_pnl"]) == Decimal(d["difference"]) == _sum(lines.values())
     assert Decimal(d["residual"]) == 0 and "residual (not explained)" in text
 
-    truth = _truths(live, trades, instruments)
+    truth = truths(live, trades, instruments, SLIPPAGE_BPS)
     for line, key in (("slippage", "slippage"), ("latency", "latency"),
                       ("partial fills and unfilled limits", "partial")):
         assert truth[key] != 0
