@@ -20,6 +20,7 @@ class FillRecord:
     fee_asset: str
     is_maker: bool
     ts: int
+    trade_id: int = 0                 # the exchange's trade id (the same on the public tape)
 
 
 @dataclass

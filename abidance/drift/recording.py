@@ -119,12 +119,13 @@ def _orders(src: StoreSource, rec: Recording, strategy: str | None) -> None:
         if status not in ("PENDING_NEW", "PENDING_CANCEL") and o.status not in ENDED:
             o.status = status
     # Fills by order (their time is the exchange's, which may run on another clock than the node's).
-    for ts, cid, qty, price, fee, asset, maker in src.rows(
-            f"SELECT {NS}, client_order_id, qty, price, commission, commission_asset, is_maker FROM {{db}}.fills "
+    for ts, cid, qty, price, fee, asset, maker, tid in src.rows(
+            f"SELECT {NS}, client_order_id, qty, price, commission, commission_asset, is_maker, trade_id "
+            "FROM {db}.fills "
             "WHERE client_order_id IN {cids:Array(String)} ORDER BY ts, trade_id", cids=list(by_cid)):
         o = by_cid.get(cid)
         if o is not None:
-            o.fills.append(FillRecord(qty, price, fee, asset, bool(maker), ts))
+            o.fills.append(FillRecord(qty, price, fee, asset, bool(maker), ts, tid))
     rec.orders = sorted(by_cid.values(), key=lambda o: o.decided)
 
 

@@ -5,7 +5,9 @@ the bars from them, as live), else its bars. A hole in recorded bars (the feed s
 node was down) can be filled from candles the user gives (`--candles SYMBOL=FILE`, e.g. from
 `abidance download`), a hole in recorded trades (two trade ids that do not follow each other)
 from trades (`--trades SYMBOL=FILE`): the replay then trades through it as live could not, and
-the report names each hole. The replay starts from the node's balances at the start of the window.
+the report names each hole. The node's own fills, which the exchange prints on the public tape
+too, are left out of the replay's market (the same trade id, time, price and quantity as a live
+fill). The replay starts from the node's balances at the start of the window.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ReplayInput:
     gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     filled_bars: dict[str, int] = field(default_factory=dict)     # symbol -> bars (trades) taken from the user's files
     recorded: dict[str, list] = field(default_factory=dict)       # symbol -> the trades the node received
+    own_trades: dict[str, int] = field(default_factory=dict)      # symbol -> the node's own fills left out
 
     def market_points(self, instruments: dict) -> dict[str, list[tuple[int, Decimal]]]:
         out = {}
@@ -81,14 +84,21 @@ def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] |
     each symbol's shortest strategy timeframe (holes filled from `candles`)."""
     symbols = sorted({s for sc in config.strategies for s in sc.symbols})
     if any(rec.trades.get(s) for s in symbols):
-        data = {s: [trade_event(s, tid, _ticks(p, instruments[s].filters.price_fp.increment, "price"),
-                                _ticks(q, instruments[s].filters.qty_fp.increment, "qty"), bool(m), ts, ts_init)
-                    for ts, tid, p, q, m, ts_init in rec.trades.get(s, [])] for s in symbols}
-        out = ReplayInput("trades", data, {s: trade_id_gaps(rec.trades.get(s, [])) for s in symbols},
-                          recorded=dict(data))
-        for s, given in (trades or {}).items():
-            if s in data:
-                data[s], out.filled_bars[s] = fill_trade_gaps(data[s], given)
+        out = ReplayInput("trades", {})
+        for s in symbols:
+            tick, step = instruments[s].filters.price_fp.increment, instruments[s].filters.qty_fp.increment
+            rows = rec.trades.get(s, [])
+            out.gaps[s] = trade_id_gaps(rows)
+            # The node's own fills print on the tape: the replay's market is everyone else's trades.
+            own = {(f.trade_id, f.ts, f.price, f.qty) for o in rec.orders if o.symbol == s for f in o.fills}
+            kept = [r for r in rows if (r[1], r[0], r[2], r[3]) not in own]
+            out.own_trades[s] = len(rows) - len(kept)
+            out.data[s] = out.recorded[s] = [
+                trade_event(s, tid, _ticks(p, tick, "price"), _ticks(q, step, "qty"), bool(m), ts, ts_init)
+                for ts, tid, p, q, m, ts_init in kept]
+            if trades and s in trades:
+                given = [t for t in trades[s] if (t.trade_id, t.ts_trade, tick * t.price, step * t.qty) not in own]
+                out.data[s], out.filled_bars[s] = fill_trade_gaps(out.data[s], given, out.gaps[s])
         return out
     out = ReplayInput("bars", {})
     for s in symbols:
@@ -108,11 +118,9 @@ def trade_id_gaps(rows: list[tuple]) -> list[tuple[int, int]]:
     return [(a[0], b[0]) for a, b in zip(rows, rows[1:]) if b[1] > a[1] + 1]
 
 
-def fill_trade_gaps(recorded: list, given: list) -> tuple[list, int]:
-    """The recorded trades with the given ones that fall strictly inside a hole: between the times of
-    two recorded trades whose ids do not follow each other (by time, because downloaded aggregate
-    trades are numbered apart from trades on Binance)."""
-    holes = [(a.ts_trade, b.ts_trade) for a, b in zip(recorded, recorded[1:]) if b.trade_id > a.trade_id + 1]
+def fill_trade_gaps(recorded: list, given: list, holes: list[tuple[int, int]]) -> tuple[list, int]:
+    """The recorded trades with the given ones that fall strictly inside a hole (`trade_id_gaps`: by
+    time, because downloaded aggregate trades are numbered apart from trades on Binance)."""
     extra = [t for t in given if any(a < t.ts_trade < b for a, b in holes)]
     return sorted(recorded + extra, key=lambda t: (t.ts_trade, t.trade_id)), len(extra)
 

@@ -33,6 +33,7 @@ class DriftReport:
     balances: dict[str, Decimal] = field(default_factory=dict)
     market_points: dict = field(default_factory=dict)        # symbol -> [(ns, price)]: the market both runs saw
     base_of: dict = field(default_factory=dict)              # symbol -> base asset
+    own_trades: dict = field(default_factory=dict)           # symbol -> the node's own fills left out of the market
     fits: list = field(default_factory=list)                 # calibrate.SymbolFit per symbol (--calibrate)
     fitted: dict[str, Decimal] = field(default_factory=dict)  # strategy -> live minus a replay with the fitted model
 
@@ -47,6 +48,10 @@ class DriftReport:
                 out.append(f"data gap {symbol}: {_t(a)} -> {_t(b)} ({(b - a) / 1e9:.0f} s without market data)"
                            + (f"; the replay used {self.filled_bars[symbol]} given {self.source}"
                               if self.filled_bars.get(symbol) else ""))
+        for symbol, n in sorted(self.own_trades.items()):
+            if n:
+                out.append(f"{symbol}: {n} trades on the tape were the node's own fills: left out of the "
+                           "replay's market")
         if not self.strategies:
             out.append("no orders in this window, live or replayed")
         for sid, d in sorted(self.strategies.items()):
@@ -74,7 +79,7 @@ class DriftReport:
         return {
             "from": _t(self.start), "to": _t(self.end), "source": self.source, "config": self.config_note,
             "quote": self.quote, "marks": {s: str(m) for s, m in self.marks.items()},
-            "balances": {a: str(v) for a, v in self.balances.items()},
+            "balances": {a: str(v) for a, v in self.balances.items()}, "own_trades": dict(self.own_trades),
             "gaps": {s: [[a, b] for a, b in g] for s, g in self.gaps.items()},
             "strategies": {sid: {
                 "live_pnl": str(d.live_pnl), "replay_pnl": str(d.replay_pnl), "difference": str(d.difference),
@@ -153,7 +158,7 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
     live = [o for o in rec.orders if o.symbol in marks]
     drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)
     report = DriftReport(start, end, inp.source, note, drift, inp.gaps, inp.filled_bars, marks, quote,
-                         start_balances or {}, market.points, value.base_of)
+                         start_balances or {}, market.points, value.base_of, own_trades=inp.own_trades)
     if calibrate and symbols:
         report.fits = [fit_symbol(s, live, market, inp.recorded.get(s), instruments[s].filters.qty_fp.increment,
                                   instruments[s].filters.price_fp.increment) for s in symbols]
