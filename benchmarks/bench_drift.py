@@ -52,10 +52,11 @@ def test_drift_recovers_injected_effects(benchmark, report, tmp_path):
     d = rep.strategies["xrp-ema"]
     truth = truths(live, trades, instruments, SLIPPAGE_BPS)
     n = len(trades)
-    figures = []
+    figures, exact = [], {}
     for line, key in (("slippage", "slippage"), ("latency", "latency"),
                       ("partial fills and unfilled limits", "partial")):
         error = abs(d.lines[line] - truth[key]) / abs(truth[key]) * 100
+        exact[line] = {"line": str(d.lines[line]), "truth": str(truth[key]), "error_pct": str(error)}
         figures.append(report(f"drift {line} line vs injected truth ({truth[key]:.8f} ETH), {n:,} trades",
                               float(error), "% off", target=5.0, benchmark=benchmark))
     figures.append(report(f"drift residual, {n:,} trades", float(abs(d.residual)), "ETH", target=0.0,
@@ -68,3 +69,5 @@ def test_drift_recovers_injected_effects(benchmark, report, tmp_path):
                               baseline=("one replay alone, same run", replay_s), benchmark=benchmark))
     # Every figure into the JSON (`report` keeps only the last one in extra_info).
     benchmark.extra_info["figures"] = [f.line() for f in figures]
+    benchmark.extra_info["exact"] = {**exact, "residual": str(d.residual), "difference": str(d.difference),
+                                     "fitted_difference": str(rep.fitted["xrp-ema"])}

@@ -117,7 +117,8 @@ def _side(o) -> str:
 
 
 def config_in_force(rec, given=None):
-    """The config given, else the newest recorded version at or before the window's start."""
+    """The config given, else the newest recorded version at or before the window's start (else the
+    first after it: the node started inside the window)."""
     if given is not None:
         return given, "given on the command line"
     before = [c for c in rec.configs if c[0] <= rec.start] or rec.configs[:1]
@@ -153,8 +154,9 @@ def drift_report(client, database: str, start: int, end: int, *, config=None, st
     quote = config.risk.quote_asset
     value = Valuation(quote, {s: instruments[s].base_asset for s in symbols}, marks)
     shortest = min((parse_interval(sc.timeframe) for sc in config.strategies), default=0)
-    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=[c[0] for c in rec.configs if c[2] == recording.NODE_AUTHOR],
-                  restart_window=shortest, tolerance=shortest // 2 if tolerance_ns is None else tolerance_ns)
+    starts = [c[0] for c in rec.configs if c[2] == recording.NODE_AUTHOR]
+    ctx = Context(gaps=inp.gaps, halts=rec.halts, restarts=starts, restart_window=shortest,
+                  tolerance=shortest // 2 if tolerance_ns is None else tolerance_ns)
     live = [o for o in rec.orders if o.symbol in marks]
     drift = attribute(live, replayed, market, value, ctx, rec.denials, replay_denials)
     report = DriftReport(start, end, inp.source, note, drift, inp.gaps, inp.filled_bars, marks, quote,
