@@ -9,7 +9,6 @@ from pathlib import Path
 from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances, trades_from_frame
 from abidance.backtest.engine import sim_instruments
 from abidance.config import ConfigError, load_config
-from abidance.download.trades import load_trades
 from abidance.drift.calibrate import config_snippet
 from abidance.drift.figures import html_report
 from abidance.drift.report import drift_report
@@ -59,6 +58,9 @@ def given_trades(items, instruments: dict) -> dict[str, list]:
         symbol, _, path = item.partition("=")
         symbol = symbol.strip().upper()
         if symbol in instruments and Path(path).is_dir():
+            # Lazy: the downloaded day files are Parquet (pyarrow, the store extra); only this path reads them.
+            from abidance.download.trades import load_trades
+
             out[symbol] = trades_from_frame(load_trades(path, symbol), symbol, instruments[symbol])
         else:
             files.append(item)
