@@ -135,22 +135,20 @@ def main(args) -> int:
     host = f"[{args.address}]" if ":" in args.address else args.address
     print(f"abidance dashboard: http://{host}:{args.port}  (store {redact(url)})", flush=True)
     proc = subprocess.Popen(argv, env=env)
-    # A service manager's SIGTERM reaches only this process: pass it on, then wait for the child.
-    try:
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
-    except ValueError:                    # not the main thread: the caller handles signals
-        previous = None
+    # SIGTERM (a service manager) and SIGINT sent to this process alone do not reach the child:
+    # pass them on, then wait for it. SIGINT gets a handler of its own because a process started
+    # in the background inherits it ignored (issue 18: `kill -INT` left the dashboard serving).
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[signum] = signal.signal(signum, lambda _signum, _frame: proc.terminate())
+        except ValueError:                # not the main thread: the caller handles signals
+            break
     try:
         return proc.wait()
-    except KeyboardInterrupt:             # Ctrl-C reached the child too (same process group)
-        try:
-            return proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            return proc.wait()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -44,6 +44,9 @@ PASSES = 3
 WARM = 100                  # bars before the features are warm (and the call timed is the real one)
 PROBA_ROWS = 500
 PROBA_BARS = slice(1700, 2500)      # 800 bars in which this hgb model's p(up) reaches 0.51 (it signals)
+# The smoke pass (--benchmark-disable) times fewer calls: it checks the path runs, it measures nothing.
+SMOKE_ROWS, SMOKE_PROBA_ROWS, SMOKE_BARS = 600, 40, slice(0, 2500)
+SMOKE_PROBA_BARS = slice(2100, 2500)
 # Drift never demotes here (the registry is not involved): the watch runs in full on every bar.
 
 
@@ -93,11 +96,13 @@ def test_tree_model_prediction_latency(benchmark, report, models, kind):
     path, sha, _record, rows = models[kind]
     loaded = load_model(path, sha)
     assert loaded._fast is not None, f"the {kind} model did not get the compiled path"
-    passes = 1 if benchmark.disabled else PASSES
-    fast = np.concatenate([_time_calls(loaded.predict_up, rows) for _ in range(passes)])
+    smoke = benchmark.disabled
+    passes = 1 if smoke else PASSES
+    fast = np.concatenate([_time_calls(loaded.predict_up, rows[:SMOKE_ROWS] if smoke else rows)
+                           for _ in range(passes)])
     fallback = load_model(path, sha)
     fallback._fast = None                       # predict_up's fallback: predict_proba with one thread
-    proba = _time_calls(fallback.predict_up, rows[:PROBA_ROWS])
+    proba = _time_calls(fallback.predict_up, rows[:SMOKE_PROBA_ROWS if smoke else PROBA_ROWS])
     p50, p99 = _percentiles(fast)
     b50, b99 = _percentiles(proba)
     benchmark.extra_info.update(kind=kind, predictions=int(len(fast)), p50_us=p50, p99_us=p99,
@@ -119,9 +124,11 @@ def _run_strategy(bars, tick, path, sha, record, compiled: bool, deployed: bool)
 def test_hgb_model_per_bar_latency(benchmark, report, market, models, deployed):
     bars, tick = market
     path, sha, record, _rows = models["hgb"]
-    passes = 1 if benchmark.disabled else PASSES
-    compiled = np.concatenate([_run_strategy(bars, tick, path, sha, record, True, deployed) for _ in range(passes)])
-    proba = _run_strategy(bars[PROBA_BARS], tick, path, sha, record, False, deployed)
+    smoke = benchmark.disabled
+    passes = 1 if smoke else PASSES
+    timed = bars[SMOKE_BARS] if smoke else bars
+    compiled = np.concatenate([_run_strategy(timed, tick, path, sha, record, True, deployed) for _ in range(passes)])
+    proba = _run_strategy(bars[SMOKE_PROBA_BARS if smoke else PROBA_BARS], tick, path, sha, record, False, deployed)
     p50, p99 = _percentiles(compiled)
     b50, b99 = _percentiles(proba)
     benchmark.extra_info.update(deployed=deployed, bars=int(len(compiled)), p50_us=p50, p99_us=p99,

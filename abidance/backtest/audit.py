@@ -6,8 +6,8 @@ A backtest hands a strategy its data through the engine only; a strategy that re
 file itself (or a URL, or another program's output) can see the future, and the look-ahead
 re-runs cannot tell (the file is whole in every run). This reports it instead.
 
-- Watched events: `open` (files; Python's own reads of modules, `.py`/`.pyc`/`.so`, are not
-  reported), `os.listdir`/`os.scandir`, `socket.connect`/`bind`/`sendto`/`getaddrinfo`,
+- Watched events: `open` (files; Python's own reads of modules, `.py`/`.pyc`/`.so`, and
+  whatever the import system lists or opens while importing are not reported), `os.listdir`/`os.scandir`, `socket.connect`/`bind`/`sendto`/`getaddrinfo`,
   `urllib.Request`, `subprocess.Popen`, `os.system`, `os.exec`, `os.posix_spawn`, `os.spawn`.
 - Strategy code: a frame whose file is the module of a running strategy's class (or of a base
   class outside the abidance package), anywhere on the stack of the access (a strategy calling
@@ -32,6 +32,7 @@ EVENTS = frozenset({"open", "os.listdir", "os.scandir", "socket.connect", "socke
                     "socket.getaddrinfo", "urllib.Request", "subprocess.Popen", "os.system", "os.exec",
                     "os.posix_spawn", "os.spawn"})
 MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
+IMPORT_MACHINERY = "<frozen importlib."    # the import system's frames: what it lists and opens is not data
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # abidance/
 
 
@@ -45,7 +46,9 @@ class Access:
         return f"{self.where}: {self.event} {self.target}"
 
 
-_watch: tuple[frozenset, frozenset, list] | None = None
+# The watches active now: a stepped backtest keeps its own from start() to finish(), and several
+# may be open at once (environments stepped side by side), each recording into its own list.
+_active: list[tuple[frozenset, frozenset, list]] = []
 _installed = False
 
 
@@ -61,20 +64,20 @@ def _target(event: str, args: tuple) -> str:
 
 
 def _hook(event: str, args: tuple) -> None:
-    watch = _watch
-    if watch is None or event not in EVENTS:
+    if not _active or event not in EVENTS:
         return
-    files, allowed, sink = watch
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if name in files:
-            target = _target(event, args)
-            if event == "open" and (target.endswith(MODULE_SUFFIXES) or os.path.abspath(target) in allowed):
-                return
-            sink.append(Access(event, target, f"{name}:{frame.f_lineno}"))
-            return
-        frame = frame.f_back
+    for files, allowed, sink in _active:
+        frame = sys._getframe(1)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if name.startswith(IMPORT_MACHINERY):
+                return                  # an import (a lazy one in the strategy: sklearn under a model load)
+            if name in files:
+                target = _target(event, args)
+                if not (event == "open" and (target.endswith(MODULE_SUFFIXES) or os.path.abspath(target) in allowed)):
+                    sink.append(Access(event, target, f"{name}:{frame.f_lineno}"))
+                break
+            frame = frame.f_back
 
 
 def strategy_files(strategies) -> frozenset:
@@ -104,21 +107,29 @@ def declared_files(strategies) -> frozenset:
 
 
 class watch:
-    """`with watch(files, allowed) as accesses:` records what code in `files` reached outside."""
+    """`with watch(files, allowed) as accesses:` records what code in `files` reached outside;
+    or `start()` ... `stop()` around a stepped run."""
 
     def __init__(self, files, allowed=frozenset()):
         self.files, self.allowed = frozenset(files), frozenset(allowed)
         self.accesses: list[Access] = []
+        self._entry = (self.files, self.allowed, self.accesses)
 
-    def __enter__(self) -> list[Access]:
-        global _watch, _installed
+    def start(self) -> list[Access]:
+        global _installed
         if not _installed:
             sys.addaudithook(_hook)
             _installed = True
-        if self.files:
-            _watch = (self.files, self.allowed, self.accesses)
+        if self.files and self._entry not in _active:
+            _active.append(self._entry)
         return self.accesses
 
+    def stop(self) -> None:
+        if self._entry in _active:
+            _active.remove(self._entry)
+
+    def __enter__(self) -> list[Access]:
+        return self.start()
+
     def __exit__(self, *exc) -> None:
-        global _watch
-        _watch = None
+        self.stop()

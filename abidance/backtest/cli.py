@@ -8,8 +8,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from abidance.backtest.data import load_candle_args, load_depth_args, load_trade_args, parse_balances
-from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.backtest.engine import run_backtest
 from abidance.backtest.grid_cli import grid_main
+from abidance.backtest.instruments import add_exchange_info_argument, command_instruments
 from abidance.backtest.lookahead import lookahead_check
 from abidance.backtest.preflight import input_problems, no_fill_reason
 from abidance.config import ConfigError, load_config
@@ -60,6 +61,7 @@ def add_parser(sub) -> None:
                    help="also re-run on the data cut at each bar where a signal changes (CUTS: at most that many "
                         "of them, spread evenly) and flag any signal that changes; strategy code reaching files, "
                         "sockets or programs also fails it (docs/backtest.md, 'No look-ahead')")
+    add_exchange_info_argument(p)
     g = p.add_argument_group("parameter grid (docs/backtest.md)")
     g.add_argument("--grid", action="append", metavar="PARAM=V1,V2,...",
                    help="backtest every combination of these values of one strategy's parameters (repeatable; "
@@ -98,7 +100,9 @@ def main(args) -> int:
     except ValueError as exc:
         print(f"abidance backtest: {exc}", file=sys.stderr)
         return 2
-    instruments = sim_instruments()
+    config, instruments = command_instruments("backtest", config, args.exchange_info)
+    if instruments is None:
+        return 2
     if bool(args.candles) + bool(args.trades or args.depth) != 1:
         print("abidance backtest: give --candles, or --trades and/or --depth (candles are bars already: not both)",
               file=sys.stderr)

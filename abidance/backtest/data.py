@@ -23,16 +23,18 @@ from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from abidance._core.wire import trade_event
 from abidance.core.events import Bar
-from abidance.data.bars import INTERVALS, parse_interval
+from abidance.data.bars import INTERVALS, MONTH, bar_close, bar_open
 from abidance.data.depth_files import depth_paths, read_depth, read_trades, trades_path
 
 
 CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 OFF_GRID = ("refuse", "round")
 NAN = ("refuse", "drop")
+DAY = 86_400_000_000_000
 
 
 class CandleError(ValueError):
@@ -97,7 +99,7 @@ def bars_from_frame(frame, symbol: str, interval: str, instrument, *, off_grid: 
     with `nan="drop"` (module doc)."""
     if off_grid not in OFF_GRID or nan not in NAN:
         raise ValueError(f"off_grid must be one of {OFF_GRID} and nan one of {NAN}")
-    iv = parse_interval(interval)
+    bar_close(interval, 0)         # ValueError on an unknown interval, before reading a row
     price, qty = instrument.filters.price_fp, instrument.filters.qty_fp
     frame = candle_columns(frame)
     out, rounded = [], [0]
@@ -109,7 +111,7 @@ def bars_from_frame(frame, symbol: str, interval: str, instrument, *, off_grid: 
             empty = ", ".join(c for c, v in zip(CANDLE_COLUMNS, row) if v is None or v != v)
             raise CandleError(f"{where}: no value in {empty} (give --nan drop to leave such rows out)")
         t = int(row.date.value) if hasattr(row.date, "value") else int(row.date)
-        out.append(Bar(symbol, interval, t, t + iv, _units(price, row.open, where, "open", off_grid, rounded),
+        out.append(Bar(symbol, interval, t, bar_close(interval, t), _units(price, row.open, where, "open", off_grid, rounded),
                        _units(price, row.high, where, "high", off_grid, rounded),
                        _units(price, row.low, where, "low", off_grid, rounded),
                        _units(price, row.close, where, "close", off_grid, rounded),
@@ -137,17 +139,64 @@ def trades_from_frame(frame, symbol: str, instrument) -> list:
     return out
 
 
+# Headerless exports, by their number of columns: Binance's kline CSV (data.binance.vision and
+# GET /api/v3/klines: open time, OHLCV, close time, quote volume, trades, taker buy base and
+# quote, ignore) and ccxt's fetch_ohlcv rows ([timestamp ms, open, high, low, close, volume]).
+HEADERLESS = {12: "Binance kline CSV", 6: "ccxt OHLCV"}
+# Epoch times at or above this are microseconds: Binance's spot data files carry them from
+# 2025-01-01 on (binance-public-data README); milliseconds stay below it until the year 5138.
+MICROSECONDS_FROM = 10 ** 14
+
+
 def read_candles(path: str):
-    """A candle file as a DataFrame: feather, parquet or csv (a `date` column in any case, parsed
-    as UTC; epoch milliseconds are read as such)."""
+    """A candle file as a DataFrame with a `date` column parsed as UTC:
+    - feather, parquet or csv with named columns (`date` in any case; epoch integers are
+      milliseconds, or microseconds from MICROSECONDS_FROM on);
+    - a headerless csv: Binance's kline CSV (12 columns) or ccxt OHLCV rows (6 columns), times in
+      milliseconds or, in Binance's spot files from 2025 on, microseconds (both read, row by row);
+    - a .json list of ccxt OHLCV rows ([[ts_ms, open, high, low, close, volume], ...]; freqtrade's
+      json data files are the same)."""
     # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
     import pandas as pd
 
-    frame = _read_frame(path)
+    frame = _headerless(path)
+    if frame is None:
+        frame = _read_frame(path)
     date = next((c for c in frame.columns if str(c).strip().lower() == "date"), None)
     if date is not None and not pd.api.types.is_datetime64_any_dtype(frame[date]):
-        unit = "ms" if pd.api.types.is_integer_dtype(frame[date]) else None
-        frame[date] = pd.to_datetime(frame[date], utc=True, unit=unit)
+        if pd.api.types.is_integer_dtype(frame[date]):
+            ms = frame[date].where(frame[date] < MICROSECONDS_FROM, frame[date] // 1000)
+            frame[date] = pd.to_datetime(ms, utc=True, unit="ms")
+        else:
+            frame[date] = pd.to_datetime(frame[date], utc=True)
+    return frame
+
+
+def _headerless(path: str):
+    """A headerless export as a frame with date, open, high, low, close, volume; None for any other file."""
+    # Lazy: pandas is an optional extra (dev, ml, dashboard): only this path needs it.
+    import pandas as pd
+
+    names = ["date", "open", "high", "low", "close", "volume"]
+    if path.endswith(".json"):
+        rows = orjson.loads(Path(path).read_bytes())
+        if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 6 for r in rows):
+            raise CandleError(f"{path}: a .json candle file is a list of ccxt OHLCV rows "
+                              "[timestamp ms, open, high, low, close, volume]")
+        return pd.DataFrame(rows, columns=names).astype({"date": "int64"})
+    if not path.endswith((".csv", ".txt")):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline().split(",")
+    if not first[0].strip().isdigit():
+        return None                     # a header: named columns
+    if len(first) not in HEADERLESS:
+        raise CandleError(f"{path}: a headerless candle file has 12 columns (Binance kline CSV) or 6 (ccxt "
+                          f"OHLCV), not {len(first)}; or give a header with date, open, high, low, close, volume")
+    frame = pd.read_csv(path, header=None, usecols=range(6), names=names)
+    if not pd.api.types.is_integer_dtype(frame["date"]):
+        raise CandleError(f"{path}: the first column of a {HEADERLESS[len(first)]} file is an epoch time in "
+                          "milliseconds or microseconds on every row")
     return frame
 
 
@@ -187,7 +236,9 @@ def frame_interval(frame) -> str | None:
         return None
     values, counts = np.unique(diffs, return_counts=True)
     spacing = int(values[np.argmax(counts)])
-    return next((name for name, ns in INTERVALS.items() if ns == spacing), None)
+    if 28 * DAY <= spacing <= 31 * DAY and all(bar_open(MONTH, int(x)) == x for x in t):
+        return MONTH                    # calendar months: 28 to 31 days apart, each on a month's first day
+    return next((name for name, ns in INTERVALS.items() if ns == spacing and name != MONTH), None)
 
 
 def load_candle_args(items, interval: str | None, instruments: dict, *, off_grid: str = "round",

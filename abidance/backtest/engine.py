@@ -156,6 +156,7 @@ class Backtest:
         self._fast = None               # (kernel-running strategy, symbol, columns) when fast-forward applies
         self._handoff = False           # the next bar was already seen by the kernel
         self._finished = False
+        self._audit = None          # audit.watch from start() to finish()
 
     # ---- the kernel's components, by name (the RL env, tests and tools read them) ----------
 
@@ -186,6 +187,12 @@ class Backtest:
     # ---- stepping --------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Strategy code that opens files, sockets or programs between start() and finish() is
+        # reported (audit.py): the engine is the only way data should reach it. Stepped runs (the
+        # RL environment) are watched the same as run().
+        running = list(self.kernel.strategies.strategies.values())
+        self._audit = audit.watch(audit.strategy_files(running), audit.declared_files(running))
+        self.result.outside_access = self._audit.start()
         self.kernel.start()
         if self.on_events:
             streams = [sorted(ev, key=_order_key) for ev in self._data.values()]
@@ -321,7 +328,11 @@ class Backtest:
     def finish(self) -> BacktestResult:
         if not self._finished:
             self._finished = True
-            self.kernel.stop()
+            try:
+                self.kernel.stop()
+            finally:
+                if self._audit is not None:
+                    self._audit.stop()
             out = self.result
             pf = self.kernel.portfolio
             out.quote_asset = self.quote
@@ -336,18 +347,13 @@ class Backtest:
         # time it runs: ~15 % of a trade-heavy run. Rarer collections for the run; still collected.
         threshold = gc.get_threshold()
         gc.set_threshold(RUN_GC_THRESHOLD, *threshold[1:])
-        # Strategy code that opens files, sockets or programs while it runs is reported (audit.py):
-        # the engine is the only way data should reach it.
-        running = list(self.kernel.strategies.strategies.values())
-        with audit.watch(audit.strategy_files(running), audit.declared_files(running)) as accesses:
-            self.start()
-            try:
-                while self.step() is not None:
-                    pass
-            finally:
-                result = self.finish()
-                gc.set_threshold(*threshold)
-        result.outside_access = accesses
+        self.start()
+        try:
+            while self.step() is not None:
+                pass
+        finally:
+            result = self.finish()
+            gc.set_threshold(*threshold)
         return result
 
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import orjson
 
-from abidance.backtest.engine import Backtest, sim_instruments
+from abidance.backtest.engine import Backtest
+from abidance.backtest.instruments import process_instruments
 from abidance.backtest.optimize import _plain, check_params, strategy_class, with_params
 
 DASK = "dask://"
@@ -120,7 +121,7 @@ def run_point(index: int, params: dict, ctx: dict[str, Any]) -> GridRow:
     why = check_params(config, sid, params)
     if why is not None:
         return GridRow(index, params, Decimal(0), 0, 0, "", "", {}, why)
-    instruments, bars = _instruments(), ctx["bars"]
+    instruments, bars = process_instruments(config), ctx["bars"]
     result = Backtest(with_params(config, sid, params), bars, instruments=instruments,
                       balances=ctx["balances"], fill=ctx["fill"]).run()
     summary = summarize(result)
@@ -131,14 +132,6 @@ def run_point(index: int, params: dict, ctx: dict[str, Any]) -> GridRow:
 
 
 _WORKER: dict = {}
-_INSTRUMENTS: list = []
-
-
-def _instruments() -> dict:
-    # Built in each process (the compiled filters do not pickle), once.
-    if not _INSTRUMENTS:
-        _INSTRUMENTS.append(sim_instruments())
-    return _INSTRUMENTS[0]
 
 
 def _init_worker(ctx: dict) -> None:

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.backtest.engine import run_backtest
+from abidance.backtest.instruments import process_instruments
 from abidance.core.clock import TestClock
 from abidance.core.loop import run
 from abidance.strategy.base import StrategyContext
@@ -184,7 +185,7 @@ def evaluate(config, strategy_id: str, params: dict, bars_by_symbol: dict, setti
     """Backtest `strategy_id` alone with `params`: (objective value or None, summary as plain numbers)."""
     # Lazy: the report draws with plotly (the dashboard extra).
     from abidance.backtest.report import summarize
-    instruments = instruments or sim_instruments()
+    instruments = instruments or process_instruments(config)
     cfg = with_params(config, strategy_id, params)
     result = run(run_backtest(cfg, bars_by_symbol, instruments=instruments, balances=settings.balances,
                               taker_bps=settings.fee_bps, maker_bps=settings.fee_bps,
@@ -199,7 +200,7 @@ _WORKER: dict = {}
 
 def _init_worker(config, strategy_id, bars_by_symbol, settings) -> None:
     _WORKER.update(config=config, strategy_id=strategy_id, bars=bars_by_symbol, settings=settings,
-                   instruments=sim_instruments())
+                   instruments=process_instruments(config))
 
 
 def _run_in_worker(params: dict):
@@ -336,7 +337,7 @@ def optimize(config, strategy_id: str, bars_by_symbol: dict, *, n_trials: int = 
 
     left = n_trials
     if jobs <= 1:
-        instruments = instruments or sim_instruments()
+        instruments = instruments or process_instruments(config)
         while (nxt := ask()) is not None:
             trial, params = nxt
             try:
@@ -443,7 +444,7 @@ def walk_forward(config, strategy_id: str, bars, train_bars: int, test_bars: int
     if not isinstance(bars, dict):
         bars = {bars[0].symbol: list(bars)} if bars else {}
     settings = replace(settings or RunSettings(), objective=objective)
-    instruments = instruments or sim_instruments()
+    instruments = instruments or process_instruments(config)
     times = sorted({b.open_time for bs in bars.values() for b in bs})
     close = {}
     for bs in bars.values():

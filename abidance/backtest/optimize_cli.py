@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from abidance.backtest.data import load_candle_args, parse_balances
-from abidance.backtest.engine import sim_instruments
+from abidance.backtest.instruments import add_exchange_info_argument, command_instruments
 from abidance.backtest.optimize import (RunSettings, format_pruned, format_walk_forward, optimize, search_space,
                                         strategy_class, study_storage, walk_forward)
 from abidance.config import ConfigError, load_config
@@ -51,6 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="write the best parameters (or the walk-forward rows) here as JSON")
     p.add_argument("--walk-forward", metavar="TRAIN_BARS:TEST_BARS[:anchored]",
                    help="walk-forward: optimise --trials on each train window, score on the next test window")
+    add_exchange_info_argument(p)
     p.set_defaults(func=main)
 
 
@@ -89,7 +90,9 @@ def main(args) -> int:
     if not space:
         print(f"abidance optimize: strategy {args.strategy!r} declares no parameter range", file=sys.stderr)
         return 2
-    instruments = sim_instruments()
+    config, instruments = command_instruments("optimize", config, args.exchange_info)
+    if instruments is None:
+        return 2
     try:
         bars = load_candle_args(args.candles, args.interval, instruments)
     except ValueError as exc:

@@ -17,11 +17,12 @@ from typing import Any, Mapping
 
 from abidance.config.rules import cross_check
 from abidance.config.schema import Errors, Invalid, validate
-from abidance.config.sections import SECTIONS, STRATEGY, VERSION, NodeConfig, StrategyConfig
+from abidance.config.sections import (INSTRUMENT, SECTIONS, STRATEGY, VERSION, InstrumentConfig, NodeConfig,
+                                      StrategyConfig)
 from abidance.exchange.binance.config import BinanceConfig
 
 ENV_PREFIX = "ABIDANCE__"
-TOP_LEVEL = ("config_version", *SECTIONS, "strategies", "sim")
+TOP_LEVEL = ("config_version", *SECTIONS, "strategies", "instruments", "sim")
 _SECRET = re.compile(r"apikey|secret|password|privatekey|token|webhookurl")
 SECRET_HELP = ("secrets are never read from the config file: remove it and set it in the environment "
                "(ABIDANCE_BINANCE_API_KEY with ABIDANCE_BINANCE_API_SECRET or ABIDANCE_BINANCE_PRIVATE_KEY_FILE, "
@@ -104,7 +105,8 @@ def _build(raw: dict[str, Any], base_dir: Path, env: Mapping[str, str] | None, s
         errors.add("sim", f"must be a table ([sim]), got {sim!r}")
         sim = {}
     strategies = _strategies(raw.get("strategies", []), errors)
-    cfg = NodeConfig(config_version=version, strategies=strategies, sim=sim, **parts)
+    instruments = _instruments(raw.get("instruments", []), errors)
+    cfg = NodeConfig(config_version=version, strategies=strategies, instruments=instruments, sim=sim, **parts)
     cfg = cross_check(cfg, base_dir, errors)
     if errors.items:
         raise ConfigError(errors.items, source)
@@ -177,9 +179,33 @@ def _strategies(items: Any, errors: Errors) -> tuple[StrategyConfig, ...]:
     out = []
     for i, table in enumerate(items):
         n = len(errors.items)
+        if "weight" in table:
+            # Documented once as a capital share, but nothing ever sized by it: refused rather than ignored.
+            errors.add(f"strategies[{i}].weight", "is not read by anything: remove it (an order's size comes from "
+                       "risk.sizing, e.g. risk.fixed_quote, and risk.max_position caps a symbol)")
+            table = {k: v for k, v in table.items() if k != "weight"}
         values = validate(STRATEGY, table, f"strategies[{i}]", errors)
         if len(errors.items) == n:
             out.append(StrategyConfig(**values))
         elif "id" in values:        # keep it for the cross-field checks (duplicate ids)
             out.append(replace(StrategyConfig(id=values["id"], class_name="invalid", symbols=()), **values))
+    return tuple(out)
+
+
+def _instruments(items: Any, errors: Errors) -> tuple[InstrumentConfig, ...]:
+    if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
+        errors.add("instruments", "must be an array of tables: one [[instruments]] table per symbol")
+        return ()
+    out, seen = [], {}
+    for i, table in enumerate(items):
+        n = len(errors.items)
+        values = validate(INSTRUMENT, table, f"instruments[{i}]", errors)
+        if len(errors.items) > n:
+            continue
+        symbol = values["symbol"]
+        if symbol in seen:
+            errors.add(f"instruments[{i}].symbol", f"{symbol!r} is already declared by instruments[{seen[symbol]}]")
+            continue
+        seen[symbol] = i
+        out.append(InstrumentConfig(**values))
     return tuple(out)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from abidance.config.schema import REQUIRED, Section
-from abidance.config.sections import SECTIONS, SIM_DOC, STRATEGY, VERSION, NodeConfig
+from abidance.config.sections import INSTRUMENT, SECTIONS, SIM_DOC, STRATEGY, VERSION, NodeConfig
 
 REGENERATE = "python -m abidance.config.cli docs > docs/config.md"
 
@@ -39,6 +39,7 @@ def as_dict(cfg: NodeConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"config_version": cfg.config_version}
     out.update({name: _table(section, getattr(cfg, name)) for name, section in SECTIONS.items()})
     out["strategies"] = [_table(STRATEGY, s) for s in cfg.strategies]
+    out["instruments"] = [_table(INSTRUMENT, i) for i in cfg.instruments]
     out["sim"] = cfg.sim
     return out
 
@@ -68,10 +69,11 @@ def to_toml(cfg: NodeConfig) -> str:
     data = as_dict(cfg)
     lines = ["# The effective abidance config (after environment overrides).", "",
              f"config_version = {data['config_version']}"]
-    for name in (*SECTIONS, "strategies", "sim"):
-        tables = data[name] if name == "strategies" else [data[name]] if name != "sim" or data[name] else []
+    for name in (*SECTIONS, "strategies", "instruments", "sim"):
+        arrays = name in ("strategies", "instruments")
+        tables = data[name] if arrays else [data[name]] if name != "sim" or data[name] else []
         for table in tables:
-            lines += ["", f"[[{name}]]" if name == "strategies" else f"[{name}]"]
+            lines += ["", f"[[{name}]]" if arrays else f"[{name}]"]
             lines += [f"{_key(k)} = {toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
 
@@ -108,7 +110,7 @@ def schema_markdown() -> str:
         "- Environment overrides: `ABIDANCE__<SECTION>__<KEY>=value`, e.g. `ABIDANCE__RISK__MAX_OPEN_ORDERS=5`.",
         "  Values are parsed by the key's type: booleans `true`/`false`, lists `1m,5m` or a TOML array,",
         "  tables an inline TOML table (`{ BTCUSDT = \"0.01\" }`).",
-        "  `[[strategies]]` and `[sim]` come only from the file.",
+        "  `[[strategies]]`, `[[instruments]]` and `[sim]` come only from the file.",
         "- Secrets are never in the file: a key named like `*api_key*`, `*secret*`, `*password*`, `*private_key*`,",
         "  `*token*` or `*webhook_url*` anywhere is refused. The connector reads `ABIDANCE_BINANCE_API_KEY` with",
         "  `ABIDANCE_BINANCE_API_SECRET` (or `ABIDANCE_BINANCE_PRIVATE_KEY_FILE`, or `ABIDANCE_BINANCE_KEY_FILE`)",
@@ -118,8 +120,8 @@ def schema_markdown() -> str:
         "  `node.state_dir`).", "",
         "## Top level", "", *_rows(top), "",
     ]
-    for section in (*SECTIONS.values(), STRATEGY):
-        title = f"[[{section.name}]]" if section is STRATEGY else f"[{section.name}]"
+    for section in (*SECTIONS.values(), STRATEGY, INSTRUMENT):
+        title = f"[[{section.name}]]" if section in (STRATEGY, INSTRUMENT) else f"[{section.name}]"
         out += [f"## {title}", "", section.doc, "", *_rows(section), ""]
         for spec in section.keys.values():
             if spec.kind.section is not None:

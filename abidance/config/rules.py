@@ -23,7 +23,9 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     node = replace(node, state_dir=state_dir, strategies_dir=_resolve(node.strategies_dir, base))
     risk = replace(risk, kill_switch_file=_resolve(risk.kill_switch_file, state_dir))
     store = replace(cfg.store, spool_dir=_resolve(cfg.store.spool_dir, state_dir))
+    backtest = replace(cfg.backtest, exchange_info=_resolve(cfg.backtest.exchange_info, base))
 
+    declared_quote = {inst.symbol: inst.quote for inst in cfg.instruments}
     seen: dict[str, int] = {}
     for i, s in enumerate(strategies):
         where = f"strategies[{i}]"
@@ -34,7 +36,9 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
             errors.add(f"{where}.class", f"{s.class_name!r} names a strategy file: "
                        "set node.strategies_dir to its folder")
         for j, symbol in enumerate(s.symbols):
-            if not symbol.endswith(risk.quote_asset) or symbol == risk.quote_asset:
+            quoted = (declared_quote[symbol] == risk.quote_asset if symbol in declared_quote
+                      else symbol.endswith(risk.quote_asset) and symbol != risk.quote_asset)
+            if not quoted:
                 errors.add(f"{where}.symbols[{j}]", f"{symbol!r} is not quoted in risk.quote_asset "
                            f"{risk.quote_asset!r}; all traded symbols share the quote asset "
                            "(change one or the other)")
@@ -62,4 +66,4 @@ def cross_check(cfg: NodeConfig, base_dir: Path, errors: Errors) -> NodeConfig:
     cross_check_ops(cfg, errors)
     if cfg.backtest.participation > 1:
         errors.add("backtest.participation", f"is a share of the volume, at most 1, got {cfg.backtest.participation}")
-    return replace(cfg, node=node, risk=risk, data=data, store=store)
+    return replace(cfg, node=node, risk=risk, data=data, store=store, backtest=backtest)

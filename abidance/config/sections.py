@@ -16,7 +16,7 @@ from abidance.config.schema import (BOOL, BPS_TABLE, FLOAT, INT, KIND_OF_TYPE, M
 from abidance.exchange.binance.config import VENUES, BinanceConfig
 
 CONFIG_VERSION = 1
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "1w", "1M")
 SIZING = ("fixed_quote", "fixed_fraction", "volatility", "kelly")
 SYMBOL = dict(pattern=r"[A-Z0-9]{2,20}", hint="an uppercase Binance symbol like 'BTCUSDT'")
 ASSET = dict(pattern=r"[A-Z0-9]{2,10}", hint="an uppercase asset like 'USDT'")
@@ -176,6 +176,24 @@ class BacktestSection:
                           "it was sent.", ge=0, le=86_400_000)
     balances: dict = key(QTY_TABLE, {}, "Starting balances (ASSET = \"amount\") of backtests run without "
                          "--balance and of the paper node; {} = 10000 of risk.quote_asset.")
+    exchange_info: Path | None = key(PATH, "", "A saved Binance exchangeInfo JSON file (`abidance download "
+                                     "--exchange-info`) whose symbols backtests and optimisations may use, as "
+                                     "--exchange-info gives; relative to this file; \"\" = none.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstrumentConfig:
+    symbol: str = key(STR, REQUIRED, "The symbol as the data names it.", **SYMBOL)
+    base: str = key(STR, REQUIRED, "The asset bought and sold.", **ASSET)
+    quote: str = key(STR, REQUIRED, "The asset prices are in (risk.quote_asset for a traded symbol).", **ASSET)
+    tick_size: Decimal = key(QTY, REQUIRED, "Price grid: every price is a whole number of ticks.", gt=0)
+    step_size: Decimal = key(QTY, REQUIRED, "Quantity grid: every quantity is a whole number of steps.", gt=0)
+    min_qty: Decimal = key(QTY, "0", "Smallest order quantity; \"0\" = one step.")
+    max_qty: Decimal = key(QTY, "0", "Largest order quantity; \"0\" = no limit.")
+    min_notional: Decimal = key(QTY, "0", "Smallest order value (price x quantity) in the quote asset; \"0\" = none.")
+    max_notional: Decimal = key(QTY, "0", "Largest order value in the quote asset; \"0\" = no limit.")
+    min_price: Decimal = key(QTY, "0", "Lowest price allowed; \"0\" = no limit.")
+    max_price: Decimal = key(QTY, "0", "Highest price allowed; \"0\" = no limit.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,7 +209,6 @@ class StrategyConfig:
     enabled: bool = key(BOOL, True, "Run this strategy; false keeps it configured but idle.")
     params: dict[str, Any] = key(TABLE, {}, "The strategy's parameters; checked against the strategy's "
                                  "declared parameters when it is loaded.")
-    weight: float = key(FLOAT, 1.0, "Relative share of the capital given to this strategy's orders.", gt=0, le=1_000_000)
 
 
 BINANCE_DESCRIPTIONS: dict[str, str] = {
@@ -274,6 +291,9 @@ BACKTEST = Section.of("backtest", BacktestSection, "Simulated fills: the backtes
                       "(node.mode = \"paper\") fill model, fees and starting balances (docs/backtest.md); "
                       "`abidance backtest` flags override them.")
 STRATEGY = Section.of("strategies", StrategyConfig, "One [[strategies]] table per strategy instance.")
+INSTRUMENT = Section.of("instruments", InstrumentConfig, "Symbols of your own data declared by hand, one "
+                        "[[instruments]] table each, for backtests and optimisations (they add to, or replace, the "
+                        "simulator's symbols and those of backtest.exchange_info; docs/backtest.md).")
 SECTIONS: dict[str, Section] = {s.name: s for s in (NODE, BINANCE, RISK, EXECUTION, DATA, STORE, ML,
                                                            BACKTEST, ALERTS, ANOMALY, CHAT, METRICS)}
 VERSION = Spec(INT, CONFIG_VERSION, "Version of this file's layout, for later migrations.", choices=(CONFIG_VERSION,),
@@ -300,5 +320,6 @@ class NodeConfig:
     chat: ChatSection = field(default_factory=ChatSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     strategies: tuple[StrategyConfig, ...] = ()
+    instruments: tuple[InstrumentConfig, ...] = ()
     sim: dict[str, Any] = field(default_factory=dict)     # raw [sim] table: the simulator validates it
     # As plain values or TOML again: abidance.config.as_dict(cfg) / to_toml(cfg) (config/render.py).

@@ -2,7 +2,8 @@
 
 `BarAggregator` folds trades (int ticks / steps) into time bars aligned to UTC multiples
 of the interval, as Binance aligns its klines: a 1m bar opens on the minute, a 1d bar at
-00:00 UTC. A trade belongs to the bar holding its trade time (`ts_trade`): open_time is
+00:00 UTC, a 1w bar on Monday 00:00 UTC, a 1M bar on the first day of a calendar month
+(so its length varies: `bar_open` / `bar_close`). A trade belongs to the bar holding its trade time (`ts_trade`): open_time is
 inclusive, close_time exclusive.
 
 A bar is closed by a clock timer at its close_time (plus an optional grace), so it is
@@ -18,8 +19,10 @@ whose close_time is at or before t", so a bar is never emitted twice and never r
 
 from __future__ import annotations
 
+import calendar
 import logging
 from collections import deque
+from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from abidance.core.events import Bar
@@ -41,17 +44,53 @@ INTERVALS: dict[str, int] = {
     "8h": 8 * 3600 * _S,
     "12h": 12 * 3600 * _S,
     "1d": 86400 * _S,
+    "1w": 7 * 86400 * _S,
+    "1M": 28 * 86400 * _S,      # calendar months: the shortest one; bar_close gives each one's end
 }
+MONTH = "1M"
+_WEEK_ANCHOR = 4 * 86400 * _S   # 1970-01-05, the first Monday after the epoch (a Thursday)
 
 _NEVER = -(1 << 62)     # open/close time before the first trade: every real time is after it
 
 
 def parse_interval(text: str) -> int:
-    """A bar interval ("1s", "1m", ... "1d", as Binance names klines) in nanoseconds."""
+    """A bar interval ("1s", "1m", ... "1d", "1w", "1M", as Binance names klines) in nanoseconds
+    (for "1M", the shortest month: bar_close gives a month's real end)."""
     try:
         return INTERVALS[text]
     except (KeyError, TypeError):
         raise ValueError(f"unknown bar interval {text!r}: use one of {', '.join(INTERVALS)}") from None
+
+
+def _month_start(year: int, month: int) -> int:
+    return calendar.timegm((year, month, 1, 0, 0, 0)) * _S
+
+
+def bar_open(interval: str, t: int) -> int:
+    """Open time (ns) of the `interval` bar holding time t (ns), as Binance bounds its klines."""
+    if interval == MONTH:
+        d = datetime.fromtimestamp(t // _S, tz=timezone.utc)
+        return _month_start(d.year, d.month)
+    size = parse_interval(interval)
+    anchor = _WEEK_ANCHOR if interval == "1w" else 0
+    return (t - anchor) // size * size + anchor
+
+
+def bar_close(interval: str, open_time: int) -> int:
+    """Close time (ns, exclusive: the next bar's open) of the bar opening at open_time."""
+    if interval == MONTH:
+        d = datetime.fromtimestamp(open_time // _S, tz=timezone.utc)
+        return _month_start(d.year + d.month // 12, d.month % 12 + 1)
+    return open_time + parse_interval(interval)
+
+
+def _bars_before(interval: str, open_time: int, t: int) -> int:
+    """How many bars from the one opening at open_time to the one holding t (t >= open_time)."""
+    if interval == MONTH:
+        a = datetime.fromtimestamp(open_time // _S, tz=timezone.utc)
+        b = datetime.fromtimestamp(t // _S, tz=timezone.utc)
+        return (b.year - a.year) * 12 + b.month - a.month
+    return (t - open_time) // parse_interval(interval)
 
 
 class BarAggregator:
@@ -173,9 +212,8 @@ class BarAggregator:
     # ---- closing -----------------------------------------------------------------------
 
     def _begin(self, t: int) -> None:
-        iv = self.interval_ns
-        self._open_time = t - t % iv
-        self._close_time = self._open_time + iv
+        self._open_time = bar_open(self.interval, t)
+        self._close_time = bar_close(self.interval, self._open_time)
         self._skew = self.clock.time_ns() - t
         self._arm()
 
@@ -194,14 +232,13 @@ class BarAggregator:
         if t < self._close_time:
             return
         self._emit()
-        iv = self.interval_ns
-        gap = (t - self._open_time) // iv      # empty bars before the one holding t
+        gap = _bars_before(self.interval, self._open_time, t)      # empty bars before the one holding t
         if gap > self.max_empty_bars:
             self.skipped_bars += gap
             log.warning("%s %s: %d empty bars not filled (jump from %d to %d)", self.symbol, self.interval,
                         gap, self._open_time, t)
-            self._open_time += gap * iv
-            self._close_time = self._open_time + iv
+            self._open_time = bar_open(self.interval, t)
+            self._close_time = bar_close(self.interval, self._open_time)
             return
         while self._close_time <= t:
             self._emit()
@@ -213,7 +250,8 @@ class BarAggregator:
             self.empty_bars += 1
         # Move on before the callback so that nothing it does can see or re-emit this bar.
         self._open_time = self._close_time
-        self._close_time += self.interval_ns
+        self._close_time = (self._close_time + self.interval_ns if self.interval != MONTH
+                            else bar_close(MONTH, self._close_time))
         self._open = self._high = self._low = self._close
         self._volume = 0
         self._trades = 0

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
+
+import orjson
 
 from abidance.exchange.binance.config import BinanceConfig
+from abidance.exchange.binance.instruments import parse_exchange_info
 from abidance.exchange.binance.rest import BinanceRest
 from abidance.extras import require
 
@@ -18,12 +22,16 @@ from abidance.extras import require
 def add_parser(sub) -> None:
     p = sub.add_parser("download", help="download Binance klines into Parquet day files (resumable)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    p.add_argument("--symbols", help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
     p.add_argument("--interval", default="1m", help="kline interval: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d")
     p.add_argument("--trades", action="store_true",
                    help="download aggregate trades (for trade-driven backtests: `abidance backtest --trades`) "
                         "instead of klines, into <out>/<SYMBOL>/trades/")
-    p.add_argument("--start", required=True, help="UTC start, inclusive: 2024-01-01 or 2024-01-01T12:00")
+    p.add_argument("--exchange-info", metavar="FILE",
+                   help="save the venue's exchangeInfo (every symbol's filters, or only --symbols') to FILE instead, "
+                        "for `abidance backtest --exchange-info FILE`")
+    p.add_argument("--start", help="UTC start, inclusive: 2024-01-01 or 2024-01-01T12:00 (required for klines and "
+                                   "trades)")
     p.add_argument("--end", default="now",
                    help="UTC end, EXCLUSIVE: --end 2024-01-03 stops at 2024-01-03 00:00 (default now)")
     p.add_argument("--out", default="data/klines", help="output folder (default data/klines)")
@@ -39,11 +47,35 @@ def add_parser(sub) -> None:
     p.set_defaults(func=main)
 
 
+async def save_exchange_info(cfg: BinanceConfig, symbols: list[str], path: str) -> int:
+    """GET /api/v3/exchangeInfo (for `symbols`, or all) saved as received; the symbols it holds are
+    parsed as a backtest will parse them, and any it would skip are named."""
+    try:
+        async with BinanceRest(cfg) as rest:
+            payload = await rest.exchange_info(symbols or None)
+        problems: list[str] = []
+        found = parse_exchange_info(payload, problems)
+    except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not dump a trace
+        print(f"abidance download: exchangeInfo from {cfg.rest_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    print(f"abidance download: exchangeInfo from {cfg.rest_url}: {len(found)} symbols into {path}", flush=True)
+    for reason in problems:
+        print(f"  skipped by backtests: {reason}", flush=True)
+    return 0
+
+
 async def run(args) -> int:
     # Lazy: the downloaders need pyarrow (the store extra).
     from abidance.download.klines import Downloader, StoreSink, check_symbol, interval_ms, parse_time
     try:
         cfg = BinanceConfig(venue=args.venue, rest_url=args.rest_url, ws_url="ws://unused" if args.rest_url else "")
+        if args.exchange_info:
+            return await save_exchange_info(cfg, [check_symbol(s) for s in (args.symbols or "").split(",")
+                                                  if s.strip()], args.exchange_info)
+        if not args.symbols or not args.start:
+            raise ValueError("give --symbols and --start (or --exchange-info FILE)")
         start, end = parse_time(args.start), parse_time(args.end)
         symbols = [check_symbol(s) for s in args.symbols.split(",") if s.strip()]
         if not symbols:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from abidance.backtest.data import bars_from_frame, read_candles
-from abidance.data.bars import parse_interval
+from abidance.data.bars import MONTH, bar_close, parse_interval
 from abidance.ml.features import FeatureSpec, batch_features, check_bars
 from abidance.ml.labels import ForwardReturn
 
@@ -116,6 +116,13 @@ def even_runs(times: np.ndarray, interval_ns: int | None = None) -> list[tuple[i
     return list(zip([0] + cuts, cuts + [n]))
 
 
+def month_runs(times: np.ndarray) -> list[tuple[int, int]]:
+    """even_runs for calendar-month bars (28 to 31 days apart): a new range wherever a bar is not
+    the month after the previous one's."""
+    cuts = [i for i in range(1, len(times)) if int(times[i]) != bar_close(MONTH, int(times[i - 1]))]
+    return list(zip([0] + cuts, cuts + [len(times)]))
+
+
 def build_dataset(source, spec: FeatureSpec | None = None, labeler=None, *, tick_size: float | None = None,
                   symbol: str = "", interval: str = "") -> Dataset:
     """A DataFrame of candles, or a list of Bars with `tick_size`, -> Dataset. `interval` (taken
@@ -136,7 +143,7 @@ def build_dataset(source, spec: FeatureSpec | None = None, labeler=None, *, tick
         raise ValueError(f"build_dataset: candles must be in strictly increasing time order; row {i} "
                          f"({times[i]} ns) does not come after row {i - 1} ({times[i - 1]} ns)")
     check_bars("build_dataset", arrays["close"], arrays["high"], arrays["low"], arrays["volume"])
-    runs = even_runs(times, parse_interval(interval) if interval else None)
+    runs = month_runs(times) if interval == MONTH else even_runs(times, parse_interval(interval) if interval else None)
     parts = []
     for lo, hi in runs:
         run = {k: v[lo:hi] for k, v in arrays.items()}

@@ -136,6 +136,7 @@ class RiskEngine(Component):
         self.kill_file = self._kill_file_path(state_dir)
         self._orders: dict[str, _OpenOrder] = {}             # cid -> the open order
         self._commit = _Commitments()
+        self._cash_units: dict[str, tuple[Decimal, int]] = {}     # asset -> (the balance, it in 1e-8 units)
         self._errors: deque[int] = deque()
         self._timers = []
         self._stale = False
@@ -210,8 +211,9 @@ class RiskEngine(Component):
 
     def handle_book(self, book) -> None:
         self.books[book.symbol] = book
-        self._last_tick_ns = now = self.clock.time_ns()
-        self._fresh(now)
+        self._last_tick_ns = self.last_data_ns = now = self.clock.time_ns()     # _fresh(), inlined: every tick
+        if self._stale:
+            self._check_stale(now)
 
     def handle_book_status(self, change) -> None:
         if not change.ready:
@@ -278,15 +280,14 @@ class RiskEngine(Component):
         # Slippage first: the pre-trade check takes an order-rate token when it accepts.
         if order_type == MARKET and self.max_slippage_bps and self._slippage_denied(signal, qty, touch):
             return
-        reason = self.pre_trade.check(slot, SIDES[signal.side], order_type, price, qty, mid, mid,
-                                      self.clock.time_ns())
+        reason = self.pre_trade.check(slot, SIDES[signal.side], order_type, price, qty, mid, mid, now)
         if int(reason) != ACCEPTED:
             return self._deny(signal, reason.name, describe(int(reason), signal.symbol), qty)
         cid = self.ids.next()
         # Positional (keyword arguments cost ~0.4 us more): OrderRequest's fields in order.
         request = OrderRequest(
             cid, signal.strategy_id, signal.symbol, signal.side, "LIMIT" if price else "MARKET", qty, price,
-            "GTC" if price else "", self.clock.time_ns(),                   # time_in_force, ts_init
+            "GTC" if price else "", now,                                    # time_in_force, ts_init
             signal.stop_loss, signal.take_profit, signal.trailing_bps,
             self.limit_timeout_s if price else 0.0, signal.side == "SELL")  # timeout_s, reduce_only
         self.pre_trade.on_order_open(slot, SIDES[signal.side], qty)
@@ -388,7 +389,13 @@ class RiskEngine(Component):
 
     def _free_cash_units(self, inst) -> int:
         """Quote cash not promised to open BUY orders, in quote units (1e-8)."""
-        cash = int(self.portfolio.cash(inst.quote_asset).scaleb(8))
+        balance = self.portfolio.cash(inst.quote_asset)
+        cached = self._cash_units.get(inst.quote_asset)
+        if cached is not None and cached[0] is balance:
+            cash = cached[1]        # a balance changes only by a fill, which books a new Decimal
+        else:
+            cash = int(balance.scaleb(8))
+            self._cash_units[inst.quote_asset] = (balance, cash)
         return cash - self._committed_units(inst.quote_asset) if self._commit.buys else cash
 
     def _size_fixed_quote(self, signal, inst, ref_ticks: int, market: bool):

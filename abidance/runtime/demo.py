@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import shutil
 import signal
 import socket
@@ -23,7 +24,7 @@ from pathlib import Path
 from abidance import config as config_package
 from abidance.config import load_config, parse_config, to_toml
 from abidance.core.loop import run as runner
-from abidance.dashboard_cli import build
+from abidance.dashboard_cli import build, port_in_use
 from abidance.extras import require
 from abidance.runtime.cli import _embedded_sim
 from abidance.runtime.logs import setup_logging
@@ -112,8 +113,10 @@ def load_demo_config(args, state_dir: Path, store_url: str):
             raise ValueError(f"--data {data}: missing {', '.join(missing)}")
         config = parse_config(replay_config(data, state_dir, args.speed), state_dir, env={})
     else:
-        config = load_config(example_config())
-        config = dataclasses.replace(config, node=dataclasses.replace(config.node, state_dir=state_dir))
+        # The state dir given as an override, so that every path resolved against it (the kill
+        # file, the store spool) is the demo's: `abidance kill --config config/sim.toml` writes
+        # the example's own state dir, and a demo started later must not read that KILL.
+        config = load_config(example_config(), env={**os.environ, "ABIDANCE__NODE__STATE_DIR": str(state_dir)})
     store = dataclasses.replace(config.store, url=store_url, spool_dir=state_dir / "store-spool")
     return dataclasses.replace(config, store=store)
 
@@ -128,6 +131,21 @@ def start_store(state_dir: Path, port: int) -> subprocess.Popen:
     return proc
 
 
+def ready_line(args, store_url: str, state_dir: Path, config_path: Path) -> str:
+    """What the demo prints once everything runs: the dashboard's URL only when there is one."""
+    dashboard = "" if args.no_dashboard else f"dashboard http://127.0.0.1:{args.port}  "
+    return (f"abidance demo: {dashboard}store {store_url}  state {state_dir}  (Ctrl-C stops everything)\n"
+            f"abidance demo: its config, with the ports in use: {config_path} "
+            f"(`abidance models --config {config_path} list` reads this store)")
+
+
+def running_config(config, sim):
+    """The config as the demo runs it: the simulator's real ports in [sim] as well as in [binance]
+    (the dashboard's Config page and `abidance models --config` read this file)."""
+    ports = {"rest_port": sim.rest_port, "ws_port": sim.ws_port}
+    return dataclasses.replace(config, sim={**config.sim, **ports})
+
+
 def start_dashboard(args, config_path: Path | None, store_url: str) -> subprocess.Popen:
 
     ns = argparse.Namespace(port=args.port, address=args.address, store_url=store_url,
@@ -140,23 +158,20 @@ async def run(args) -> int:
     state_dir = Path(args.state_dir).resolve()
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
-    if args.port == 0:
-        args.port = free_port()
     port = free_port()
     store_url = f"http://127.0.0.1:{port}"
     children: list[subprocess.Popen] = []
     sim = None
     try:
         children.append(start_store(state_dir, port))
-        config = load_demo_config(args, state_dir, store_url)
+        config, sim = await _embedded_sim(load_demo_config(args, state_dir, store_url))
+        config = running_config(config, sim)
         config_path = state_dir / "node.toml"
         config_path.write_text(to_toml(config))
-        config, sim = await _embedded_sim(config)
         node = TradingNode(config, config_dir=state_dir)
         if not args.no_dashboard:
             children.append(start_dashboard(args, config_path, store_url))
-        print(f"abidance demo: dashboard http://127.0.0.1:{args.port}  store {store_url}  "
-              f"state {state_dir}  (Ctrl-C stops everything)", flush=True)
+        print(ready_line(args, store_url, state_dir, config_path), flush=True)
         if args.seconds > 0:
             asyncio.get_running_loop().call_later(args.seconds, node.stopping.set)
         return await node.run()
@@ -172,8 +187,24 @@ async def run(args) -> int:
                 child.kill()
 
 
+def dashboard_port(args) -> int:
+    """The dashboard's port (a free one for --port 0); ValueError when another program has it, before
+    anything starts or prints a URL."""
+    port = args.port or free_port()
+    busy = None if args.no_dashboard else port_in_use(args.address, port)
+    if busy:
+        raise ValueError(f"cannot serve the dashboard on {args.address}:{port}: {busy} (stop what has it, "
+                         "or give --port with a free port, or --port 0)")
+    return port
+
+
 def main(args) -> int:
     require("demo", "store", *(() if args.no_dashboard else ("dashboard",)))
+    try:
+        args.port = dashboard_port(args)
+    except ValueError as exc:
+        print(f"abidance demo: {exc}", file=sys.stderr)
+        return 2
     setup_logging("INFO")
 
     try:

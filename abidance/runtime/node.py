@@ -223,10 +223,9 @@ class TradingNode:
     def _beat(self, now: int) -> None:
         systemd.notify("WATCHDOG=1")
         self.save_state()
-        health = self.connector.last_health          # published by the connector every health_interval_s
         self._beats += 1
         if self._beats % max(1, round(30 / self.config.node.heartbeat_s)) == 1:     # about every 30 s
-            log.info("%s", self.status_line(health))
+            log.info("%s", self.status_line())
 
     def _snapshot_books(self, now: int) -> None:
         for symbol in self.data.books.symbols:
@@ -237,14 +236,17 @@ class TradingNode:
                     symbol, book.last_update_id, tuple(bids[:, 0].tolist()), tuple(bids[:, 1].tolist()),
                     tuple(asks[:, 0].tolist()), tuple(asks[:, 1].tolist()), now))
 
-    def status_line(self, health=None) -> str:
+    def status_line(self) -> str:
+        """One line for the log; books and reconnects are read where they are kept, so the line is
+        complete from the first beat (the connector's health report comes later)."""
         pf, risk = self.portfolio, self.risk
         held = {s: str(q) for s in self.symbols if (q := pf.position(s))}
+        ready, kept, _resyncs = self.data.books.health()
         return (f"status: {risk.trading_state} | equity {pf.equity():f} {self.config.risk.quote_asset} "
                 f"| positions {held or 'none'} | open orders {len(self.execution.open_orders())} "
                 f"| fills {self.execution.fills} | decisions {risk.decisions} ({risk.denied} denied) "
-                f"| books ready {health.books_ready if health else '?'} | reconnects "
-                f"{health.reconnects if health else '?'} | log lines dropped {logs.dropped()}")
+                f"| books ready {ready}/{kept} | reconnects {self.connector.streams.reconnects if self.connector else 0} "
+                f"| log lines dropped {logs.dropped()}")
 
     def apply_live_config(self, new) -> None:
         """Apply the safe part of a new config (see abidance/store/config_watch.py)."""

@@ -106,7 +106,7 @@ def build_ops(config, bus, clock, instruments: dict, node=None, store_writer=Non
 def build_chat(cfg, bus, clock, node, env=None):
     channel = next(c for c in cfg.alerts.channels if c.name == cfg.chat.channel)
     connect = (lambda: store_connect(cfg.store.url, cfg.store.database)) if cfg.store.url else None
-    view = NodeView(lambda: node.status_line(node.connector.last_health if node.connector else None),
+    view = NodeView(node.status_line,
                     node.portfolio, cfg.risk.quote_asset, connect, cfg.store.database)
     # The dashboard's operator command path when there is a store; the same effects on the bus otherwise.
     commands = StoreCommands(connect, cfg.store.database) if connect is not None else BusCommands(bus)

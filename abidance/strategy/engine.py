@@ -86,7 +86,10 @@ class StrategyEngine(Component):
         self.books[book.symbol] = book
         for s in self._by_book.get(book.symbol, ()):
             if s.id not in self.disabled:
-                self._call(s, "on_book", book)
+                try:        # _call(s, "on_book", book), inlined: every tick
+                    s.on_book(book)
+                except Exception as exc:  # noqa: BLE001 - user code: contain anything
+                    self._failed(s, "on_book", exc)
 
     def handle_book_status(self, change) -> None:
         if not change.ready:
@@ -109,10 +112,14 @@ class StrategyEngine(Component):
             getattr(s, hook)(*args)
             return True
         except Exception as exc:  # noqa: BLE001 - user code: contain anything
-            self.errors[s.id] += 1
-            self.disable(s.id, f"{hook} raised {type(exc).__name__}: {exc}")
-            log.exception("strategy %s: %s failed; strategy disabled", s.id, hook)
+            self._failed(s, hook, exc)
             return False
+
+    def _failed(self, s: Strategy, hook: str, exc: Exception) -> None:
+        """Called from within the except block (log.exception shows the traceback)."""
+        self.errors[s.id] += 1
+        self.disable(s.id, f"{hook} raised {type(exc).__name__}: {exc}")
+        log.exception("strategy %s: %s failed; strategy disabled", s.id, hook)
 
     def disable(self, strategy_id: str, why: str) -> None:
         if strategy_id in self.disabled:
@@ -125,6 +132,14 @@ class StrategyEngine(Component):
         self.disabled.pop(strategy_id, None)
 
     def _emit(self, s: Strategy, signal: Signal) -> None:
+        # The common, valid signal in one expression; anything else gets the checks that name the problem.
+        c = signal.confidence
+        if type(c) is float and 0.0 <= c <= 1.0 and type(signal.price) is int and signal.price >= 0 \
+                and not (signal.stop_loss or signal.take_profit or signal.trailing_bps) \
+                and signal.symbol in s.traded_symbols:
+            self.signals += 1
+            self.bus.publish(topics.SIGNALS, signal)
+            return
         problem = None
         if not isinstance(signal.confidence, (int, float)) or not math.isfinite(signal.confidence) \
                 or not 0.0 <= signal.confidence <= 1.0:

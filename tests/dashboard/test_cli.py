@@ -79,8 +79,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_dashboard_command_serves_the_app(tmp_path):
-    """The real command: a streamlit server on loopback answering its health check and the page."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_dashboard_command_serves_the_app_and_stops_on_a_signal_to_it_alone(tmp_path, stop):
+    """The real command: a streamlit server on loopback answering its health check and the page;
+    SIGTERM or SIGINT sent to the command's process alone (a service manager, `kill -INT`) stops
+    the server too, at once (issue 18: SIGINT to the parent alone was ignored for 10 s)."""
     pytest.importorskip("streamlit", reason="streamlit is not installed (pip install -e '.[dashboard]')")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ABIDANCE_")}
@@ -101,13 +104,17 @@ def test_dashboard_command_serves_the_app(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
             assert r.status == 200 and b"<html" in r.read().lower()
     finally:
-        proc.send_signal(signal.SIGTERM)          # forwarded to streamlit by the command
+        asked = time.monotonic()
+        proc.send_signal(stop)                    # to the command alone: it stops streamlit
         try:
             out, _ = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
+    assert time.monotonic() - asked < 6, f"{stop.name}: took {time.monotonic() - asked:.1f} s to stop"
     assert f"http://127.0.0.1:{port}" in out
+    with pytest.raises(OSError):                  # nothing serves the port any more
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
 
 
 def test_main_when_the_port_is_busy_then_exit_2_before_printing_a_url(capsys):

@@ -8,6 +8,7 @@ position limit set below one order denies LTCBTC buys with MAX_POSITION; the kil
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 
@@ -80,6 +81,9 @@ def test_node_trades_accounts_exactly_denies_by_limit_and_halts_on_kill(replay_s
         node.wait_for(lambda: any(f.symbol == "ETHBTC" and f.side == "SELL" for f in fills), 40, "an ETHBTC sell fill")
         node.wait_for(lambda: any(d.symbol == "LTCBTC" and not d.accepted for d in decisions), 40,
                       "an LTCBTC denial")
+        # The status line is complete from the first beat: books and reconnects are read where they are kept.
+        line = node.run(node.node.status_line)
+        assert re.search(r"\| books ready \d+/\d+ \| reconnects \d+ \|", line), line
         denied = [d for d in decisions if d.symbol == "LTCBTC" and not d.accepted and d.side == "BUY"]
         assert denied and {d.reason for d in denied} == {"MAX_POSITION"}, {d.reason for d in denied}
         assert all(d.accepted or d.reason in ("MAX_POSITION", "NO_POSITION") for d in decisions)

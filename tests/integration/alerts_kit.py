@@ -437,6 +437,16 @@ class RunningAlerts(LoopThread):
                 self.bus.publish(self.topics.ALERTS, a)
         self.run(go)
 
+    def channel_stats(self, channel: str, settled, timeout: float = 10.0) -> dict:
+        """The channel's stats once `settled(stats)` holds: a fake server records a message before the
+        service has read its response and counted it."""
+        end = time.monotonic() + timeout
+        while True:
+            stats = self.service.stats()["channels"][channel]
+            if settled(stats) or time.monotonic() > end:
+                return stats
+            time.sleep(0.02)
+
     def stop(self) -> None:
         try:
             self.run(self.service.stop, 30)

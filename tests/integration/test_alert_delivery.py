@@ -68,7 +68,7 @@ def test_repeats_are_grouped_and_the_rate_limit_and_429_retry_after_are_obeyed(s
         assert sum(_count(x["text"]) for x in got) == 15
         assert any("execution.order_rejected ×" in x["text"] for x in got), [x["text"] for x in got]
         assert any(code == 429 for code, _ in tg.refusals)        # the limit was hit and retried after
-        stats = running.service.stats()["channels"]["tg"]
+        stats = running.channel_stats("tg", lambda st: st["delivered_alerts"] >= 15 and st["waiting"] == 0)
         assert stats["retries"] >= 1 and stats["delivered_alerts"] == 15 and stats["waiting"] == 0
     finally:
         running.stop()

@@ -321,3 +321,22 @@ def test_load_recorded_market_file():
     # Recorded files have holes too: the same gap finder reports them.
     gaps = dl.find_gaps(table["open_time"].to_pylist(), "1m")
     assert all(g.missing >= 0 for g in gaps)
+
+
+def test_exchange_info_saved_from_the_simulator_feeds_a_backtest(sim, tmp_path, capsys):
+    """`abidance download --exchange-info` over a real socket, then `abidance backtest --exchange-info`
+    on Binance kline CSV candles (issue 18: the CLI knew only the simulator's built-in instruments)."""
+    from abidance.cli import main as cli
+    from abidance.exchange.backtest.instruments import exchange_info_file
+    from tests.unit.backtest.kit import binance_kline_csv, own_config
+
+    info = tmp_path / "info.json"
+    assert cli(["download", "--exchange-info", str(info), "--symbols", "BTCUSDT", "--rest-url", sim.rest_url]) == 0
+    assert "1 symbols into" in capsys.readouterr().out
+    found, skipped = exchange_info_file(info)
+    assert set(found) == {"BTCUSDT"} and skipped == [] and found["BTCUSDT"].tick_size == Decimal("0.01")
+    binance_kline_csv(tmp_path / "btc.csv", [D0 + 60 * MIN * i for i in range(48)])
+    (tmp_path / "btc.toml").write_text(own_config("BTCUSDT", "1h", quote="USDT"))
+    assert cli(["backtest", "--config", str(tmp_path / "btc.toml"), "--candles", f"BTCUSDT={tmp_path / 'btc.csv'}",
+                "--exchange-info", str(info)]) == 0, capsys.readouterr().err
+    assert "round_trips" in capsys.readouterr().out

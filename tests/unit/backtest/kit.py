@@ -93,6 +93,22 @@ min_confidence = 0.0
 """
 
 
+def research_risk(quote: str = "BTC", per_order: str = "0.1") -> str:
+    """The [risk] table of research: money limits off, a fixed `per_order` of `quote` per buy, no kill file."""
+    return f"""[risk]
+quote_asset = "{quote}"
+max_order_notional = "0"
+max_gross_exposure = "0"
+daily_loss_limit = "0"
+max_drawdown = "0"
+price_band_bps = 0
+sizing = "fixed_quote"
+fixed_quote = "{per_order}"
+min_confidence = 0.0
+kill_switch_file = ""
+"""
+
+
 def research_config(strategies_dir, class_name: str, symbol: str = "ETHBTC", timeframe: str = "5m") -> str:
     """A live-mode config for research on BTC-quoted candles: one strategy from `strategies_dir`,
     money limits off, a fixed 0.1 BTC per buy, no kill file."""
@@ -102,18 +118,7 @@ config_version = 1
 mode = "live"
 strategies_dir = "{strategies_dir}"
 state_dir = "{strategies_dir}/state"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-kill_switch_file = ""
-[[strategies]]
+{research_risk()}[[strategies]]
 id = "s"
 class = "{class_name}"
 symbols = ["{symbol}"]
@@ -225,3 +230,36 @@ def sim_market(seconds: float, seed: int = 7, symbol: str = "BTCUSDT", step_ms: 
         tape.trades.clear()
         tape.changes.clear()
     return trades, depth
+
+
+# ---- your own data (issue 18): a research config in a quote asset of your own, Binance's kline CSV ----
+
+def own_config(symbol: str, timeframe: str, quote: str = "USD") -> str:
+    """Research in a quote asset of your own (the simulator has no USD symbol): 1000 `quote` per
+    order, 10000 to start, an EMA crossover (3/8) on `symbol`."""
+    return f"""
+config_version = 1
+{research_risk(quote, "1000")}[backtest]
+balances = {{ {quote} = "10000" }}
+[[strategies]]
+id = "stock-ema"
+class = "ema_cross"
+symbols = ["{symbol}"]
+timeframe = "{timeframe}"
+params = {{ fast = 3, slow = 8 }}
+"""
+
+
+def closes(n: int) -> list[str]:
+    """A price that rises and falls in waves, so an EMA crossover trades on it."""
+    return [f"{100 + 20 * ((i // 6) % 2) + (i % 6) * (1 if (i // 6) % 2 == 0 else -1):.2f}" for i in range(n)]
+
+
+def binance_kline_csv(path, opens_ms: list[int], micro_from: int | None = None) -> None:
+    """Binance's kline CSV: no header, 12 columns; times in microseconds from `micro_from` (ms) on (the
+    close-time column, which the loader does not read, is a minute after the open)."""
+    lines = []
+    for t, c in zip(opens_ms, closes(len(opens_ms))):
+        scale = 1000 if micro_from is not None and t >= micro_from else 1
+        lines.append(f"{t * scale},{c},{c},{c},{c},5.00000000,{(t + 59_999) * scale + scale - 1},500.0,3,2.5,250.0,0")
+    path.write_text("\n".join(lines) + "\n")

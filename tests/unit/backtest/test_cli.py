@@ -6,22 +6,13 @@ import subprocess
 import sys
 
 from tests.kit import PROJECT_ROOT, shared_data
+from tests.unit.backtest.kit import research_risk
 
 CONFIG = """
 config_version = 1
 [node]
 mode = "live"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-[[strategies]]
+""" + research_risk() + """[[strategies]]
 id = "ema"
 class = "ema_cross"
 symbols = ["ETHBTC"]

@@ -12,6 +12,7 @@ from abidance.backtest.engine import sim_instruments
 from abidance.backtest.lookahead import lookahead_check
 from abidance.config import parse_config
 from tests.kit import shared_data
+from tests.unit.backtest.kit import research_risk
 
 LEAKY = '''
 import os
@@ -40,17 +41,7 @@ config_version = 1
 [node]
 mode = "live"
 strategies_dir = "{tmp_path}"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-[[strategies]]
+{research_risk()}[[strategies]]
 id = "s"
 class = "{cls}"
 symbols = ["ETHBTC"]

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from abidance.backtest.data import bars_from_frame
-from abidance.backtest.engine import run_backtest, sim_instruments
+from abidance.backtest.engine import Backtest, run_backtest, sim_instruments
 from abidance.backtest.lookahead import choose_cuts, lookahead_check, signal_changes
 from abidance.config import parse_config
 from tests.kit import PROJECT_ROOT, load_candles, shared_data
@@ -161,3 +161,23 @@ def test_the_command_fails_the_check_and_names_the_file_read(tmp_path):
     assert f"open {path}" in out.stderr
     assert "0 of 3 cuts (bars where a signal changes) changed a past signal; 1 accesses outside the engine" \
         in out.stdout
+
+
+def test_stepped_runs_are_watched_too_each_into_its_own_result(leak, monkeypatch):
+    """start()/step()/finish(), as the RL environment steps a backtest, are watched from start to
+    finish (issue 18: only run() was); two stepped side by side each keep their own record."""
+    path = shared_data("market", "ETH_BTC-5m.feather")
+    monkeypatch.setenv("LEAK_CANDLES", str(path))
+    reader = Backtest(leak("ReadTheFile"), bars(), balances={"BTC": Decimal("1")})
+    honest = Backtest(parse_config(research_config(".", "ema_cross"), ".", env={}), bars(),
+                      balances={"BTC": Decimal("1")})
+    reader.start()
+    honest.start()
+    while (reader.step(), honest.step()) != (None, None):
+        pass
+    stepped, clean = reader.finish(), honest.finish()
+    assert any(a.target == str(path) and a.where.split(":")[0].endswith("leaks.py") for a in stepped.outside_access)
+    assert clean.outside_access == []
+    before = len(stepped.outside_access)
+    open(path, "rb").close()                 # after finish(): nothing is watched any more
+    assert len(stepped.outside_access) == before

@@ -12,6 +12,7 @@ from abidance.backtest.data import bars_from_frame
 from abidance.backtest.engine import run_backtest, sim_instruments
 from abidance.config import parse_config
 from tests.kit import shared_data
+from tests.unit.backtest.kit import research_risk
 
 
 def test_ema_cross_over_real_eth_btc_candles(tmp_path):
@@ -22,17 +23,7 @@ def test_ema_cross_over_real_eth_btc_candles(tmp_path):
 config_version = 1
 [node]
 mode = "live"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-[[strategies]]
+""" + research_risk() + """[[strategies]]
 id = "ema"
 class = "ema_cross"
 symbols = ["ETHBTC"]

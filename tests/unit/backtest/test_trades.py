@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from abidance._core.wire import trade_event
-from abidance.backtest.data import trades_from_frame
+from abidance.backtest.data import BarSeries, trades_from_frame
 from abidance.backtest.engine import Backtest, sim_instruments
 from abidance.exchange.backtest.venue import BacktestVenue, FillModel
 from abidance.config import parse_config
@@ -17,22 +17,13 @@ from abidance.core.bus import MessageBus
 from abidance.core.clock import TestClock
 from abidance.data.bars import BarAggregator
 from tests.kit import shared_data
+from tests.unit.backtest.kit import research_risk
 
 CONFIG = """
 config_version = 1
 [node]
 mode = "live"
-[risk]
-quote_asset = "ETH"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.5"
-min_confidence = 0.0
-[[strategies]]
+""" + research_risk("ETH", "0.5") + """[[strategies]]
 id = "ema"
 class = "ema_cross"
 symbols = ["XRPETH"]
@@ -103,3 +94,31 @@ def test_a_limit_fills_only_when_a_later_trade_goes_through_it():
     assert (u.last_price, u.is_maker, u.commission, u.status) == (Decimal("0.0013990"), True, Decimal(0), "FILLED")
     with pytest.raises(ValueError, match="price and quantity must be > 0"):
         trade_event("XRPETH", 5, 0, 1, False, 0)
+
+
+def test_on_data_with_a_gap_trade_mode_emits_the_empty_bars_live_would_and_bar_mode_has_only_the_file_rows(
+        tmp_path):
+    """The documented difference (docs/backtest.md, "Gaps"): from trades the data engine closes a bar
+    on time even when no trade printed in it (previous close, volume 0: what the live node and
+    Binance's klines do); candles have only the rows in the file, so a missing hour is no bar."""
+    inst = sim_instruments()["XRPETH"]
+    t0 = 1_700_000_040 * 1_000_000_000 // 60_000_000_000 * 60_000_000_000
+    minutes = [*range(0, 10), *range(15, 25)]                  # minutes 10-14: no trade
+    trades = [trade_event("XRPETH", i, 9000 + (m % 7), 10, False, t0 + m * 60_000_000_000 + 1_000)
+              for i, m in enumerate(minutes)]
+    cfg = parse_config(CONFIG, tmp_path, env={})
+
+    def bars_seen(**data) -> list:
+        seen = []
+        Backtest(cfg, instruments=sim_instruments(), balances={"ETH": Decimal("10")},
+                 on_bus=lambda bus: bus.subscribe(topics.BARS, seen.append), **data).run()
+        return [b for b in seen if b.interval == "1m"]
+
+    from_trades = bars_seen(trades={"XRPETH": trades})
+    empty = [b for b in from_trades if b.trades == 0]
+    assert [(b.open_time - t0) // 60_000_000_000 for b in empty] == [10, 11, 12, 13, 14]
+    assert {(b.open, b.high, b.low, b.close, b.volume) for b in empty} == {(9002, 9002, 9002, 9002, 0)}
+    rows = [b for b in from_trades if b.trades]                 # the candle file a recorder would write
+    from_candles = bars_seen(bars_by_symbol={"XRPETH": BarSeries(rows)})
+    assert len(from_candles) == len(from_trades) - 5
+    assert [(b.open_time, b.close) for b in from_candles] == [(b.open_time, b.close) for b in rows]

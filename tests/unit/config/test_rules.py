@@ -55,3 +55,9 @@ def test_paths_resolve_against_the_config_folder_and_kill_switch_against_state_d
     assert cfg.node.state_dir == Path("/srv/bot/var") and cfg.risk.kill_switch_file == Path("/srv/bot/var/stop/NOW")
     cfg = parse_config('[node]\nstate_dir = "/abs"\n[risk]\nkill_switch_file = ""\n', "/srv", env={})
     assert cfg.node.state_dir == Path("/abs") and cfg.risk.kill_switch_file is None
+
+
+def test_a_strategy_weight_is_refused_because_nothing_reads_it():
+    # issue 18: `weight` was documented as a capital share and set in the demo config, but no code read it
+    [error] = errors_of(strategy("a", extra="weight = 0.5\n"))
+    assert error.startswith("strategies[0].weight is not read by anything: remove it")

@@ -43,18 +43,20 @@ def make(interval: str = "1m", start: int = T0, **kw):
 
 @pytest.mark.parametrize("text, seconds", [
     ("1s", 1), ("1m", 60), ("3m", 180), ("5m", 300), ("15m", 900), ("30m", 1800), ("1h", 3600), ("2h", 7200),
-    ("4h", 14400), ("6h", 21600), ("8h", 28800), ("12h", 43200), ("1d", 86400)])
+    ("4h", 14400), ("6h", 21600), ("8h", 28800), ("12h", 43200), ("1d", 86400), ("1w", 7 * 86400),
+    ("1M", 28 * 86400)])        # calendar months: the shortest; bar_close gives each month's end
 def test_parse_interval_every_binance_interval(text, seconds):
     assert parse_interval(text) == seconds * S
 
 
-def test_interval_table_is_the_thirteen_supported():
-    assert list(INTERVALS) == ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
+def test_interval_table_is_the_fifteen_supported():
+    assert list(INTERVALS) == ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "1w",
+                               "1M"]
 
 
-@pytest.mark.parametrize("bad", ["", "1w", "1M", "60s", "2m", "1H", " 1m", "m", None, 60])
+@pytest.mark.parametrize("bad", ["", "3d", "1y", "60s", "2m", "1H", " 1m", "m", None, 60])
 def test_parse_interval_when_unknown_then_value_error_naming_the_choices(bad):
-    with pytest.raises(ValueError, match=r"unknown bar interval .*use one of 1s, 1m, 3m.*1d"):
+    with pytest.raises(ValueError, match=r"unknown bar interval .*use one of 1s, 1m, 3m.*1d, 1w, 1M"):
         parse_interval(bad)
 
 
@@ -65,7 +67,18 @@ def test_aggregator_when_bad_interval_then_value_error():
 
 # ---- alignment and values ---------------------------------------------------------------
 
-@pytest.mark.parametrize("interval", list(INTERVALS))
+def test_week_bars_open_on_monday_and_month_bars_on_the_first():
+    t = T0 + 13 * 3600 * S + 37 * MIN                 # 2021-01-08 13:37, a Friday
+    for interval, opens, closes in (("1w", T0 - 4 * 86400 * S, T0 + 3 * 86400 * S),       # Mon 4th .. Mon 11th
+                                    ("1M", T0 - 7 * 86400 * S, T0 + 24 * 86400 * S)):     # Jan 1st .. Feb 1st
+        clock, agg, bars = make(interval, start=t)
+        agg.on_trade(trade(t, "39000.00"))
+        assert agg.open_time == opens
+        clock.advance_to(closes)
+        assert [(b.open_time, b.close_time) for b in bars] == [(opens, closes)]
+
+
+@pytest.mark.parametrize("interval", [i for i in INTERVALS if i not in ("1w", "1M")])
 def test_bar_open_time_is_aligned_to_utc_multiples_of_the_interval(interval):
     t = T0 + 13 * 3600 * S + 37 * MIN + 41 * S + 123 * MS        # 2021-01-08 13:37:41.123
     clock, agg, bars = make(interval, start=t)

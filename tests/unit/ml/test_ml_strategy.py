@@ -22,22 +22,13 @@ from abidance.strategy.builtin import BUILTINS
 from abidance.ml.ml_signal import MLSignal
 from abidance.strategy.loader import load_strategy_class
 from tests.kit import load_candles
+from tests.unit.backtest.kit import research_risk
 
 CONFIG = """
 config_version = 1
 [node]
 mode = "live"
-[risk]
-quote_asset = "BTC"
-max_order_notional = "0"
-max_gross_exposure = "0"
-daily_loss_limit = "0"
-max_drawdown = "0"
-price_band_bps = 0
-sizing = "fixed_quote"
-fixed_quote = "0.1"
-min_confidence = 0.0
-[[strategies]]
+""" + research_risk() + """[[strategies]]
 id = "ml"
 class = "ml_signal"
 symbols = ["ETHBTC"]
