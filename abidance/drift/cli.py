@@ -8,6 +8,7 @@ from pathlib import Path
 
 from abidance.backtest.data import load_candle_args, load_trade_args, parse_balances, trades_from_frame
 from abidance.backtest.engine import sim_instruments
+from abidance.backtest.instruments import research_instruments
 from abidance.config import ConfigError, load_config
 from abidance.drift.calibrate import config_snippet
 from abidance.drift.figures import html_report
@@ -69,9 +70,10 @@ def given_trades(items, instruments: dict) -> dict[str, list]:
 
 def main(args) -> int:
     require("report drift", "store")
-    instruments = sim_instruments()
     try:
         config = load_config(args.config) if args.config else None
+        # The config's own instruments (exchangeInfo file, [[instruments]]) beside the simulator's.
+        instruments = research_instruments(config)[0] if config is not None else sim_instruments()
         start, end = _time(args.start), _time(args.end)
         if end <= start:
             raise ValueError(f"--to ({args.end}) must be after --from ({args.start})")
