@@ -90,14 +90,16 @@ def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] |
             rows = rec.trades.get(s, [])
             out.gaps[s] = trade_id_gaps(rows)
             # The node's own fills print on the tape: the replay's market is everyone else's trades.
-            own = {(f.trade_id, f.ts, f.price, f.qty) for o in rec.orders if o.symbol == s for f in o.fills}
+            fills = [f for o in rec.orders if o.symbol == s for f in o.fills]
+            own = {(f.trade_id, f.ts, f.price, f.qty) for f in fills}
             kept = [r for r in rows if (r[1], r[0], r[2], r[3]) not in own]
             out.own_trades[s] = len(rows) - len(kept)
             out.data[s] = out.recorded[s] = [
                 trade_event(s, tid, _ticks(p, tick, "price"), _ticks(q, step, "qty"), bool(m), ts, ts_init)
                 for ts, tid, p, q, m, ts_init in kept]
             if trades and s in trades:
-                given = [t for t in trades[s] if (t.trade_id, t.ts_trade, tick * t.price, step * t.qty) not in own]
+                given, left_out = _others(trades[s], fills, own, tick, step)
+                out.own_trades[s] += left_out
                 out.data[s], out.filled_bars[s] = fill_trade_gaps(out.data[s], given, out.gaps[s])
         return out
     out = ReplayInput("bars", {})
@@ -110,6 +112,28 @@ def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] |
                                                              if rec.start <= b.open_time and b.close_time <= rec.end])
         out.data[s], out.gaps[s] = bars, gaps
     return out
+
+
+def _others(given: list, fills: list[FillRecord], own: set, tick: Decimal, step: Decimal) -> tuple[list, int]:
+    """The given trades that are not the node's own fills, and how many own fills were left out.
+
+    A downloaded trade is an aggregate trade: numbered apart from the exchange's trade ids, and one
+    aggregate holds every fill of a taker order at one price and time. So an own fill is found by
+    its trade id, or by time and price with the quantity of the node's fills then and there."""
+    at: dict[tuple[int, Decimal], list[Decimal]] = {}
+    for f in fills:
+        at.setdefault((f.ts, f.price), []).append(f.qty)
+    kept, left_out = [], 0
+    for t in given:
+        price, qty = tick * t.price, step * t.qty
+        mine = at.get((t.ts_trade, price), [])
+        if (t.trade_id, t.ts_trade, price, qty) in own:
+            left_out += 1
+        elif mine and sum(mine) == qty:
+            left_out += len(mine)
+        else:
+            kept.append(t)
+    return kept, left_out
 
 
 def trade_id_gaps(rows: list[tuple]) -> list[tuple[int, int]]:
