@@ -98,7 +98,8 @@ def replay_input(rec, config, instruments: dict, candles: dict[str, list[Bar]] |
                 trade_event(s, tid, _ticks(p, tick, "price"), _ticks(q, step, "qty"), bool(m), ts, ts_init)
                 for ts, tid, p, q, m, ts_init in kept]
             if trades and s in trades:
-                given, left_out = _others(trades[s], fills, own, tick, step)
+                inside = [t for t in trades[s] if any(a < t.ts_trade < b for a, b in out.gaps[s])]
+                given, left_out = _others(inside, fills, own, tick, step)
                 out.own_trades[s] += left_out
                 out.data[s], out.filled_bars[s] = fill_trade_gaps(out.data[s], given, out.gaps[s])
         return out
