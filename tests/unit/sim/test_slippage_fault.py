@@ -13,7 +13,9 @@ from tests.unit.sim.kit import SYMBOL, Env, totals
 
 
 def _env(bps: int) -> Env:
-    env = Env(faults=Faults(FaultSettings(market_slippage_bps=bps)))
+    faults = Faults(FaultSettings(market_slippage_bps=bps))          # the venue's `venue.faults`
+    env = Env(faults=faults)
+    env.faults = faults
     env.ex.mm_quote(SYMBOL, "SELL", env.ticks("30000"), env.steps("0.1"))
     env.ex.mm_quote(SYMBOL, "SELL", env.ticks("30010"), env.steps("0.1"))
     env.ex.mm_quote(SYMBOL, "BUY", env.ticks("29990"), env.steps("0.1"))
@@ -44,7 +46,7 @@ def test_market_buy_when_slipped_then_fills_reports_balances_and_tape_carry_the_
     assert totals(env) == before
     first, second = env.ex.my_trades(env.bob, SYMBOL)
     assert (first["price"], second["price"]) == ("30150.00000000", "30160.05000000")
-    assert env.ex._faults.slipped == [
+    assert env.faults.slipped == [
         SlippedFill(SYMBOL, int(first["id"]), resp["orderId"], "BUY", env.steps("0.1"), 3_000_000, 3_015_000),
         SlippedFill(SYMBOL, int(second["id"]), resp["orderId"], "BUY", env.steps("0.05"), 3_001_000, 3_016_005)]
 
@@ -63,9 +65,9 @@ def test_limit_orders_and_a_fault_of_zero_when_filled_then_at_the_book():
     env = _env(50)
     resp = env.limit(env.bob, "BUY", "0.05", "30000.00")
     assert resp["fills"][0]["price"] == "30000.00000000"
-    env.ex._faults.update({"market_slippage_bps": 0})                    # the admin endpoint's path
+    env.faults.update({"market_slippage_bps": 0})                    # the admin endpoint's path
     resp = env.market(env.bob, "BUY", "0.05")
-    assert resp["fills"][0]["price"] == "30000.00000000" and env.ex._faults.slipped == []
+    assert resp["fills"][0]["price"] == "30000.00000000" and env.faults.slipped == []
 
 
 @pytest.mark.parametrize("value", [-1, 5_001, 1.5e300])
