@@ -10,6 +10,7 @@ from abidance.backtest import cli as backtest_cli, optimize_cli
 from abidance.chaos import cli as chaos_cli
 from abidance.config import cli as config_cli
 from abidance.download import cli as download_cli
+from abidance.drift import cli as drift_cli
 from abidance.exchange.binance import cli as stream_cli
 from abidance.exchange.sim import cli as sim_cli
 from abidance.extras import MissingExtra
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_parser(sub)
     doctor.add_parser(sub)
     chaos_cli.add_parser(sub)
+    drift_cli.add_parser(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ PAGES = [
     st.Page("app_pages/market.py", title="Market", icon=":material/candlestick_chart:"),
     st.Page("app_pages/orders.py", title="Orders and trades", icon=":material/receipt_long:"),
     st.Page("app_pages/performance.py", title="Performance", icon=":material/trending_up:"),
+    st.Page("app_pages/drift.py", title="Drift", icon=":material/difference:"),
     st.Page("app_pages/risk.py", title="Risk", icon=":material/shield:"),
     st.Page("app_pages/ml.py", title="ML models", icon=":material/model_training:"),
     st.Page("app_pages/config.py", title="Config", icon=":material/settings:"),

@@ -106,3 +106,4 @@ def trips_figure(trips: list, title: str = "Round trips: PnL each") -> go.Figure
 
 def counts_figure(df: pd.DataFrame, x: str, y: str, title: str) -> go.Figure:
     return _layout(go.Figure(go.Bar(x=list(df[x]), y=list(df[y]), name=y)), title, 300)
+

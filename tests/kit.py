@@ -41,3 +41,31 @@ CANDLE_SETS = [
     "XMR_BTC-5m",
     "TRX_BTC-5m",
 ]
+
+
+class ServedStore:
+    """`abidance store` in its own process (chdb allows one data directory per process at a time):
+    `url` for the node, the CLI and `client()`; a context manager that stops it."""
+
+    def __init__(self, data_dir: Path):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "abidance.cli", "store", "--data-dir", str(data_dir),
+                                      "--port", "0"], stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.url = self.proc.stdout.readline().split("ready: ")[1].split()[0]
+
+    def client(self, database: str = "default"):
+        from abidance.store.client import connect
+
+        return connect(self.url, database)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(15)

@@ -82,6 +82,11 @@ class AlertsSection:
     report_time: str = key(STR, "00:05", "Local time (alerts.timezone) the reports are sent.",
                            pattern=r"([01][0-9]|2[0-3]):[0-5][0-9]", hint="'HH:MM'")
     report_weekday: str = key(STR, "monday", "Day the weekly report is sent.", choices=WEEKDAYS)
+    drift_report: bool = key(BOOL, False, "At report_time, replay the last 24 hours through the kernel and send "
+                             "each strategy's drift (live minus replay PnL, explained; docs/drift.md) as an alert "
+                             "of kind drift.daily. Needs store.url.")
+    drift_alert: Decimal = key(MONEY, "0", "Warn (kind drift.threshold) when a strategy's daily drift is "
+                               "larger than this, in the quote asset, either way; 0 = never.")
 
 
 @dataclass(frozen=True)

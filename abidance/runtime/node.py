@@ -31,6 +31,7 @@ from abidance.exchange.binance.ws_orders import WsApiExecutionClient
 from abidance.exchange.binance.rest_orders import BinanceExecutionClient
 from abidance.exchange.sim.config import DEMO_API_KEY, DEMO_API_SECRET, ENV_SIM_KEY, ENV_SIM_SECRET
 from abidance.runtime import logs, systemd
+from abidance.runtime.config_record import record_config
 from abidance.runtime.ops import build_ops
 from abidance.runtime.startup import Startup
 from abidance.runtime.state import StateFile, StateWriter
@@ -81,6 +82,7 @@ class TradingNode:
         self.startup: Startup | None = None
         self.commands = None
         self.config_watch = None
+        self._config_record = None        # the task recording the config in the store at start
         self.ops = None
         self._heartbeat = None
         self._depth_timer = None
@@ -175,6 +177,9 @@ class TradingNode:
                                           since_ns=state.get("last_command_ns"))
             self.config_watch = ConfigWatcher(self.bus, self.clock, store, self, self.config_dir, cfg.store.database)
             kernel.extra = [self.commands, self.config_watch]
+            # In the background: a store that is down must not delay the start (the writer spools the rest).
+            self._config_record = asyncio.get_running_loop().create_task(
+                record_config(cfg, store, self.clock.time_ns()))
         # Alerts, anomaly detection, reports, chat control and metrics (docs/alerts.md, docs/metrics.md):
         # the alert service and metrics start before the engines (they hear what the engines say while
         # starting and stopping), the detectors, reports and chat after the engines whose events they read.

@@ -21,6 +21,7 @@ from abidance.anomaly.monitor import AnomalyMonitor
 from abidance.chat.telegram import ChatControl
 from abidance.chat.view import BusCommands, NodeView, StoreCommands
 from abidance.core.component import Component
+from abidance.drift.daily import DailyDrift
 from abidance.extras import require
 from abidance.store.client import connect as store_connect
 
@@ -60,6 +61,7 @@ class Ops:
     alerts: object = None
     anomaly: object = None
     reports: object = None
+    drift: object = None
     chat: object = None
     metrics: object = None
 
@@ -91,6 +93,10 @@ def build_ops(config, bus, clock, instruments: dict, node=None, store_writer=Non
     if ops.alerts is not None and (cfg.alerts.daily_report or cfg.alerts.weekly_report):
         ops.reports = ReportScheduler(bus, clock, cfg.alerts, cfg.node.name, cfg.risk.quote_asset)
         ops.last.append(ops.reports)
+    if cfg.alerts.drift_report and cfg.store.url:
+        ops.drift = DailyDrift(bus, clock, cfg.alerts, lambda: store_connect(cfg.store.url, cfg.store.database),
+                               cfg.store.database, instruments)
+        ops.last.append(ops.drift)
     if cfg.chat.enabled and node is not None:
         ops.chat = build_chat(cfg, bus, clock, node, env)
         ops.last.append(ops.chat)

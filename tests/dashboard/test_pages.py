@@ -23,7 +23,7 @@ from abidance.reports import metrics as M  # noqa: E402
 from tests.dashboard.conftest import APP  # noqa: E402
 from tests.dashboard.seed import CONFIG_TEXT  # noqa: E402
 
-PAGES = ["overview", "market", "orders", "performance", "risk", "ml", "config", "alerts"]
+PAGES = ["overview", "market", "orders", "performance", "drift", "risk", "ml", "config", "alerts"]
 TIMEOUT = 60
 
 

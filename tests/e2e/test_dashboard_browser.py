@@ -30,8 +30,8 @@ if not os.path.exists(CHROMIUM):
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "dashboard"
 PAGES = [("", "Overview"), ("market", "Market"), ("orders", "Orders and trades"), ("performance", "Performance"),
-         ("risk", "Risk"), ("ml", "ML models"), ("config", "Config"), ("alerts", "Alerts and logs")]
-CHART_PAGES = {"", "market", "performance"}
+         ("drift", "Drift"), ("risk", "Risk"), ("ml", "ML models"), ("config", "Config"), ("alerts", "Alerts and logs")]
+CHART_PAGES = {"", "market", "performance", "drift"}
 
 
 def free_port() -> int:

@@ -24,6 +24,7 @@ from typing import Callable, Mapping, NamedTuple, Protocol
 from abidance.exchange.sim import errors, modify, payloads
 from abidance.exchange.sim.accounts import ZERO, Account, AccountTrade
 from abidance.exchange.sim.book import Book
+from abidance.exchange.sim.faults import Faults, SlippedFill
 from abidance.exchange.sim.matching import (BUY, CANCELED, EXPIRED, EXPIRED_IN_MATCH, FILLED, GTC, IOC, LIMIT,
                                             LIMIT_MAKER, MARKET, MARKET_TYPES, MM_ACCOUNT_ID, NEW, OPEN_STATUSES,
                                             PENDING_NEW, SELL, STOP_TYPES, TRADE_PREVENTION, MatchingEngine, Order,
@@ -130,7 +131,7 @@ class SimExchange:
     """The simulated venue. See the module docstring."""
 
     def __init__(self, symbols: list[SymbolSpec], clock_ms: Callable[[], int],
-                 listener: ExchangeListener | None = None, *, seed: int = 0):
+                 listener: ExchangeListener | None = None, *, seed: int = 0, faults: Faults | None = None):
         if not symbols:
             raise ValueError("at least one symbol")
         self._clock = clock_ms
@@ -140,6 +141,7 @@ class SimExchange:
         self._want_ticker = _overrides(self._listener, "on_book_ticker")
         self._want_user = _overrides(self._listener, "on_user_event")
         self._rng = random.Random(seed)
+        self._faults = faults              # the slippage fault reads it (and records what it did)
         self._markets: dict[str, _Market] = {}
         for spec in symbols:
             self._add_market(spec)
@@ -164,7 +166,8 @@ class SimExchange:
                                     lambda trade, maker, taker, m=mkt: self._on_trade(m, trade, maker, taker),
                                     lambda order, x, m=mkt: self._on_update(m, order, x),
                                     on_prevent=lambda match, m=mkt: self._on_prevent(m, match),
-                                    on_trigger=lambda order, m=mkt: self._on_trigger(m, order))
+                                    on_trigger=lambda order, m=mkt: self._on_trigger(m, order),
+                                    fill_price=self._faults.market_fill_ticks if self._faults else None)
         self._markets[spec.symbol] = mkt
 
     # ---- accounts -----------------------------------------------------------------------------
@@ -724,6 +727,9 @@ class SimExchange:
         spec = mkt.spec
         mkt.trades.append(trade)
         self._window_add(mkt, trade)
+        if trade.book_price_ticks:
+            self._faults.record_slip(SlippedFill(spec.symbol, trade.id, taker.order_id, taker.side, trade.qty_steps,
+                                                 trade.book_price_ticks, trade.price_ticks))
         qty = spec.qty_dec(trade.qty_steps)
         quote = units_to_dec(trade.quote_units)
         reports = []

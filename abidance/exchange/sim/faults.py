@@ -34,6 +34,7 @@ class FaultSettings:
     clock_skew_ms: int = 0            # added to the server clock used for signatures and /time
     max_connection_s: float = 86_400  # Binance's 24-hour cut, compressible for tests
     rest_fail_next: int = 0           # the next N requests answered 503 and 429 in turn (a venue waking up)
+    market_slippage_bps: int = 0      # a user's MARKET fills this much worse than the book level it takes
 
     def validate(self) -> None:
         for f in fields(self):
@@ -57,7 +58,30 @@ FAULT_RANGES = {
     "clock_skew_ms": (-3_600_000, 3_600_000),
     "max_connection_s": (0.0, 7 * 86_400.0),
     "rest_fail_next": (0, 1_000_000),
+    "market_slippage_bps": (0, 5_000),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class SlippedFill:
+    """One fill the slippage fault made worse: the book's price and the price charged, in ticks.
+    The truth a drift report's slippage line is checked against (tests/e2e)."""
+
+    symbol: str
+    trade_id: int
+    order_id: int
+    side: str
+    qty_steps: int
+    book_ticks: int
+    charged_ticks: int
+
+
+def slipped_ticks(side: str, book_ticks: int, bps: int) -> int:
+    """`bps` worse than the book for the taker, rounded to the tick against it (exact integers):
+    a BUY pays ceil(p (1 + bps/1e4)), a SELL gets floor(p (1 - bps/1e4)), never below 1 tick."""
+    if side == "BUY":
+        return -(-book_ticks * (10_000 + bps) // 10_000)
+    return max(book_ticks * (10_000 - bps) // 10_000, 1)
 
 
 class Faults:
@@ -68,6 +92,7 @@ class Faults:
         self.injected = 0
         self._held: dict[str, dict] = {}
         self.stall_until_ms = 0
+        self.slipped: list[SlippedFill] = []    # every fill the slippage fault changed, in order
 
     def update(self, changes: dict) -> FaultSettings:
         """Apply settings from the admin endpoint; unknown keys are an error naming the key."""
@@ -142,6 +167,17 @@ class Faults:
             self._held[name] = payload
             out.remove(payload)
         return out
+
+    def market_fill_ticks(self, side: str, book_ticks: int) -> int:
+        """The price a user's MARKET order is charged for a fill at the book's `book_ticks`."""
+        bps = self.settings.market_slippage_bps
+        return slipped_ticks(side, book_ticks, bps) if bps > 0 else book_ticks
+
+    def record_slip(self, fill: SlippedFill) -> None:
+        self.slipped.append(fill)
+        self.injected += 1
+        log.info("fault #%d: %s %s order %d filled at %d ticks, the book's %d", self.injected, fill.symbol,
+                    fill.side, fill.order_id, fill.charged_ticks, fill.book_ticks)
 
     def streams_stalled(self, now_ms: int) -> bool:
         return now_ms < self.stall_until_ms

@@ -20,6 +20,8 @@ before `submit` and settles them in the callbacks:
   on_order_update(order, exec_type)  "NEW" (accepted, or a stop triggered) and "EXPIRED"
   on_prevent(match)                  a prevented self-trade, after both orders reflect it
   on_trigger(order) -> bool          a stop is about to work; False rejects it (EXPIRED, REJECTED)
+  fill_price(side, ticks) -> ticks   what a user's MARKET order is charged for a fill at a book
+                                     level (the simulator's slippage fault); the book's price by default
 
 Explicit cancels (`cancel`) are reported by the caller, which knows the cancel request's ids.
 `defer(fn)` runs fn once the current submission has finished matching (an order list's next
@@ -132,6 +134,7 @@ class Trade:
     buyer_is_maker: bool
     buyer_order_id: int
     seller_order_id: int
+    book_price_ticks: int = 0   # the level it took, when the price charged differs (slippage fault)
 
 
 @dataclass(slots=True)
@@ -153,6 +156,7 @@ TradeCallback = Callable[[Trade, Order, Order], None]
 UpdateCallback = Callable[[Order, str], None]
 PreventCallback = Callable[[PreventedMatch], None]
 TriggerCallback = Callable[[Order], bool]
+FillPrice = Callable[[str, int], int]
 
 
 
@@ -164,12 +168,17 @@ def _ignore_prevented(match: PreventedMatch) -> None:
     pass
 
 
+def _book_price(side: str, price_ticks: int) -> int:
+    return price_ticks
+
+
 class MatchingEngine:
     """Price-time priority matching for one symbol."""
 
     def __init__(self, spec: SymbolSpec, book: Book, clock_ms: Callable[[], int],
                  on_trade: TradeCallback, on_order_update: UpdateCallback, *,
-                 on_prevent: PreventCallback | None = None, on_trigger: TriggerCallback | None = None):
+                 on_prevent: PreventCallback | None = None, on_trigger: TriggerCallback | None = None,
+                 fill_price: FillPrice | None = None):
         self.spec = spec
         self.book = book
         self._clock = clock_ms
@@ -177,6 +186,7 @@ class MatchingEngine:
         self._on_update = on_order_update
         self._on_prevent = on_prevent or _ignore_prevented
         self._on_trigger = on_trigger or _accept_all
+        self._fill_price = fill_price or _book_price
         self.last_order_id = 0
         self.last_trade_id = 0
         self.last_prevented_id = -1
@@ -219,12 +229,13 @@ class MatchingEngine:
         steps = cost = 0
         for level in self.book.opposite_of(side).iter_levels():
             avail = level.total
+            price = self._fill_price(side, level.price)     # only user orders are planned
             if qty_steps is not None:
                 take = min(avail, qty_steps - steps)
             else:
-                take = min(avail, (quote_units - cost) // (level.price * qpts))
+                take = min(avail, (quote_units - cost) // (price * qpts))
             steps += take
-            cost += take * level.price * qpts
+            cost += take * price * qpts
             if take < avail:
                 break
         return steps, cost
@@ -412,6 +423,9 @@ class MatchingEngine:
         self._on_prevent(PreventedMatch(match_id, price, taker, maker, t_q, m_q, mode, now, min(t_rem, m_rem)))
 
     def _execute(self, taker: Order, maker: Order, side: BookSide, level: Level, price: int, qty: int) -> None:
+        book_price = price
+        if taker.type in MARKET_TYPES and taker.account_id != MM_ACCOUNT_ID:
+            price = self._fill_price(taker.side, book_price)
         quote = price * qty * self.spec.quote_per_tick_step
         now = self._clock()
         self.last_trade_id += 1
@@ -425,12 +439,13 @@ class MatchingEngine:
         taker.update_time = now
         taker.status = FILLED if taker.remaining_steps == 0 else PARTIALLY_FILLED
         self.book.fill_front(side, level, qty, maker_done)
-        self.last_price = price
+        self.last_price = price                  # the tape prints the price charged
         self._prices.append(price)
+        slipped = book_price if book_price != price else 0
         if maker.side == BUY:
-            trade = Trade(self.last_trade_id, price, qty, quote, now, True, maker.order_id, taker.order_id)
+            trade = Trade(self.last_trade_id, price, qty, quote, now, True, maker.order_id, taker.order_id, slipped)
         else:
-            trade = Trade(self.last_trade_id, price, qty, quote, now, False, taker.order_id, maker.order_id)
+            trade = Trade(self.last_trade_id, price, qty, quote, now, False, taker.order_id, maker.order_id, slipped)
         self._on_trade(trade, maker, taker)
 
     def _expire(self, order: Order, reason: str) -> None:

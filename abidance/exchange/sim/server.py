@@ -101,7 +101,8 @@ class SimVenue:
         self.tickers = {s.symbol: Ticker24h(s.symbol, book_top=self._top_of(s.symbol)) for s in specs}
         self.publisher = StreamPublisher(self.hub, self.clock.now_ms, self.faults,
                                          {s: [self.klines[s], self.tickers[s]] for s in self.klines})
-        self.exchange = SimExchange(specs, self.clock.now_ms, self.publisher, seed=cfg.seed)
+        self.exchange = SimExchange(specs, self.clock.now_ms, self.publisher, seed=cfg.seed,
+                                    faults=self.faults)
         self.account = self.exchange.create_account(cfg.api_key, cfg.api_secret, cfg.balances)
         self.paused = False          # a frozen market (admin/tests): no steps, the book holds still
         self.drivers = []

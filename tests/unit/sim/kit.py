@@ -51,10 +51,10 @@ class Recorder(NullListener):
 
 
 class Env:
-    def __init__(self, symbols=None, **balances):
+    def __init__(self, symbols=None, faults=None, **balances):
         self.clock = Clock()
         self.rec = Recorder()
-        self.ex = SimExchange(symbols or default_symbols(), self.clock, self.rec)
+        self.ex = SimExchange(symbols or default_symbols(), self.clock, self.rec, faults=faults)
         start = balances or {"USDT": "100000", "BTC": "2"}
         self.alice = self.ex.create_account("alice-key", "alice-secret", dict(start))
         self.bob = self.ex.create_account("bob-key", "bob-secret", dict(start))

@@ -1,0 +1,1 @@
+"""Live against backtest, explained: `abidance report drift` (docs/drift.md)."""
