@@ -21,16 +21,20 @@ from abidance.strategy import Strategy
 
 
 class OneShot(Strategy):
-    """Buys once at market with a stop 3 % under the bid and a target 10 % over it."""
+    """Buys once at market with a stop 3 % under the bid and a target 10 % over it. A signal denied
+    while the node waits for its first reconciliation (a loaded machine) is sent again 2 s later."""
 
     wants_book = True
 
     def on_start(self):
-        self.done = False
+        self.done, self.tried_ns = False, None
+
+    def on_fill(self, fill):
+        self.done = True
 
     def on_book(self, book):
-        if not self.done:
-            self.done = True
+        if not self.done and (self.tried_ns is None or self.now_ns() - self.tried_ns > 2_000_000_000):
+            self.tried_ns = self.now_ns()
             bid = book.best_bid()[0]
             self.buy(book.symbol, 1.0, reason="entry", stop_loss=bid * 97 // 100, take_profit=bid * 110 // 100)
 '''
