@@ -155,7 +155,20 @@ class Campaign:
         log.info("chaos: fault phase %s", name)
 
     def _start_node(self) -> None:
-        self.node = procs.start_node(self.config, self.dir / "node.log")
+        log_file = self.dir / "node.log"
+        self._node_log_from = log_file.stat().st_size if log_file.exists() else 0
+        self.node = procs.start_node(self.config, log_file)
+
+    def _wait_node_running(self, timeout: float = 60.0) -> None:
+        """Until the node started last says it is running: a node still importing when the final
+        SIGTERM comes dies of it (exit -15) before it can stop cleanly, which is no finding."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.node.poll() is None:
+            with open(self.dir / "node.log", "rb") as f:
+                f.seek(self._node_log_from)
+                if b" running: " in f.read():
+                    return
+            time.sleep(0.2)
 
     def _sample(self, t0: float) -> None:
         pid = self.node.pid if self.node is not None and self.node.poll() is None else 0
@@ -227,6 +240,7 @@ class Campaign:
                     self._start_node()
                 time.sleep(1.0)
             self._admin("/admin/faults", OFF)
+            self._wait_node_running()
             time.sleep(3.0)
             rc = procs.stop(self.node, 30)
             time.sleep(2.0)         # the store writer's last flush (the node flushes on stop)

@@ -35,6 +35,8 @@ def main(args) -> int:
           f"store restarts {report['store_restarts']}, faults {report['faults']}, "
           f"RSS {report['rss_start_bytes'] / 2**20:.1f} -> {report['rss_end_bytes'] / 2**20:.1f} MiB, "
           f"fds {report['fds_start']} -> {report['fds_end']}")
+    if report["node_exit_code_at_the_end"] != 0:
+        print(f"FAIL the node did not stop cleanly at the end: exit code {report['node_exit_code_at_the_end']}")
     if args.out:
         Path(args.out).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print("chaos: every invariant holds" if report["ok"] else "chaos: INVARIANT BROKEN", file=sys.stdout)
