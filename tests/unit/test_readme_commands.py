@@ -48,15 +48,20 @@ def test_the_main_job_runs_offline_and_stops_cleanly(tmp_path):
     demo = subprocess.Popen([sys.executable, "-m", "abidance.cli", *args], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
-    while not any("abidance models --config" in line for line in lines):
-        line = demo.stdout.readline()
-        assert line, "the demo ended before it was ready: " + "".join(lines) + demo.stderr.read()
-        lines.append(line)
-    models = subprocess.run([sys.executable, "-m", "abidance.cli", "models", "--config", str(state / "node.toml"),
-                             "list"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    time.sleep(max(0.0, started + TRADE_S - time.monotonic()))
-    demo.send_signal(signal.SIGINT)
-    out, err = demo.communicate(timeout=90)
+    try:
+        while not any("abidance models --config" in line for line in lines):
+            line = demo.stdout.readline()
+            assert line, "the demo ended before it was ready: " + "".join(lines) + demo.stderr.read()
+            lines.append(line)
+        models = subprocess.run([sys.executable, "-m", "abidance.cli", "models", "--config",
+                                 str(state / "node.toml"), "list"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=60)
+        time.sleep(max(0.0, started + TRADE_S - time.monotonic()))
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
     log = "".join(lines) + out + err
     assert demo.returncode == 0, log
     assert "abidance demo: dashboard http://127.0.0.1:" in log and "store http://127.0.0.1:" in log
