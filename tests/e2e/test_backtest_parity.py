@@ -61,7 +61,7 @@ params = { fast = 2, slow = 4 }
 
 def test_backtest_and_live_decide_the_same_orders_on_the_same_bars(tmp_path):
     candles = shared_data("market", "ETH_BTC-5m.feather")
-    sim = RunningSim(SimConfig(seed=31, speed=300.0, balances={"BTC": Decimal("1")},
+    sim = RunningSim(SimConfig(seed=31, speed=600.0, balances={"BTC": Decimal("1")},
                                markets=[MarketConfig("ETHBTC", "candles", str(candles))]))
     cfg = node_config(sim, tmp_path / "state", BODY)
     node = None
@@ -94,7 +94,7 @@ def test_backtest_and_live_decide_the_same_orders_on_the_same_bars(tmp_path):
 
 def test_backtest_and_paper_produce_the_same_orders_and_fills_on_the_same_trades(tmp_path):
     candles = shared_data("market", "ETH_BTC-5m.feather")
-    sim = RunningSim(SimConfig(seed=32, speed=300.0, balances={"BTC": Decimal("1")},
+    sim = RunningSim(SimConfig(seed=32, speed=600.0, balances={"BTC": Decimal("1")},
                                markets=[MarketConfig("ETHBTC", "candles", str(candles))]))
     body = BODY + '\n[backtest]\nbalances = { BTC = "1" }\n'
     cfg = node_config(sim, tmp_path / "state", body, ABIDANCE__NODE__MODE="paper")
