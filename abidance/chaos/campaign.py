@@ -159,16 +159,13 @@ class Campaign:
         self._node_log_from = log_file.stat().st_size if log_file.exists() else 0
         self.node = procs.start_node(self.config, log_file)
 
-    def _wait_node_running(self, timeout: float = 60.0) -> None:
-        """Until the node started last says it is running: a node still importing when the final
-        SIGTERM comes dies of it (exit -15) before it can stop cleanly, which is no finding."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and self.node.poll() is None:
-            with open(self.dir / "node.log", "rb") as f:
-                f.seek(self._node_log_from)
-                if b" running: " in f.read():
-                    return
-            time.sleep(0.2)
+    def _node_started(self) -> bool:
+        """The node started last has said it is running, or has exited."""
+        if self.node.poll() is not None:
+            return True
+        with open(self.dir / "node.log", "rb") as f:
+            f.seek(self._node_log_from)
+            return b" running: " in f.read()
 
     def _sample(self, t0: float) -> None:
         pid = self.node.pid if self.node is not None and self.node.poll() is None else 0
@@ -240,7 +237,12 @@ class Campaign:
                     self._start_node()
                 time.sleep(1.0)
             self._admin("/admin/faults", OFF)
-            self._wait_node_running()
+            # A node still importing when the final SIGTERM comes dies of it (exit -15) before it can
+            # stop cleanly, which is no finding; one that never starts is reported by its exit code.
+            try:
+                procs.wait_for(self._node_started, 60.0, "the restarted node to run")
+            except TimeoutError:
+                pass
             time.sleep(3.0)
             rc = procs.stop(self.node, 30)
             time.sleep(2.0)         # the store writer's last flush (the node flushes on stop)
